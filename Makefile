@@ -1,0 +1,63 @@
+# camembert — PGXS build.
+#
+#   make                 build the extension (camembert.so)
+#   make install         install it into the PostgreSQL found by PG_CONFIG
+#   make unit            build and run the C unit tests of the pure core (ASan+UBSan)
+#   make installcheck    run the pg_regress tests against a running server
+#                        (scripts/cluster.sh sets PGHOST/PGPORT for the scratch cluster)
+#   make fuzz            build the libFuzzer targets (clang)
+#
+# The pure C core lives in src/core and never includes a PostgreSQL header;
+# the PostgreSQL layer lives in src/*.c.
+
+EXTENSION = camembert
+MODULE_big = camembert
+PGFILEDESC = "camembert - CamemBERT inference inside PostgreSQL"
+
+CORE_SRCS := $(sort $(wildcard src/core/*.c))
+PG_SRCS := $(sort $(wildcard src/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+DATA = $(sort $(wildcard sql/camembert--*.sql))
+
+# pg_regress tests: sql/<name>.sql, expected/<name>.out, run in this order.
+REGRESS = $(shell cat test/regress_schedule 2>/dev/null)
+REGRESS_OPTS = --load-extension=camembert
+
+WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-declaration-after-statement
+PG_CPPFLAGS = -Isrc/core
+PG_CFLAGS = -std=gnu11 $(WARNINGS)
+SHLIB_LINK = -lopenblas -lm
+
+EXTRA_CLEAN = build
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---------------------------------------------------------------------------
+# C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
+
+UNIT_CC ?= cc
+UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-Wall -Wextra -Werror -Isrc/core -Itest/unit
+UNIT_LIBS = -lopenblas -lm
+
+UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(CORE_SRCS))
+UNIT_TESTS := $(patsubst test/unit/%.c,build/unit/%,$(sort $(wildcard test/unit/test_*.c)))
+
+build/unit/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(UNIT_CFLAGS) -c -o $@ $<
+
+build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h) $(wildcard test/unit/support/*.c)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_OBJS) $(UNIT_LIBS)
+
+.PHONY: unit unit-build
+unit-build: $(UNIT_TESTS)
+
+unit: unit-build
+	@status=0; for t in $(UNIT_TESTS); do ASAN_OPTIONS=detect_leaks=1 $$t || status=1; done; exit $$status

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# cluster.sh — a scratch PostgreSQL cluster for the demo, the tests and the benchmarks.
+#
+#   scripts/cluster.sh start      initdb into .cluster/ if needed, then start (idempotent)
+#   scripts/cluster.sh stop       stop it (idempotent)
+#   scripts/cluster.sh restart
+#   scripts/cluster.sh status
+#   scripts/cluster.sh psql ARGS  psql into it (database postgres unless ARGS say otherwise)
+#   scripts/cluster.sh env        print the PGHOST/PGPORT/PGUSER exports: eval "$(scripts/cluster.sh env)"
+#   scripts/cluster.sh destroy    stop and remove .cluster/
+#
+# The cluster lives in the repository's ignored .cluster/ folder: data in .cluster/data,
+# the unix socket in .cluster/ itself, TCP on 127.0.0.1 only at a free port chosen at
+# initdb time (kept in .cluster/port).  shared_preload_libraries = 'camembert'.
+# As root the server runs as the 'postgres' system user (PostgreSQL refuses root).
+# PG_CONFIG selects the PostgreSQL installation (default: pg_config on PATH).
+# Extra settings for postgresql.conf can be given in CAMEMBERT_CLUSTER_CONF at initdb time.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DIR=$ROOT/.cluster
+DATA=$DIR/data
+PG_CONFIG=${PG_CONFIG:-pg_config}
+BINDIR=$("$PG_CONFIG" --bindir)
+
+if [ "$(id -u)" = 0 ]; then
+	RUNAS=(runuser -u postgres --)
+	DBUSER=postgres
+else
+	RUNAS=()
+	DBUSER=$(id -un)
+fi
+
+port() { cat "$DIR/port"; }
+
+free_port() {
+	local p
+	for p in $(seq 54330 54999); do
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"; return 0
+		fi
+	done
+	echo "no free port in 54330-54999" >&2; return 1
+}
+
+init() {
+	[ -f "$DATA/PG_VERSION" ] && return 0
+	mkdir -p "$DIR"
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$DIR"
+		# the server must be able to reach the repository (models, fixtures)
+		if ! runuser -u postgres -- test -r "$ROOT/camembert.control"; then
+			echo "cluster.sh: user postgres cannot read $ROOT; make its parent folders world-executable" >&2
+			exit 1
+		fi
+	fi
+	free_port > "$DIR/port"
+	"${RUNAS[@]}" "$BINDIR/initdb" -D "$DATA" -U "$DBUSER" --auth=trust --encoding=UTF8 \
+		--locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; exit 1; }
+	cat >> "$DATA/postgresql.conf" <<CONF
+
+# scratch cluster written by scripts/cluster.sh
+listen_addresses = '127.0.0.1'
+port = $(port)
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'camembert'
+max_connections = 40
+fsync = off
+logging_collector = off
+log_min_messages = warning
+lc_messages = 'C'
+max_parallel_workers_per_gather = 2
+${CAMEMBERT_CLUSTER_CONF:-}
+CONF
+}
+
+running() { "${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+
+start() {
+	init
+	running && return 0
+	"${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null || {
+		echo "cluster.sh: server did not start; last lines of $DIR/server.log:" >&2
+		tail -20 "$DIR/server.log" >&2; exit 1; }
+}
+
+stop() {
+	[ -f "$DATA/PG_VERSION" ] || return 0
+	running || return 0
+	"${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+}
+
+cmd=${1:-status}
+shift || true
+case "$cmd" in
+	start) start ;;
+	stop) stop ;;
+	restart) stop; start ;;
+	status) if running; then echo "running on port $(port), socket in $DIR"; else echo "not running"; exit 3; fi ;;
+	env) echo "export PGHOST='$DIR' PGPORT='$(port)' PGUSER='$DBUSER' PGDATABASE=postgres" ;;
+	psql) PGHOST=$DIR PGPORT=$(port) PGUSER=$DBUSER exec "$BINDIR/psql" -X -d postgres "$@" ;;
+	destroy) stop; rm -rf "$DIR" ;;
+	*) echo "usage: $0 start|stop|restart|status|env|psql|destroy" >&2; exit 2 ;;
+esac

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# setup.sh — install what is missing (Debian 12, as root), build with -Werror, install.
+#
+#   scripts/setup.sh          packages + build + install
+#   scripts/setup.sh --deps   packages only
+#
+# Idempotent: packages already installed are not touched; apt runs only when one is missing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PGMAJOR=${PGMAJOR:-15}
+
+# Runtime + build: the server, its headers, OpenBLAS.  Tests: IPC::Run for TAP,
+# clang for the fuzzers, Debian's python3 + numpy for fixture cross-checks.
+PACKAGES=(
+	build-essential
+	"postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR" postgresql-contrib
+	libopenblas-dev
+	libipc-run-perl
+	clang
+	python3 python3-numpy
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup.sh: missing packages (${missing[*]}); run as root or install them" >&2
+		exit 1
+	fi
+	echo "setup.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PGMAJOR/bin/pg_config}
+make -C "$ROOT" -s -j2 PG_CONFIG="$PG_CONFIG"
+if [ "$(id -u)" = 0 ]; then
+	make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG"
+else
+	sudo make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG"
+fi
+echo "setup.sh: camembert built and installed into $("$PG_CONFIG" --pkglibdir)"

@@ -1,0 +1,170 @@
+/*
+ * camembert.c — module initialisation: GUCs, the core's allocation and
+ * interrupt hooks, error mapping.
+ */
+#include "postgres.h"
+
+#include <cblas.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "camembert.h"
+
+PG_MODULE_MAGIC;
+
+int			camembert_threads = 1;
+char	   *camembert_default_model = NULL;
+char	   *camembert_model_dir = NULL;
+int			camembert_max_new_tokens = 256;
+int			camembert_max_models = 16;
+bool		camembert_preloaded = false;
+
+/* openblas_set_num_threads is OpenBLAS-specific; declare it to stay header-agnostic. */
+extern void openblas_set_num_threads(int num_threads);
+
+void		_PG_init(void);
+
+/*
+ * The core allocates through these: memory belongs to the current memory
+ * context, so an ERROR raised while core code is on the stack (from
+ * CHECK_FOR_INTERRUPTS in the interrupt hook, or an OOM) frees everything.
+ */
+static void *
+core_alloc(size_t size)
+{
+	return MemoryContextAllocExtended(CurrentMemoryContext, size ? size : 1,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static void *
+core_realloc(void *ptr, size_t size)
+{
+	return repalloc_huge(ptr, size ? size : 1);
+}
+
+static void
+core_free(void *ptr)
+{
+	pfree(ptr);
+}
+
+static void
+core_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+static const cb_allocator palloc_allocator = {core_alloc, core_realloc, core_free};
+
+void
+camembert_report_core_error(const cb_error *err, const char *context, const char *hint)
+{
+	int			code;
+
+	switch (err->status)
+	{
+		case CB_ERR_IO:
+			errno = err->sys_errno;
+			code = errno ? errcode_for_file_access() : ERRCODE_IO_ERROR;
+			break;
+		case CB_ERR_FORMAT:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case CB_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
+		case CB_ERR_NOMEM:
+			code = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case CB_ERR_LIMIT:
+			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		case CB_ERR_INVALID:
+		default:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(code),
+			 context ? errmsg("%s: %s", context, err->message) : errmsg("%s", err->message),
+			 hint ? errhint("%s", hint) : 0));
+	pg_unreachable();
+}
+
+void
+camembert_apply_threads(void)
+{
+	static int	applied = -1;
+
+	if (applied != camembert_threads)
+	{
+		openblas_set_num_threads(camembert_threads);
+		applied = camembert_threads;
+	}
+}
+
+void
+_PG_init(void)
+{
+	camembert_preloaded = process_shared_preload_libraries_in_progress;
+
+	cb_set_allocator(&palloc_allocator);
+	cb_set_interrupt_hook(core_check_interrupts);
+
+	DefineCustomIntVariable("camembert.threads",
+							"Number of OpenBLAS threads a backend uses for one forward pass.",
+							"Each backend runs its own threads; with parallel query, every worker uses this many.",
+							&camembert_threads,
+							1, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("camembert.default_model",
+							   "Model used when a function's model argument is NULL.",
+							   "When empty, the one loaded model that can do the task is used.",
+							   &camembert_default_model,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("camembert.model_dir",
+							   "If set, camembert_load only reads model directories below this directory.",
+							   NULL,
+							   &camembert_model_dir,
+							   "",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("camembert.max_new_tokens",
+							"Upper bound on max_new_tokens for camembert_generate.",
+							NULL,
+							&camembert_max_new_tokens,
+							256, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("camembert.max_models",
+							"Number of models that can be loaded at the same time.",
+							NULL,
+							&camembert_max_models,
+							16, 1, 1024,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("camembert");
+#else
+	EmitWarningsOnPlaceholders("camembert");
+#endif
+}
+
+PG_FUNCTION_INFO_V1(camembert_version);
+Datum
+camembert_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text("0.1"));
+}

@@ -1,0 +1,129 @@
+/*
+ * cb_common.c — error reporting, allocation and interrupt hooks of the core.
+ */
+#include "cb_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *
+libc_alloc(size_t size)
+{
+	return malloc(size ? size : 1);
+}
+
+static void *
+libc_realloc(void *ptr, size_t size)
+{
+	return realloc(ptr, size ? size : 1);
+}
+
+static const cb_allocator libc_allocator = {libc_alloc, libc_realloc, free};
+static cb_allocator current_allocator = {libc_alloc, libc_realloc, free};
+static void (*interrupt_hook) (void) = NULL;
+
+cb_status
+cb_set_error(cb_error *err, cb_status status, const char *fmt,...)
+{
+	if (err != NULL)
+	{
+		va_list		ap;
+
+		err->status = status;
+		err->sys_errno = 0;
+		va_start(ap, fmt);
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		va_end(ap);
+	}
+	return status;
+}
+
+void
+cb_clear_error(cb_error *err)
+{
+	if (err != NULL)
+	{
+		err->status = CB_OK;
+		err->sys_errno = 0;
+		err->message[0] = '\0';
+	}
+}
+
+const char *
+cb_status_name(cb_status status)
+{
+	switch (status)
+	{
+		case CB_OK:
+			return "ok";
+		case CB_ERR_IO:
+			return "i/o error";
+		case CB_ERR_FORMAT:
+			return "invalid format";
+		case CB_ERR_UNSUPPORTED:
+			return "unsupported";
+		case CB_ERR_NOMEM:
+			return "out of memory";
+		case CB_ERR_INVALID:
+			return "invalid argument";
+		case CB_ERR_LIMIT:
+			return "limit exceeded";
+	}
+	return "unknown";
+}
+
+void
+cb_set_allocator(const cb_allocator *allocator)
+{
+	current_allocator = allocator ? *allocator : libc_allocator;
+}
+
+void *
+cb_malloc(size_t size)
+{
+	return current_allocator.alloc(size);
+}
+
+void *
+cb_calloc(size_t count, size_t size)
+{
+	size_t		total;
+	void	   *p;
+
+	if (!cb_mul_size(count, size, &total))
+		return NULL;
+	p = current_allocator.alloc(total);
+	if (p != NULL)
+		memset(p, 0, total);
+	return p;
+}
+
+void *
+cb_realloc(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return current_allocator.alloc(size);
+	return current_allocator.realloc(ptr, size);
+}
+
+void
+cb_free(void *ptr)
+{
+	if (ptr != NULL)
+		current_allocator.free(ptr);
+}
+
+void
+cb_set_interrupt_hook(void (*hook) (void))
+{
+	interrupt_hook = hook;
+}
+
+void
+cb_check_interrupts(void)
+{
+	if (interrupt_hook != NULL)
+		interrupt_hook();
+}

@@ -1,0 +1,83 @@
+/*
+ * cb_common.h — conventions shared by every file of the pure C core.
+ *
+ * The core (src/core) knows nothing of PostgreSQL.  It follows three rules so
+ * that the PostgreSQL layer can call it safely:
+ *
+ *   1. Errors are returned, never thrown: functions that can fail return a
+ *      cb_status and fill a caller-provided cb_error with a message that names
+ *      the problem (tensor name, offset, piece index ...).
+ *   2. Every allocation goes through cb_malloc/cb_realloc/cb_free.  The
+ *      defaults are malloc/realloc/free; the PostgreSQL layer installs hooks
+ *      that allocate in the current memory context, so an ERROR (which
+ *      longjmps out of the core) leaks nothing.  cb_malloc returns NULL on
+ *      failure and the caller reports CB_ERR_NOMEM.
+ *   3. Long loops call cb_check_interrupts() at safe points (between layers,
+ *      every few thousand pieces).  The PostgreSQL layer installs a hook that
+ *      runs CHECK_FOR_INTERRUPTS(), which may longjmp: code must therefore not
+ *      hold anything but cb_malloc'ed memory when it calls it.
+ */
+#ifndef CB_COMMON_H
+#define CB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef enum cb_status
+{
+	CB_OK = 0,
+	CB_ERR_IO,			/* a file could not be opened or read */
+	CB_ERR_FORMAT,		/* a file is malformed, truncated or inconsistent */
+	CB_ERR_UNSUPPORTED, /* well-formed, but a feature we do not implement */
+	CB_ERR_NOMEM,		/* an allocation failed */
+	CB_ERR_INVALID,		/* a bad argument from the caller */
+	CB_ERR_LIMIT		/* a size or count over a documented limit */
+} cb_status;
+
+#define CB_ERROR_MESSAGE_MAX 512
+
+typedef struct cb_error
+{
+	cb_status	status;
+	int			sys_errno;	/* errno for CB_ERR_IO, else 0 */
+	char		message[CB_ERROR_MESSAGE_MAX];
+} cb_error;
+
+/* Fill *err (if not NULL) and return status.  printf-style message. */
+cb_status	cb_set_error(cb_error *err, cb_status status, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+void		cb_clear_error(cb_error *err);
+const char *cb_status_name(cb_status status);
+
+/* Allocation hooks (see rule 2). */
+typedef struct cb_allocator
+{
+	void	   *(*alloc) (size_t size);
+	void	   *(*realloc) (void *ptr, size_t size);
+	void		(*free) (void *ptr);
+} cb_allocator;
+
+void		cb_set_allocator(const cb_allocator *allocator); /* NULL: libc */
+void	   *cb_malloc(size_t size);
+void	   *cb_calloc(size_t count, size_t size);	/* overflow-checked, zeroed */
+void	   *cb_realloc(void *ptr, size_t size);
+void		cb_free(void *ptr);
+
+/* Interrupt hook (see rule 3). */
+void		cb_set_interrupt_hook(void (*hook) (void));
+void		cb_check_interrupts(void);
+
+/* Overflow-checked size arithmetic: false on overflow. */
+static inline bool
+cb_mul_size(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool
+cb_add_size(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_add_overflow(a, b, out);
+}
+
+#endif							/* CB_COMMON_H */

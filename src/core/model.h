@@ -1,0 +1,107 @@
+/*
+ * model.h — what a loaded CamemBERT model holds: its configuration and a view
+ * of its float32 weights.
+ *
+ * A model is built once into a *model image*: one contiguous,
+ * position-independent block of bytes (header, configuration, label strings,
+ * then every weight as float32, 64-byte aligned, all references as offsets
+ * from the start of the image).  The PostgreSQL layer copies the image into a
+ * shared memory segment; every backend then calls cb_model_view() on its own
+ * mapping, which validates the image and fills a cb_model with pointers into
+ * it.  No backend ever copies the weights.
+ *
+ * Owners: model_image.c builds and views images (from config.json +
+ * safetensors / pytorch_model.bin, see config.h, safetensors.h, torch_bin.h);
+ * forward.c runs the network on a cb_model.
+ */
+#ifndef CB_MODEL_H
+#define CB_MODEL_H
+
+#include "cb_common.h"
+
+typedef enum cb_architecture
+{
+	CB_ARCH_MASKED_LM = 0,			/* CamembertForMaskedLM */
+	CB_ARCH_SEQUENCE_CLASSIFICATION,	/* CamembertForSequenceClassification */
+	CB_ARCH_CAUSAL_LM,				/* CamembertForCausalLM */
+	CB_ARCH_ENCODER					/* CamembertModel: encoder only */
+} cb_architecture;
+
+typedef enum cb_problem_type
+{
+	CB_PROBLEM_NONE = 0,			/* not a classifier */
+	CB_PROBLEM_SINGLE_LABEL,		/* softmax, cross-entropy */
+	CB_PROBLEM_REGRESSION,			/* num_labels == 1: identity, MSE */
+	CB_PROBLEM_MULTI_LABEL			/* sigmoid, BCE with logits */
+} cb_problem_type;
+
+typedef enum cb_dtype
+{
+	CB_DTYPE_F32 = 0,
+	CB_DTYPE_F16,
+	CB_DTYPE_BF16
+} cb_dtype;
+
+#define CB_MAX_LABELS 1024
+#define CB_MAX_LAYERS 256
+
+/* Hyper-parameters, as read from config.json (plain data: lives in the image). */
+typedef struct cb_config
+{
+	cb_architecture architecture;
+	cb_problem_type problem_type;
+	cb_dtype	stored_dtype;		/* dtype of the weight files (computation is f32) */
+	int32_t		vocab_size;
+	int32_t		hidden_size;
+	int32_t		num_hidden_layers;
+	int32_t		num_attention_heads;
+	int32_t		intermediate_size;
+	int32_t		max_position_embeddings;
+	int32_t		type_vocab_size;
+	int32_t		pad_token_id;
+	int32_t		bos_token_id;
+	int32_t		eos_token_id;
+	int32_t		num_labels;		/* classifiers: id2label size (or num_labels) */
+	int32_t		is_decoder;		/* causal attention mask */
+	float		layer_norm_eps;
+} cb_config;
+
+/* One encoder layer.  Linear weights are [out_features][in_features], row-major. */
+typedef struct cb_layer_weights
+{
+	const float *query_w, *query_b;	/* [H][H], [H] */
+	const float *key_w, *key_b;
+	const float *value_w, *value_b;
+	const float *attn_out_w, *attn_out_b;	/* [H][H], [H] */
+	const float *attn_ln_w, *attn_ln_b;	/* [H] */
+	const float *inter_w, *inter_b;	/* [I][H], [I] */
+	const float *out_w, *out_b;		/* [H][I], [H] */
+	const float *out_ln_w, *out_ln_b;	/* [H] */
+} cb_layer_weights;
+
+/* A model: configuration plus pointers into an image (read-only). */
+typedef struct cb_model
+{
+	cb_config	config;
+	const char *const *labels;	/* num_labels strings (id2label), or NULL */
+
+	/* embeddings */
+	const float *word_embeddings;	/* [V][H] */
+	const float *position_embeddings;	/* [P][H] */
+	const float *token_type_embeddings;	/* [T][H] */
+	const float *embeddings_ln_w, *embeddings_ln_b;	/* [H] */
+
+	cb_layer_weights *layers;	/* num_hidden_layers entries */
+
+	/* MLM / causal LM head (lm_head.*); decoder_w is tied to word_embeddings */
+	const float *lm_dense_w, *lm_dense_b;	/* [H][H], [H] */
+	const float *lm_ln_w, *lm_ln_b;	/* [H] */
+	const float *lm_decoder_w;	/* [V][H] */
+	const float *lm_decoder_b;	/* [V] (lm_head.bias) */
+
+	/* classification head (classifier.*) */
+	const float *cls_dense_w, *cls_dense_b;	/* [H][H], [H] */
+	const float *cls_out_w, *cls_out_b;	/* [L][H], [L] */
+} cb_model;
+
+#endif							/* CB_MODEL_H */

@@ -1,0 +1,121 @@
+/*
+ * test_common.c — the core's shared conventions: errors, allocation hooks,
+ * overflow-checked sizes, interrupt hook.
+ */
+#include "cb_common.h"
+#include "unit.h"
+
+#include <stdint.h>
+
+static int	hook_allocs;
+static int	hook_frees;
+static int	interrupts;
+
+static void *
+counting_alloc(size_t size)
+{
+	hook_allocs++;
+	return malloc(size);
+}
+
+static void *
+counting_realloc(void *p, size_t size)
+{
+	return realloc(p, size);
+}
+
+static void
+counting_free(void *p)
+{
+	hook_frees++;
+	free(p);
+}
+
+static void
+test_error_message(void)
+{
+	cb_error	err;
+
+	CHECK_EQ_INT(cb_set_error(&err, CB_ERR_FORMAT, "tensor \"%s\" at offset %d", "a.b", 42), CB_ERR_FORMAT);
+	CHECK_EQ_INT(err.status, CB_ERR_FORMAT);
+	CHECK_EQ_STR(err.message, "tensor \"a.b\" at offset 42");
+	/* a NULL error is allowed and still returns the status */
+	CHECK_EQ_INT(cb_set_error(NULL, CB_ERR_IO, "x"), CB_ERR_IO);
+
+	/* messages longer than the buffer are cut, never overflow */
+	char		longname[2000];
+
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cb_set_error(&err, CB_ERR_LIMIT, "%s", longname);
+	CHECK_EQ_INT(strlen(err.message), CB_ERROR_MESSAGE_MAX - 1);
+
+	cb_clear_error(&err);
+	CHECK_EQ_INT(err.status, CB_OK);
+	CHECK_EQ_STR(err.message, "");
+	CHECK_EQ_STR(cb_status_name(CB_ERR_NOMEM), "out of memory");
+}
+
+static void
+test_size_arithmetic(void)
+{
+	size_t		out;
+
+	CHECK(cb_mul_size(1000, 1000, &out) && out == 1000000);
+	CHECK(!cb_mul_size(SIZE_MAX / 2, 3, &out));
+	CHECK(cb_add_size(1, 2, &out) && out == 3);
+	CHECK(!cb_add_size(SIZE_MAX, 1, &out));
+	/* calloc refuses an overflowing request instead of allocating a wrapped size */
+	CHECK(cb_calloc(SIZE_MAX / 4, 8) == NULL);
+}
+
+static void
+test_allocator_hooks(void)
+{
+	const cb_allocator counting = {counting_alloc, counting_realloc, counting_free};
+
+	cb_set_allocator(&counting);
+	void	   *p = cb_malloc(16);
+	int		   *z = cb_calloc(4, sizeof(int));
+
+	CHECK(p != NULL);
+	CHECK(z != NULL && z[0] == 0 && z[3] == 0);
+	cb_free(p);
+	cb_free(z);
+	cb_free(NULL);				/* no call for NULL */
+	CHECK_EQ_INT(hook_allocs, 2);
+	CHECK_EQ_INT(hook_frees, 2);
+	cb_set_allocator(NULL);
+	p = cb_malloc(8);
+	cb_free(p);
+	CHECK_EQ_INT(hook_allocs, 2);	/* back to libc */
+}
+
+static void
+count_interrupt(void)
+{
+	interrupts++;
+}
+
+static void
+test_interrupt_hook(void)
+{
+	cb_check_interrupts();		/* no hook: nothing happens */
+	cb_set_interrupt_hook(count_interrupt);
+	cb_check_interrupts();
+	cb_check_interrupts();
+	CHECK_EQ_INT(interrupts, 2);
+	cb_set_interrupt_hook(NULL);
+	cb_check_interrupts();
+	CHECK_EQ_INT(interrupts, 2);
+}
+
+int
+main(void)
+{
+	RUN(test_error_message);
+	RUN(test_size_arithmetic);
+	RUN(test_allocator_hooks);
+	RUN(test_interrupt_hook);
+	return unit_finish("common");
+}
