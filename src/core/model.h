@@ -102,6 +102,11 @@ typedef struct cb_model
 	/* classification head (classifier.*) */
 	const float *cls_dense_w, *cls_dense_b;	/* [H][H], [H] */
 	const float *cls_out_w, *cls_out_b;	/* [L][H], [L] */
+
+	/* filled by cb_model_view (model_image.h) */
+	uint64_t	parameter_count;	/* unique tensors (tied ones once), like HF num_parameters() */
+	uint64_t	weight_bytes;	/* float32 bytes of those tensors in the image */
+	void	   *owned_image;	/* cb_model_load_dir: the image, freed by cb_model_view_release */
 } cb_model;
 
 #endif							/* CB_MODEL_H */
