@@ -1,0 +1,167 @@
+/*
+ * forward.h — the CamemBERT (RoBERTa) forward pass and its heads, in float32,
+ * equal to Hugging Face transformers (CamembertModel, CamembertForMaskedLM,
+ * CamembertForCausalLM, CamembertForSequenceClassification) in eval mode.
+ *
+ * Input: a batch of B rows of T token ids (right padding with pad_token_id
+ * and attention_mask 0 is the usual form; any 0/1 mask is accepted).
+ *
+ *  - Position ids are RoBERTa's: pad_token_id + cumsum(input_ids != pad) on
+ *    non-pad tokens, pad_token_id on pad tokens (so a literal <pad> inside a
+ *    text keeps attention_mask 1 but gets position pad_token_id and does not
+ *    advance the count).  A row whose position ids would reach
+ *    max_position_embeddings (more than max_position_embeddings - 2 non-pad
+ *    tokens up to an attended one) is rejected with CB_ERR_INVALID:
+ *    truncation is the caller's job.
+ *  - Embeddings = word + token_type[0] + position, then LayerNorm; then the
+ *    post-LN encoder layers (attention with masked keys removed, causal mask
+ *    for is_decoder models, exact erf GELU).
+ *  - Only attended tokens (attention_mask 1) are computed: tokens with
+ *    attention_mask 0 are dropped before the first layer, which gives exactly
+ *    the result transformers gives on the attended tokens (masked keys get
+ *    probability 0 there too).  Every output at a position whose
+ *    attention_mask is 0 is written as zeros (transformers computes
+ *    meaningless values there).  Consequently every row needs at least one
+ *    attended token, and the classification head (which reads position 0,
+ *    the <s> token) needs position 0 attended: left padding is not
+ *    supported for classifiers.
+ *
+ * Outputs are optional: pass NULL for what is not wanted.  Computing token
+ * logits is expensive (vocab_size values per token); to score a few positions
+ * only (fill-mask), list them in logit_positions.
+ *
+ * Scratch memory: one block, sized once per call, in a cb_workspace that the
+ * caller may keep between calls (it then only grows), or NULL for a block
+ * allocated and freed inside the call.  Between layers the forward pass calls
+ * cb_check_interrupts(), holding only cb_malloc'ed memory.
+ */
+#ifndef CB_FORWARD_H
+#define CB_FORWARD_H
+
+#include "cb_common.h"
+#include "model.h"
+
+/* A reusable scratch block (cb_malloc'ed, 64-byte aligned inside). */
+typedef struct cb_workspace
+{
+	void	   *block;			/* as returned by cb_malloc */
+	size_t		size;			/* usable bytes from the aligned start */
+} cb_workspace;
+
+void		cb_workspace_init(cb_workspace *ws);
+/* Make at least `bytes` usable bytes available (contents are not kept). */
+cb_status	cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err);
+/* 64-byte aligned start of the block (NULL when empty). */
+void	   *cb_workspace_data(const cb_workspace *ws);
+void		cb_workspace_release(cb_workspace *ws);
+
+typedef struct cb_forward_input
+{
+	int32_t		batch_size;		/* B >= 1 */
+	int32_t		seq_len;		/* T >= 1 (padded length of every row) */
+	const int32_t *input_ids;	/* [B][T], each in [0, vocab_size) */
+	const int32_t *attention_mask;	/* [B][T] of 0/1, or NULL for all ones */
+} cb_forward_input;
+
+typedef struct cb_forward_output
+{
+	/* [B][T][H]: output of the last layer. */
+	float	   *last_hidden_state;
+
+	/* [L+1][B][T][H]: embeddings output (after its LayerNorm), then the
+	 * output of every layer (transformers' output_hidden_states). */
+	float	   *hidden_states;
+
+	/* [L][B][A][T][T]: attention probabilities of every layer and head
+	 * (output_attentions); rows and columns of unattended tokens are 0. */
+	float	   *attentions;
+
+	/* Masked / causal LM models only. */
+	float	   *token_logits;	/* [B][T][V]: logits at every position */
+	const int32_t *logit_positions;	/* n flat positions b * T + t ... */
+	int32_t		n_logit_positions;
+	float	   *position_logits;	/* ... and their logits, [n][V] */
+
+	/* Sequence classification models only: [B][num_labels]. */
+	float	   *class_logits;
+} cb_forward_output;
+
+/*
+ * Run the model.  Errors: CB_ERR_INVALID (bad ids, mask, shapes, a sequence
+ * too long, an output the architecture does not have), CB_ERR_FORMAT (a model
+ * whose configuration or weights are inconsistent), CB_ERR_NOMEM,
+ * CB_ERR_LIMIT (a batch too large to size).
+ */
+cb_status	cb_forward(const cb_model *model, const cb_forward_input *input,
+					   const cb_forward_output *output, cb_workspace *workspace,
+					   cb_error *err);
+
+/* Check that the model's configuration and weight pointers are usable by
+ * cb_forward (and by its head for the architecture). */
+cb_status	cb_forward_check_model(const cb_model *model, cb_error *err);
+
+/* Number of floating-point operations (multiply-adds count 2) of the matrix
+ * products of one forward pass over `tokens` tokens grouped in sequences of
+ * `seq_len` tokens, without heads: for benchmarks. */
+double		cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len);
+
+/*
+ * Internals shared with generate.c (the KV-cache decoder).
+ */
+
+/* Scratch floats needed by cb_encoder_layer for n_rows new rows, at most
+ * max_queries new rows and max_keys keys per sequence (0 on overflow). */
+size_t		cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows,
+											size_t max_queries, size_t max_keys);
+
+/* Embeddings of `n` tokens with the given position ids into x [n][H]. */
+void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
+							size_t n, float *x);
+
+/*
+ * One encoder layer on x [n_rows][H] (in place).  The rows form n_seq
+ * sequences: sequence s has rows seq_off[s] .. seq_off[s+1]-1 of x.
+ * Keys/values: the projections of the rows are written to k_store/v_store
+ * starting at row `past` (row past + r for row r of x); sequence s attends to
+ * the keys k_store[seq_off[s] .. seq_off[s] + past + n_s) (so `past` > 0
+ * requires n_seq == 1: a KV cache).  Query i of a sequence sees all its keys,
+ * or with `causal` the keys up to past + i.
+ * sink: NULL, or where to copy the attention probabilities (past must be 0,
+ * subset NULL).
+ * subset: NULL to update every row of x in place; else the layer computes
+ * the output of the listed rows only (into subset->out; keys and values are
+ * still computed for every row): the last layer needs no more rows than the
+ * heads read.
+ * scratch holds cb_encoder_layer_scratch_floats floats.
+ */
+typedef struct cb_query_subset
+{
+	size_t		n;				/* rows to output */
+	const size_t *rows;			/* [n]: rows of x, ascending, grouped by sequence */
+	const size_t *seq_q_off;	/* [n_seq + 1]: sequence s owns rows[seq_q_off[s] ..] */
+	float	   *out;			/* [n][H]: the layer's output for those rows */
+} cb_query_subset;
+
+typedef struct cb_attention_sink
+{
+	float	   *probs;			/* [B][A][T][T] of this layer */
+	int32_t		seq_len;		/* T */
+	int32_t		num_heads;		/* A */
+	const int32_t *row_batch;	/* row -> b */
+	const int32_t *row_time;	/* row -> t */
+} cb_attention_sink;
+
+void		cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
+							 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
+							 float *k_store, float *v_store, size_t past, int causal,
+							 const cb_attention_sink *sink, const cb_query_subset *subset,
+							 float *scratch);
+
+/* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
+ * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is
+ * written at logits + i * ld_logits (ld_logits >= V). */
+void		cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp);
+void		cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n,
+							  float *logits, size_t ld_logits);
+
+#endif							/* CB_FORWARD_H */

@@ -1,0 +1,302 @@
+/*
+ * kernels.c — element-wise and row-wise float32 kernels (see kernels.h).
+ *
+ * The hot kernels (GELU, LayerNorm) are written with GCC/Clang vector
+ * extensions on 4 floats (SSE2 on x86-64, NEON on arm64: no -m flag needed);
+ * the compiler does not vectorize plain loops at -O2.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f
+v4_load(const float *p)
+{
+	v4f			v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void
+v4_store(float *p, v4f v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline v4f
+v4_splat(float x)
+{
+	return (v4f) {x, x, x, x};
+}
+
+static inline v4i
+v4_splat_i(int32_t x)
+{
+	return (v4i) {x, x, x, x};
+}
+
+/* mask ? a : b, mask lanes all ones or all zeros */
+static inline v4f
+v4_select(v4i mask, v4f a, v4f b)
+{
+	return (v4f) (((v4i) a & mask) | ((v4i) b & ~mask));
+}
+
+/*
+ * exp(x) for x in [-87, 88] (Cephes expf: x = n ln2 + r, |r| <= ln2/2,
+ * degree-7 polynomial, 2^n through the exponent bits); ~1 ulp.
+ */
+static inline v4f
+v4_exp(v4f x)
+{
+	const v4f	magic = v4_splat(12582912.0f);	/* 1.5 * 2^23: round to nearest */
+	v4f			n,
+				r,
+				r2,
+				p;
+	v4i			e;
+
+	x = v4_select(x < v4_splat(-87.0f), v4_splat(-87.0f), x);
+	x = v4_select(x > v4_splat(88.0f), v4_splat(88.0f), x);
+	n = (x * v4_splat(1.44269504088896341f) + magic) - magic;
+	r = x - n * v4_splat(0.693359375f) - n * v4_splat(-2.12194440e-4f);
+	r2 = r * r;
+	p = v4_splat(1.9875691500e-4f);
+	p = p * r + v4_splat(1.3981999507e-3f);
+	p = p * r + v4_splat(8.3334519073e-3f);
+	p = p * r + v4_splat(4.1665795894e-2f);
+	p = p * r + v4_splat(1.6666665459e-1f);
+	p = p * r + v4_splat(5.0000001201e-1f);
+	p = p * r2 + r + v4_splat(1.0f);
+	e = (__builtin_convertvector(n, v4i) + 127) << 23;
+	return p * (v4f) e;
+}
+
+/*
+ * GELU(x) = 0.5 x (1 + erf(x / sqrt 2)), with erf from Abramowitz & Stegun
+ * 7.1.26 (|error| <= 1.5e-7; the approximation PyTorch's vectorized CPU
+ * kernel uses): for z >= 0, erfc(z) = t (a1 + t (a2 + ... a5)) exp(-z^2),
+ * t = 1 / (1 + p z).  1 + erf(z) is 2 - erfc(|z|) for z >= 0 and
+ * erfc(|z|) for z < 0, so large negative inputs lose no precision.
+ */
+static inline v4f
+v4_gelu(v4f x)
+{
+	v4f			z = x * v4_splat(0.70710678118654752440f);
+	v4f			az = (v4f) ((v4i) z & v4_splat_i(0x7fffffff));
+	v4f			t = v4_splat(1.0f) / (v4_splat(1.0f) + v4_splat(0.3275911f) * az);
+	v4f			poly,
+				erfc_az,
+				one_plus_erf;
+
+	poly = v4_splat(1.061405429f);
+	poly = poly * t + v4_splat(-1.453152027f);
+	poly = poly * t + v4_splat(1.421413741f);
+	poly = poly * t + v4_splat(-0.284496736f);
+	poly = poly * t + v4_splat(0.254829592f);
+	erfc_az = poly * t * v4_exp(-(az * az));
+	one_plus_erf = v4_select(z < v4_splat(0.0f), erfc_az, v4_splat(2.0f) - erfc_az);
+	return v4_splat(0.5f) * x * one_plus_erf;
+}
+
+float
+cb_gelu(float x)
+{
+	v4f			r = v4_gelu(v4_splat(x));
+
+	return r[0];
+}
+
+void
+cb_kernel_bias_gelu(float *x, size_t rows, size_t cols, const float *bias)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		float	   *row = x + r * cols;
+		size_t		c = 0;
+
+		for (; c + 4 <= cols; c += 4)
+		{
+			v4f			v = v4_load(row + c);
+
+			if (bias != NULL)
+				v += v4_load(bias + c);
+			v4_store(row + c, v4_gelu(v));
+		}
+		for (; c < cols; c++)
+			row[c] = cb_gelu(bias != NULL ? row[c] + bias[c] : row[c]);
+	}
+}
+
+void
+cb_kernel_bias_tanh(float *x, size_t rows, size_t cols, const float *bias)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		float	   *row = x + r * cols;
+
+		for (size_t c = 0; c < cols; c++)
+			row[c] = tanhf(bias != NULL ? row[c] + bias[c] : row[c]);
+	}
+}
+
+void
+cb_kernel_add_bias(float *x, size_t rows, size_t cols, const float *bias)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		float	   *row = x + r * cols;
+
+		for (size_t c = 0; c < cols; c++)
+			row[c] += bias[c];
+	}
+}
+
+/* Sum of n floats: 4-lane float partial sums over blocks of 64 values,
+ * blocks added in double (as accurate as a double loop for our sizes). */
+static inline double
+row_sum(const float *x, size_t n, float shift, bool squares)
+{
+	double		total = 0.0;
+	size_t		c = 0;
+
+	while (c + 4 <= n)
+	{
+		v4f			acc = v4_splat(0.0f);
+		size_t		end = c + 64 <= n ? c + 64 : n - (n - c) % 4;
+
+		for (; c < end; c += 4)
+		{
+			v4f			d = v4_load(x + c) - v4_splat(shift);
+
+			acc += squares ? d * d : d;
+		}
+		total += (double) ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+	}
+	for (; c < n; c++)
+	{
+		float		d = x[c] - shift;
+
+		total += squares ? (double) d * d : (double) d;
+	}
+	return total;
+}
+
+/* Normalize one row in place (biased variance, two passes). */
+static inline void
+layernorm_row(float *row, size_t cols, const float *gamma, const float *beta, float eps)
+{
+	float		mean = (float) (row_sum(row, cols, 0.0f, false) / (double) cols);
+	double		var = row_sum(row, cols, mean, true) / (double) cols;
+	float		rstd = (float) (1.0 / sqrt(var + (double) eps));
+	v4f			vmean = v4_splat(mean),
+				vrstd = v4_splat(rstd);
+	size_t		c = 0;
+
+	for (; c + 4 <= cols; c += 4)
+		v4_store(row + c, (v4_load(row + c) - vmean) * vrstd * v4_load(gamma + c) + v4_load(beta + c));
+	for (; c < cols; c++)
+		row[c] = (row[c] - mean) * rstd * gamma[c] + beta[c];
+}
+
+void
+cb_kernel_layernorm(float *x, size_t rows, size_t cols,
+					const float *gamma, const float *beta, float eps)
+{
+	for (size_t r = 0; r < rows; r++)
+		layernorm_row(x + r * cols, cols, gamma, beta, eps);
+}
+
+void
+cb_kernel_bias_residual_layernorm(float *x, const float *y, size_t rows, size_t cols,
+								  const float *bias, const float *gamma,
+								  const float *beta, float eps)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		float	   *xr = x + r * cols;
+		const float *yr = y + r * cols;
+
+		size_t		c = 0;
+
+		/* torch: (dense(h) + bias) + residual, each rounded to float */
+		if (bias != NULL)
+		{
+			for (; c + 4 <= cols; c += 4)
+				v4_store(xr + c, (v4_load(yr + c) + v4_load(bias + c)) + v4_load(xr + c));
+			for (; c < cols; c++)
+				xr[c] = (yr[c] + bias[c]) + xr[c];
+		}
+		else
+		{
+			for (; c + 4 <= cols; c += 4)
+				v4_store(xr + c, v4_load(yr + c) + v4_load(xr + c));
+			for (; c < cols; c++)
+				xr[c] = yr[c] + xr[c];
+		}
+		layernorm_row(xr, cols, gamma, beta, eps);
+	}
+}
+
+void
+cb_kernel_softmax(float *x, size_t n)
+{
+	float		max = x[0];
+	double		sum = 0.0;
+	float		inv;
+
+	for (size_t i = 1; i < n; i++)
+		if (x[i] > max)
+			max = x[i];
+	if (max == -INFINITY)
+	{
+		/* every entry masked: torch gives NaN; we give a uniform row */
+		for (size_t i = 0; i < n; i++)
+			x[i] = 1.0f / (float) n;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		float		e = expf(x[i] - max);
+
+		x[i] = e;
+		sum += e;
+	}
+	inv = (float) (1.0 / sum);
+	for (size_t i = 0; i < n; i++)
+		x[i] *= inv;
+}
+
+double
+cb_kernel_logsumexp(const float *x, size_t n)
+{
+	float		max = x[0];
+	double		sum = 0.0;
+
+	for (size_t i = 1; i < n; i++)
+		if (x[i] > max)
+			max = x[i];
+	if (max == -INFINITY || max == INFINITY || isnan(max))
+		return (double) max;
+	for (size_t i = 0; i < n; i++)
+		sum += exp((double) x[i] - (double) max);
+	return (double) max + log(sum);
+}
+
+size_t
+cb_kernel_argmax(const float *x, size_t n)
+{
+	size_t		best = 0;
+
+	for (size_t i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
+}
