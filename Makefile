@@ -36,6 +36,13 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PostgreSQL's own headers (array.h macros) trip -Wsign-compare: relax it for the
+# PostgreSQL layer only; the core keeps every warning.
+$(PG_SRCS:.c=.o): CFLAGS += -Wno-sign-compare
+
+# PGXS tracks no header dependencies: rebuild every object when any header changes.
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h)
+
 # ---------------------------------------------------------------------------
 # C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
 

@@ -4,3 +4,92 @@
 CREATE FUNCTION camembert_version() RETURNS text
 	AS 'MODULE_PATHNAME', 'camembert_version'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- ---------------------------------------------------------------------------
+-- Models: loaded once per server into shared memory; registered here so that
+-- they load again on first use after a restart.  pg_dump keeps the rows.
+CREATE TABLE camembert_registered_models (
+	name text PRIMARY KEY CHECK (octet_length(name) BETWEEN 1 AND 63),
+	path text NOT NULL,
+	registered_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('camembert_registered_models', '');
+REVOKE ALL ON camembert_registered_models FROM PUBLIC;
+GRANT SELECT ON camembert_registered_models TO PUBLIC;
+
+CREATE FUNCTION camembert_load(name text, path text) RETURNS void
+	AS 'MODULE_PATHNAME', 'camembert_load'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION camembert_load(text, text) IS
+	'load a Hugging Face CamemBERT model directory into shared memory (superusers and pg_read_server_files)';
+
+CREATE FUNCTION camembert_unload(name text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'camembert_unload'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION camembert_loaded_models(
+	OUT name text, OUT path text, OUT architecture text, OUT task text,
+	OUT labels text[], OUT parameters bigint, OUT bytes bigint, OUT dtype text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'camembert_loaded_models'
+	LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION camembert_loaded_models() IS
+	'models in shared memory now, whatever database registered them';
+
+-- Registered (this database) and loaded (this server) models.
+CREATE FUNCTION camembert_models(
+	OUT name text, OUT path text, OUT architecture text, OUT task text,
+	OUT labels text[], OUT parameters bigint, OUT bytes bigint, OUT dtype text,
+	OUT loaded boolean)
+	RETURNS SETOF record
+	LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+	AS $$
+	SELECT coalesce(l.name, r.name), coalesce(l.path, r.path), l.architecture, l.task,
+	       l.labels, l.parameters, l.bytes, l.dtype, l.name IS NOT NULL
+	  FROM @extschema@.camembert_loaded_models() AS l
+	  FULL JOIN @extschema@.camembert_registered_models AS r ON r.name = l.name
+	 ORDER BY 1
+	$$;
+
+-- ---------------------------------------------------------------------------
+-- Tokenizer.  `model` names a loaded model; NULL means camembert.default_model,
+-- else the one model loaded.  Not STRICT (model may be NULL): a NULL input gives NULL.
+CREATE FUNCTION camembert_tokenize(input text, model text DEFAULT NULL) RETURNS integer[]
+	AS 'MODULE_PATHNAME', 'camembert_tokenize'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_tokenize(text, text) IS
+	'token ids of the text, with <s> and </s>, as CamembertTokenizer gives them (not truncated)';
+
+CREATE FUNCTION camembert_tokens(input text, model text DEFAULT NULL) RETURNS text[]
+	AS 'MODULE_PATHNAME', 'camembert_tokens'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_tokens(text, text) IS
+	'SentencePiece pieces of the text (tokenizer.tokenize), without <s> and </s>';
+
+CREATE FUNCTION camembert_decode(ids integer[], model text DEFAULT NULL) RETURNS text
+	AS 'MODULE_PATHNAME', 'camembert_decode'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_decode(integer[], text) IS
+	'text of the ids, special tokens skipped, tokenization spaces cleaned up as transformers does';
+
+CREATE FUNCTION camembert_token_count(input text, model text DEFAULT NULL) RETURNS integer
+	AS 'MODULE_PATHNAME', 'camembert_token_count'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_token_count(text, text) IS
+	'number of tokens of camembert_tokenize (with <s> and </s>)';
+
+-- ---------------------------------------------------------------------------
+-- Raw outputs.  The text is encoded with <s> ... </s> and truncated to the
+-- model's longest input (max_position_embeddings - 2 tokens, </s> kept).
+CREATE FUNCTION camembert_logits(input text, model text DEFAULT NULL) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'camembert_logits'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_logits(text, text) IS
+	'logits: [tokens][vocab] for masked and causal LMs, [num_labels] for classifiers';
+
+CREATE FUNCTION camembert_hidden_states(input text, model text DEFAULT NULL, layer integer DEFAULT -1)
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'camembert_hidden_states'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_hidden_states(text, text, integer) IS
+	'hidden states [tokens][hidden] of one layer: 0 = embeddings, -1 = last';

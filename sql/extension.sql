@@ -21,3 +21,17 @@ SET ROLE camembert_plain_user;
 SET camembert.model_dir = '/';
 RESET ROLE;
 DROP ROLE camembert_plain_user;
+
+-- Test helper used by the later tests: the SQLSTATE, message and hint of the
+-- error a statement raises (no source line numbers in expected output).
+CREATE FUNCTION regress_error(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	hint text;
+BEGIN
+	EXECUTE statement;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+	RETURN SQLSTATE || ': ' || SQLERRM || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
+END $$;
+SELECT regress_error('SELECT 1/0');

@@ -13,6 +13,7 @@
 #include "utils/memutils.h"
 
 #include "camembert.h"
+#include "model_registry.h"
 
 PG_MODULE_MAGIC;
 
@@ -147,13 +148,17 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("camembert.max_models",
-							"Number of models that can be loaded at the same time.",
-							NULL,
-							&camembert_max_models,
-							16, 1, 1024,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
+	/* sizes shared memory: only meaningful (and only allowed) at server start */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("camembert.max_models",
+								"Number of models that can be loaded at the same time.",
+								NULL,
+								&camembert_max_models,
+								16, 1, 1024,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+
+	camembert_registry_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("camembert");

@@ -1,0 +1,61 @@
+/*
+ * model_registry.h — models loaded once per server, in shared memory.
+ *
+ * The registry is a fixed array of slots in the main shared memory segment
+ * (camembert.max_models of them), guarded by one LWLock.  A loaded model is a
+ * pinned DSM segment holding the tokenizer image and the model image (see
+ * src/core/tokenizer.h and src/core/model_image.h); backends attach it
+ * read-only and keep the mapping until the slot's generation changes.
+ */
+#ifndef MODEL_REGISTRY_H
+#define MODEL_REGISTRY_H
+
+#include "postgres.h"
+
+#include "storage/dsm.h"
+
+#include "model.h"
+#include "tokenizer.h"
+
+/* A backend's handle on a loaded model: valid until the next registry call. */
+typedef struct CamembertModel
+{
+	char		name[NAMEDATALEN];
+	char		path[MAXPGPATH];
+	uint64		generation;		/* slot generation this handle was attached at */
+	uint64		used_in_xact;	/* the backend transaction that last used it */
+	dsm_segment *segment;
+	MemoryContext context;		/* holds the views' small arrays */
+	cb_tokenizer tokenizer;		/* view into the segment */
+	cb_model	model;			/* view into the segment */
+	Size		segment_size;
+} CamembertModel;
+
+extern void camembert_registry_init(void);	/* from _PG_init */
+extern void camembert_require_preload(void);
+
+/* Load (or find already loaded) a model; registers it in the catalog table. */
+extern void camembert_registry_load(const char *name, const char *path);
+extern bool camembert_registry_unload(const char *name);
+
+/* flags of camembert_model_get */
+#define MODEL_GET_MISSING_OK	0x01	/* return NULL instead of an ERROR */
+#define MODEL_GET_NO_AUTOLOAD	0x02	/* do not load a registered model */
+
+/*
+ * Find a model by name and attach it; a model registered in the catalog table
+ * but not in shared memory (after a restart) is loaded first, unless
+ * MODEL_GET_NO_AUTOLOAD.
+ */
+extern CamembertModel *camembert_model_get(const char *name, int flags);
+
+/* Names registered in this database's catalog table (palloc'ed, *count). */
+extern char **camembert_registry_registered_names(int *count);
+
+/* Names of the models loaded now (palloc'ed array, *count entries). */
+extern char **camembert_registry_loaded_names(int *count);
+
+/* Resolve a path as camembert_load does (absolute, inside camembert.model_dir). */
+extern char *camembert_resolve_model_path(const char *path);
+
+#endif							/* MODEL_REGISTRY_H */

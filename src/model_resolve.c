@@ -1,0 +1,143 @@
+/*
+ * model_resolve.c — which model a SQL call means (see model_resolve.h).
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+
+#include "camembert.h"
+#include "config.h"
+#include "model_resolve.h"
+
+static const char *
+task_description(CamembertTask task)
+{
+	switch (task)
+	{
+		case TASK_TOKENIZE:
+			return "tokenize text";
+		case TASK_EMBED:
+			return "embed text";
+		case TASK_FILL_MASK:
+			return "fill masks (a masked LM, CamembertForMaskedLM)";
+		case TASK_CLASSIFY:
+			return "classify text (a CamembertForSequenceClassification model)";
+		case TASK_GENERATE:
+			return "generate text (a causal LM, CamembertForCausalLM)";
+		case TASK_SCORE:
+			return "score text (a masked or causal LM)";
+	}
+	return "?";
+}
+
+bool
+camembert_model_can(const CamembertModel *model, CamembertTask task)
+{
+	cb_architecture arch = model->model.config.architecture;
+
+	switch (task)
+	{
+		case TASK_TOKENIZE:
+		case TASK_EMBED:
+			return true;
+		case TASK_FILL_MASK:
+			return arch == CB_ARCH_MASKED_LM;
+		case TASK_CLASSIFY:
+			return arch == CB_ARCH_SEQUENCE_CLASSIFICATION;
+		case TASK_GENERATE:
+			return arch == CB_ARCH_CAUSAL_LM;
+		case TASK_SCORE:
+			return arch == CB_ARCH_MASKED_LM || arch == CB_ARCH_CAUSAL_LM;
+	}
+	return false;
+}
+
+/* Every model this session could use: loaded ones, then registered ones. */
+static List *
+candidate_names(void)
+{
+	List	   *names = NIL;
+	int			n;
+	char	  **loaded = camembert_registry_loaded_names(&n);
+
+	for (int i = 0; i < n; i++)
+		names = lappend(names, loaded[i]);
+	loaded = camembert_registry_registered_names(&n);
+	for (int i = 0; i < n; i++)
+	{
+		ListCell   *lc;
+		bool		dup = false;
+
+		foreach(lc, names)
+			if (strcmp((char *) lfirst(lc), loaded[i]) == 0)
+				dup = true;
+		if (!dup)
+			names = lappend(names, loaded[i]);
+	}
+	return names;
+}
+
+static CamembertModel *
+checked(CamembertModel *m, CamembertTask task)
+{
+	if (!camembert_model_can(m, task))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" (%s) cannot %s", m->name,
+						cb_architecture_name(m->model.config.architecture), task_description(task)),
+				 errhint("Pass the name of a suitable model; camembert_models() lists them.")));
+	return m;
+}
+
+CamembertModel *
+camembert_resolve_model(const char *name, CamembertTask task)
+{
+	List	   *names;
+	ListCell   *lc;
+	char	   *found = NULL;
+	StringInfoData all;
+	int			matches = 0;
+
+	if (name == NULL && camembert_default_model != NULL && camembert_default_model[0] != '\0')
+		name = camembert_default_model;
+	if (name != NULL)
+		return checked(camembert_model_get(name, 0), task);
+
+	names = candidate_names();
+	initStringInfo(&all);
+	foreach(lc, names)
+	{
+		char	   *n = (char *) lfirst(lc);
+		CamembertModel *m = camembert_model_get(n, MODEL_GET_MISSING_OK);
+
+		if (m == NULL || !camembert_model_can(m, task))
+			continue;
+		appendStringInfo(&all, "%s%s", matches ? ", " : "", n);
+		found = n;
+		matches++;
+	}
+	if (matches == 1)
+		return camembert_model_get(found, 0);
+	if (matches == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no loaded model can %s", task_description(task)),
+				 errhint("Load one with camembert_load(name, path), or pass the model name.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+			 errmsg("%d models can %s: %s", matches, task_description(task), all.data),
+			 errhint("Pass the model name, or set camembert.default_model.")));
+	pg_unreachable();
+}
+
+CamembertModel *
+camembert_resolve_model_arg(FunctionCallInfo fcinfo, int argno, CamembertTask task)
+{
+	char	   *name = NULL;
+
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+		name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	return camembert_resolve_model(name, task);
+}

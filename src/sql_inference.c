@@ -1,0 +1,144 @@
+/*
+ * sql_inference.c — SQL access to the raw outputs of the network:
+ * camembert_logits and camembert_hidden_states.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "camembert.h"
+#include "forward.h"
+#include "model_resolve.h"
+#include "sql_support.h"
+
+PG_FUNCTION_INFO_V1(camembert_logits);
+PG_FUNCTION_INFO_V1(camembert_hidden_states);
+
+static void
+run_forward(CamembertModel *model, const int32_t *ids, int n, const cb_forward_output *out)
+{
+	cb_forward_input in;
+	cb_error	err;
+
+	in.batch_size = 1;
+	in.seq_len = n;
+	in.input_ids = ids;
+	in.attention_mask = NULL;
+	camembert_apply_threads();
+	if (cb_forward(&model->model, &in, out, NULL, &err) != CB_OK)
+		camembert_report_core_error(&err, "forward pass failed", NULL);
+}
+
+/*
+ * camembert_logits(input text, model text) → real[]:
+ * [tokens][vocab] for masked / causal LMs, [num_labels] for classifiers.
+ */
+Datum
+camembert_logits(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	const int32_t *ids;
+	int			n;
+	bool		truncated;
+	cb_forward_output out = {0};
+	const cb_config *cfg;
+	int			dims[2];
+	ArrayType  *result;
+	int32_t    *ids_copy;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_TOKENIZE);
+	cfg = &model->model.config;
+	if (cfg->architecture == CB_ARCH_ENCODER)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" has no head: it gives hidden states, not logits", model->name),
+				 errhint("Use camembert_hidden_states().")));
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
+	ids_copy = palloc(sizeof(int32_t) * n);
+	memcpy(ids_copy, ids, sizeof(int32_t) * n);
+
+	if (cfg->architecture == CB_ARCH_SEQUENCE_CLASSIFICATION)
+	{
+		float	   *logits = palloc(sizeof(float) * cfg->num_labels);
+
+		out.class_logits = logits;
+		run_forward(model, ids_copy, n, &out);
+		dims[0] = cfg->num_labels;
+		result = camembert_float4_array(logits, 1, dims);
+	}
+	else
+	{
+		Size		count = mul_size((Size) n, (Size) cfg->vocab_size);
+		float	   *logits = palloc_extended(mul_size(count, sizeof(float)), MCXT_ALLOC_HUGE);
+
+		out.token_logits = logits;
+		run_forward(model, ids_copy, n, &out);
+		dims[0] = n;
+		dims[1] = cfg->vocab_size;
+		result = camembert_float4_array(logits, 2, dims);
+		pfree(logits);
+	}
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * camembert_hidden_states(input text, model text, layer integer) → real[] [tokens][hidden]:
+ * layer 0 is the embeddings output, 1..L the output of each layer; negative
+ * layers count from the end (-1, the default, is the last layer).
+ */
+Datum
+camembert_hidden_states(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	const int32_t *ids;
+	int			n;
+	bool		truncated;
+	int32		layer;
+	int			num_layers;
+	cb_forward_output out = {0};
+	float	   *states;
+	int			dims[2];
+	int32_t    *ids_copy;
+	Size		per_layer;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_EMBED);
+	num_layers = model->model.config.num_hidden_layers;
+	layer = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	if (layer < -(num_layers + 1) || layer > num_layers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("layer %d is out of range", layer),
+				 errhint("Model \"%s\" has layers 0 (embeddings) to %d; negative layers count from the end.",
+						 model->name, num_layers)));
+	if (layer < 0)
+		layer += num_layers + 1;
+
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
+	ids_copy = palloc(sizeof(int32_t) * n);
+	memcpy(ids_copy, ids, sizeof(int32_t) * n);
+	per_layer = mul_size((Size) n, (Size) model->model.config.hidden_size);
+	if (layer == num_layers)
+	{
+		states = palloc_extended(mul_size(per_layer, sizeof(float)), MCXT_ALLOC_HUGE);
+		out.last_hidden_state = states;
+		run_forward(model, ids_copy, n, &out);
+	}
+	else
+	{
+		float	   *all = palloc_extended(mul_size(mul_size(per_layer, num_layers + 1), sizeof(float)),
+										  MCXT_ALLOC_HUGE);
+
+		out.hidden_states = all;
+		run_forward(model, ids_copy, n, &out);
+		states = all + per_layer * layer;
+	}
+	dims[0] = n;
+	dims[1] = model->model.config.hidden_size;
+	PG_RETURN_ARRAYTYPE_P(camembert_float4_array(states, 2, dims));
+}

@@ -1,0 +1,210 @@
+/*
+ * sql_support.c — helpers shared by the SQL-callable functions: set-returning
+ * function setup, text ↔ UTF-8 conversion.
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "catalog/pg_type.h"
+#include "utils/memutils.h"
+
+#include "camembert.h"
+#include "model_registry.h"
+#include "sql_support.h"
+
+Tuplestorestate *
+camembert_srf_begin(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext per_query;
+	MemoryContext old;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(per_query);
+	*tupdesc = CreateTupleDescCopy(*tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = *tupdesc;
+	return store;
+}
+
+char *
+camembert_text_to_utf8(text *t, size_t *len_out)
+{
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char	   *src = VARDATA_ANY(t);
+	char	   *utf8;
+
+	utf8 = (char *) pg_do_encoding_conversion((unsigned char *) src, len,
+											  GetDatabaseEncoding(), PG_UTF8);
+	if (utf8 == src)
+	{
+		utf8 = palloc(len + 1);
+		memcpy(utf8, src, len);
+		utf8[len] = '\0';
+		*len_out = len;
+	}
+	else
+		*len_out = strlen(utf8);
+	return utf8;
+}
+
+text *
+camembert_utf8_to_text(const char *s, size_t len)
+{
+	char	   *conv;
+
+	conv = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+											  PG_UTF8, GetDatabaseEncoding());
+	if (conv == s)
+		return cstring_to_text_with_len(s, len);
+	return cstring_to_text(conv);
+}
+
+ArrayType *
+camembert_int4_array(const int32_t *values, int n)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int32) * (Size) n;
+	ArrayType  *a;
+
+	if (!AllocSizeIsValid(nbytes))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("array too large")));
+	a = palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = n > 0 ? 1 : 0;
+	a->dataoffset = 0;
+	a->elemtype = INT4OID;
+	if (n > 0)
+	{
+		ARR_DIMS(a)[0] = n;
+		ARR_LBOUND(a)[0] = 1;
+		memcpy(ARR_DATA_PTR(a), values, sizeof(int32) * (Size) n);
+	}
+	else
+		SET_VARSIZE(a, ARR_OVERHEAD_NONULLS(0));
+	return a;
+}
+
+ArrayType *
+camembert_float4_array(const float *values, int ndims, const int *dims)
+{
+	Size		count = 1;
+	Size		nbytes;
+	ArrayType  *a;
+
+	for (int i = 0; i < ndims; i++)
+		count = mul_size(count, dims[i]);
+	if (count == 0)
+	{
+		a = palloc0(ARR_OVERHEAD_NONULLS(0));
+		SET_VARSIZE(a, ARR_OVERHEAD_NONULLS(0));
+		a->elemtype = FLOAT4OID;
+		return a;
+	}
+	nbytes = add_size(ARR_OVERHEAD_NONULLS(ndims), mul_size(count, sizeof(float4)));
+	if (!AllocSizeIsValid(nbytes))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("result array of %zu values is too large", count),
+				 errhint("Use a shorter input.")));
+	a = palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = ndims;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT4OID;
+	for (int i = 0; i < ndims; i++)
+	{
+		ARR_DIMS(a)[i] = dims[i];
+		ARR_LBOUND(a)[i] = 1;
+	}
+	memcpy(ARR_DATA_PTR(a), values, count * sizeof(float4));
+	return a;
+}
+
+int32_t *
+camembert_int4_array_values(ArrayType *array, int *n, const char *what)
+{
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what),
+				 errhint("Pass the ids of one text, e.g. the result of camembert_tokenize().")));
+	if (ARR_HASNULL(array) && array_contains_nulls(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL", what),
+				 errhint("Remove the NULL elements, e.g. with array_remove(ids, NULL).")));
+	if (ARR_ELEMTYPE(array) != INT4OID)
+		elog(ERROR, "%s: expected integer[]", what);
+	*n = ARR_NDIM(array) == 0 ? 0 : ARR_DIMS(array)[0];
+	return (int32_t *) ARR_DATA_PTR(array);
+}
+
+/* A tokenizer workspace kept by the backend, in its own memory context. */
+static MemoryContext tok_ws_context = NULL;
+static cb_tok_workspace *tok_ws = NULL;
+
+int
+camembert_max_input_tokens(const CamembertModel *model)
+{
+	/* RoBERTa positions start at pad_token_id + 1 */
+	return model->model.config.max_position_embeddings - model->model.config.pad_token_id - 1;
+}
+
+const int32_t *
+camembert_encode_text(CamembertModel *model, text *input, int *n_ids, bool *truncated)
+{
+	size_t		len;
+	char	   *utf8 = camembert_text_to_utf8(input, &len);
+	const int32_t *ids;
+	size_t		n;
+	cb_error	err;
+	MemoryContext old;
+	int			max_tokens = camembert_max_input_tokens(model);
+	cb_status	st;
+
+	if (tok_ws_context == NULL)
+		tok_ws_context = AllocSetContextCreate(TopMemoryContext, "camembert tokenizer workspace",
+											   ALLOCSET_DEFAULT_SIZES);
+	/* the workspace's buffers must live in its own context */
+	old = MemoryContextSwitchTo(tok_ws_context);
+	if (tok_ws == NULL)
+	{
+		tok_ws = cb_tok_workspace_create();
+		if (tok_ws == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	st = cb_tokenizer_encode_ws(&model->tokenizer, tok_ws, utf8, len, true, 0, &ids, &n, &err);
+	MemoryContextSwitchTo(old);
+	if (st != CB_OK)
+		camembert_report_core_error(&err, "could not tokenize", NULL);
+	pfree(utf8);
+
+	*truncated = false;
+	if (n > (size_t) max_tokens)
+	{
+		/* keep <s> + the first max_tokens - 2 pieces + </s>, as truncation=True does */
+		int32_t    *w = (int32_t *) ids;
+
+		w[max_tokens - 1] = w[n - 1];
+		n = max_tokens;
+		*truncated = true;
+	}
+	*n_ids = (int) n;
+	return ids;
+}

@@ -1,0 +1,45 @@
+/*
+ * sql_support.h — small helpers shared by the SQL-callable functions.
+ */
+#ifndef SQL_SUPPORT_H
+#define SQL_SUPPORT_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
+
+#include "model.h"
+#include "utils/array.h"
+
+/* Set up a materialized set-returning function; returns its tuplestore. */
+extern Tuplestorestate *camembert_srf_begin(FunctionCallInfo fcinfo, TupleDesc *tupdesc);
+
+/* "fill-mask", "text-classification", ... */
+extern const char *camembert_task_name(const cb_config *config);
+
+/* text argument → UTF-8 C string (converted from the database encoding), and back */
+extern char *camembert_text_to_utf8(text *t, size_t *len_out);
+extern text *camembert_utf8_to_text(const char *s, size_t len);
+
+#endif							/* SQL_SUPPORT_H */
+
+/* Build int4[] and real[] arrays straight from C arrays (dims: ndims sizes). */
+extern ArrayType *camembert_int4_array(const int32_t *values, int n);
+extern ArrayType *camembert_float4_array(const float *values, int ndims, const int *dims);
+
+/* An int4[] argument as a C array (ERROR on NULL elements or more than one dimension). */
+extern int32_t *camembert_int4_array_values(ArrayType *array, int *n, const char *what);
+
+/*
+ * Encode a text argument for the model: UTF-8 conversion, the tokenizer with
+ * special tokens, truncated to the model's longest input (max_position_embeddings - 2).
+ * The ids live in a per-backend workspace until the next call.
+ */
+struct CamembertModel;
+extern const int32_t *camembert_encode_text(struct CamembertModel *model, text *input, int *n_ids,
+											bool *truncated);
+
+/* Longest input (tokens, specials included) the model accepts. */
+extern int	camembert_max_input_tokens(const struct CamembertModel *model);
