@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -473,6 +474,56 @@ weights_desc(const cb_model_source *src)
 	return src->weights_file;
 }
 
+static int
+slot_by_position(const void *a, const void *b)
+{
+	const cb_tensor_info *x = (*(const slot *const *) a)->tensor;
+	const cb_tensor_info *y = (*(const slot *const *) b)->tensor;
+
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Two used tensors must not share bytes of a file.  Safetensors files cannot
+ * (their tensors tile the data area), but a pytorch_model.bin may alias one
+ * storage from many tensors; legitimate checkpoints alias only the decoder
+ * (to the word embeddings), which is exempt.  Without this check a small
+ * hostile file could ask for an image thousands of times its size.
+ */
+static cb_status
+check_no_shared_bytes(const cb_model_source *src, cb_error *err)
+{
+	const slot **order = cb_calloc(src->num_slots, sizeof(slot *));
+	size_t		n = 0;
+	cb_status	st = CB_OK;
+
+	if (order == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "out of memory");
+	/* an untied decoder may still be stored as an alias (a tied checkpoint read untied) */
+	for (size_t i = 0; i < src->num_slots; i++)
+		if (src->slots[i].tensor != NULL && src->slots[i].role != ROLE_LM_DECODER_W)
+			order[n++] = &src->slots[i];
+	if (n > 1)
+		qsort(order, n, sizeof(slot *), slot_by_position);
+	for (size_t i = 1; i < n && st == CB_OK; i++)
+	{
+		const cb_tensor_info *p = order[i - 1]->tensor,
+				   *q = order[i]->tensor;
+
+		if (p->file == q->file && q->offset < p->offset + p->nbytes)
+			st = cb_set_error(err, CB_ERR_FORMAT,
+							  "%s: tensors '%s' and '%s' share bytes of the file (aliased storage); "
+							  "only the LM decoder may alias the word embeddings",
+							  src->files[q->file].path, p->name, q->name);
+	}
+	cb_free(order);
+	return st;
+}
+
 static cb_status
 plan_slots(cb_model_source *src, cb_error *err)
 {
@@ -562,7 +613,7 @@ plan_slots(cb_model_source *src, cb_error *err)
 	if (n != src->num_slots)
 		return cb_set_error(err, CB_ERR_INVALID, "internal error: %zu slots planned, %zu expected",
 							n, src->num_slots);
-	return CB_OK;
+	return check_no_shared_bytes(src, err);
 }
 
 static cb_status
@@ -694,6 +745,8 @@ cb_model_source_open(const char *dir, cb_model_source **out, cb_error *err)
 		st = cb_set_error(err, CB_ERR_IO,
 						  "%s: no weights found (looked for model.safetensors, model.safetensors.index.json, "
 						  "pytorch_model.bin, pytorch_model.bin.index.json)", dir);
+		if (err != NULL)
+			err->sys_errno = ENOENT;
 		goto fail;
 	}
 	snprintf(src->weights_file, sizeof(src->weights_file), "%s", candidates[chosen].name);

@@ -20,6 +20,9 @@
  * to F32).  No file descriptor is held between calls, nor while
  * cb_check_interrupts() runs: write_image re-opens each file per tensor and
  * checks it is the very file that was validated (device, inode, size, mtime).
+ * cb_model_source_open does hold one descriptor while it parses a weight
+ * file's header: if the allocation hook can longjmp on failure, install it
+ * in no-OOM mode (return NULL), or a failed allocation there leaks that fd.
  *
  * Tensor names: those of CamembertForMaskedLM / ForSequenceClassification /
  * ForCausalLM / CamembertModel, under the base prefix "roberta.",
@@ -29,8 +32,10 @@
  * (config tie_word_embeddings, default true): lm_head.decoder.weight is then
  * optional and, if present (pytorch_model.bin stores the alias), must have the
  * word embeddings' shape and is not read; with tie_word_embeddings false it is
- * required and stored.  lm_head.bias is the decoder bias (lm_head.decoder.bias
- * is accepted in its place if lm_head.bias is absent).  Like transformers,
+ * required and stored (even when the file stores it as an alias of the word
+ * embeddings).  lm_head.bias is the decoder bias (lm_head.decoder.bias, its
+ * alias, must have the same shape and replaces it if lm_head.bias is absent).
+ * No two other used tensors may share bytes of a file.  Like transformers,
  * tensors the architecture does not use are ignored silently: pooler weights
  * (a CamembertModel checkpoint has roberta.pooler.*, which we never use: the
  * encoder output is the last hidden state), position_ids buffers, the other

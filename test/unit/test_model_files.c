@@ -1732,6 +1732,8 @@ test_corrupt_torch_bin(void)
 			{"\x80\x02", 2, "\x80\x09", CB_ERR_UNSUPPORTED, "protocol", NULL},
 			{"X\x01\x00\x00\x00" "0q", 7, "X\x01\x00\x00\x00" "Zq", CB_ERR_FORMAT, "pytorch_model/data/Z", "missing"},
 			{"X\x01\x00\x00\x00" "0q", 7, "X\x01\x00\x00\x00" "1q", CB_ERR_FORMAT, "roberta.embeddings.word_embeddings.weight", "holds"},
+			/* embeddings.LayerNorm.bias (storage '4') made to alias LayerNorm.weight (storage '3', same size) */
+			{"X\x01\x00\x00\x00" "4q", 7, "X\x01\x00\x00\x00" "3q", CB_ERR_FORMAT, "share bytes", "LayerNorm"},
 			{"\x86q\x08K@K\x01\x86", 8, "\x86q\x08K\x01K@\x86", CB_ERR_UNSUPPORTED, "non-contiguous", NULL},
 			{"QK\x00M\x45\x1f", 6, "QK\x01M\x45\x1f", CB_ERR_FORMAT, "word_embeddings", "exceed its storage"},
 			{"X\x07\x00\x00\x00storage", 12, "X\x07\x00\x00\x00storagf", CB_ERR_FORMAT, "persistent id", NULL},
