@@ -93,3 +93,57 @@ CREATE FUNCTION camembert_hidden_states(input text, model text DEFAULT NULL, lay
 	LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION camembert_hidden_states(text, text, integer) IS
 	'hidden states [tokens][hidden] of one layer: 0 = embeddings, -1 = last';
+
+-- ---------------------------------------------------------------------------
+-- Tasks.  STABLE: the answer depends on the loaded model, which does not
+-- change within a statement (a name keeps meaning the same model for the
+-- whole transaction).  PARALLEL SAFE: workers attach the same shared model.
+-- COST tells the planner that these are expensive (a forward pass), so that
+-- it pushes them below Gather into parallel workers.
+CREATE FUNCTION camembert_fill_mask(input text, model text DEFAULT NULL, top_k integer DEFAULT 5)
+	RETURNS TABLE(mask_index integer, score float8, token integer, token_str text, sequence text)
+	AS 'MODULE_PATHNAME', 'camembert_fill_mask'
+	LANGUAGE C STABLE PARALLEL SAFE COST 10000 ROWS 5;
+
+CREATE FUNCTION camembert_classify(input text, model text DEFAULT NULL) RETURNS text
+	AS 'MODULE_PATHNAME', 'camembert_classify'
+	LANGUAGE C STABLE PARALLEL SAFE COST 10000;
+
+CREATE FUNCTION camembert_classify_scores(input text, model text DEFAULT NULL,
+		function_to_apply text DEFAULT NULL)
+	RETURNS TABLE(label text, score float8)
+	AS 'MODULE_PATHNAME', 'camembert_classify_scores'
+	LANGUAGE C STABLE PARALLEL SAFE COST 10000 ROWS 3;
+COMMENT ON FUNCTION camembert_classify_scores(text, text, text) IS
+	'every label with its score, best first; function_to_apply: softmax, sigmoid or none (NULL: as the pipeline)';
+
+CREATE FUNCTION camembert_classify(inputs text[], model text DEFAULT NULL)
+	RETURNS TABLE(ord integer, label text, score float8)
+	AS 'MODULE_PATHNAME', 'camembert_classify_batch'
+	LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+
+CREATE FUNCTION camembert_generate(prompt text, model text DEFAULT NULL,
+		max_new_tokens integer DEFAULT 20, temperature float8 DEFAULT 0,
+		top_k integer DEFAULT 0, top_p float8 DEFAULT 1, seed bigint DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'camembert_generate'
+	LANGUAGE C VOLATILE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION camembert_generate(text, text, integer, float8, integer, float8, bigint) IS
+	'continuation of the prompt; temperature 0 is greedy, else sampling (reproducible with a seed)';
+
+CREATE FUNCTION camembert_embed(input text, model text DEFAULT NULL, pooling text DEFAULT 'mean')
+	RETURNS real[]
+	AS 'MODULE_PATHNAME', 'camembert_embed'
+	LANGUAGE C STABLE PARALLEL SAFE COST 10000;
+
+CREATE FUNCTION camembert_score(input text, model text DEFAULT NULL) RETURNS float8
+	AS 'MODULE_PATHNAME', 'camembert_score'
+	LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION camembert_score(text, text) IS
+	'log-likelihood of the text (causal LM), or pseudo-log-likelihood (masked LM)';
+
+CREATE FUNCTION camembert_label_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'camembert_label_trigger'
+	LANGUAGE C;
+COMMENT ON FUNCTION camembert_label_trigger() IS
+	'BEFORE INSERT OR UPDATE row trigger: (source column, target column [, model [, score column]])';

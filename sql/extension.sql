@@ -35,3 +35,10 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || SQLERRM || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
 END $$;
 SELECT regress_error('SELECT 1/0');
+
+-- Test helper: the largest |a[i] - b[i]|, or Infinity when the shapes differ.
+CREATE FUNCTION regress_max_abs_diff(a float8[], b float8[]) RETURNS float8 LANGUAGE sql AS $$
+	SELECT CASE WHEN array_dims(a) IS DISTINCT FROM array_dims(b) THEN 'Infinity'::float8
+	            ELSE (SELECT coalesce(max(abs(x - y)), 0) FROM unnest(a, b) AS u(x, y)) END
+$$;
+SELECT regress_max_abs_diff('{1,2}', '{1,2.5}'), regress_max_abs_diff('{1,2}', '{{1,2}}');

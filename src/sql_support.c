@@ -13,6 +13,7 @@
 
 #include "camembert.h"
 #include "model_registry.h"
+#include "forward.h"
 #include "sql_support.h"
 
 Tuplestorestate *
@@ -207,4 +208,68 @@ camembert_encode_text(CamembertModel *model, text *input, int *n_ids, bool *trun
 	}
 	*n_ids = (int) n;
 	return ids;
+}
+
+CamembertBatch *
+camembert_batch_encode(CamembertModel *model, text **inputs, int n)
+{
+	CamembertBatch *b = palloc0(sizeof(CamembertBatch));
+	int32_t   **rows = palloc(sizeof(int32_t *) * n);
+
+	b->batch_size = n;
+	b->lengths = palloc(sizeof(int) * n);
+	b->seq_len = 1;
+	for (int i = 0; i < n; i++)
+	{
+		bool		truncated;
+		int			len;
+		const int32_t *ids = camembert_encode_text(model, inputs[i], &len, &truncated);
+
+		rows[i] = palloc(sizeof(int32_t) * len);
+		memcpy(rows[i], ids, sizeof(int32_t) * len);
+		b->lengths[i] = len;
+		if (len > b->seq_len)
+			b->seq_len = len;
+	}
+	b->input_ids = palloc(mul_size(sizeof(int32_t), mul_size(n, b->seq_len)));
+	b->attention_mask = palloc(mul_size(sizeof(int32_t), mul_size(n, b->seq_len)));
+	for (int i = 0; i < n; i++)
+	{
+		int32_t    *row = b->input_ids + (Size) i * b->seq_len;
+		int32_t    *mask = b->attention_mask + (Size) i * b->seq_len;
+
+		for (int t = 0; t < b->seq_len; t++)
+		{
+			row[t] = t < b->lengths[i] ? rows[i][t] : model->model.config.pad_token_id;
+			mask[t] = t < b->lengths[i] ? 1 : 0;
+		}
+		pfree(rows[i]);
+	}
+	pfree(rows);
+	return b;
+}
+
+void
+camembert_batch_free(CamembertBatch *b)
+{
+	pfree(b->input_ids);
+	pfree(b->attention_mask);
+	pfree(b->lengths);
+	pfree(b);
+}
+
+void
+camembert_forward_batch(CamembertModel *model, const CamembertBatch *batch,
+						const cb_forward_output *out)
+{
+	cb_forward_input in;
+	cb_error	err;
+
+	in.batch_size = batch->batch_size;
+	in.seq_len = batch->seq_len;
+	in.input_ids = batch->input_ids;
+	in.attention_mask = batch->attention_mask;
+	camembert_apply_threads();
+	if (cb_forward(&model->model, &in, out, NULL, &err) != CB_OK)
+		camembert_report_core_error(&err, "forward pass failed", NULL);
 }

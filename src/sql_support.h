@@ -43,3 +43,24 @@ extern const int32_t *camembert_encode_text(struct CamembertModel *model, text *
 
 /* Longest input (tokens, specials included) the model accepts. */
 extern int	camembert_max_input_tokens(const struct CamembertModel *model);
+
+/*
+ * A padded batch of encoded texts (right padding with the pad id, attention
+ * mask 0 there), each truncated to the model's longest input.  palloc'ed.
+ */
+typedef struct CamembertBatch
+{
+	int			batch_size;
+	int			seq_len;		/* longest row */
+	int32_t    *input_ids;		/* [batch_size][seq_len] */
+	int32_t    *attention_mask; /* [batch_size][seq_len] */
+	int		   *lengths;		/* real tokens of each row */
+} CamembertBatch;
+
+extern CamembertBatch *camembert_batch_encode(struct CamembertModel *model, text **inputs, int n);
+extern void camembert_batch_free(CamembertBatch *batch);
+
+/* Run cb_forward on a batch; ERROR on failure. */
+struct cb_forward_output;
+extern void camembert_forward_batch(struct CamembertModel *model, const CamembertBatch *batch,
+									const struct cb_forward_output *out);

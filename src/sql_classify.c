@@ -1,0 +1,293 @@
+/*
+ * sql_classify.c — sequence classification: camembert_classify (one text, or
+ * an array as padded batches), camembert_classify_scores, and the scores as
+ * transformers' text-classification pipeline applies them.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "camembert.h"
+#include "forward.h"
+#include "model_resolve.h"
+#include "sql_classify.h"
+#include "sql_support.h"
+
+PG_FUNCTION_INFO_V1(camembert_classify);
+PG_FUNCTION_INFO_V1(camembert_classify_scores);
+PG_FUNCTION_INFO_V1(camembert_classify_batch);
+
+/* Rows per forward pass for the batch form. */
+#define CLASSIFY_BATCH_ROWS 16
+
+ScoreFunction
+camembert_default_score_function(const CamembertModel *model)
+{
+	const cb_config *cfg = &model->model.config;
+
+	/* the pipeline: sigmoid for multi-label and for num_labels == 1, else softmax */
+	if (cfg->problem_type == CB_PROBLEM_MULTI_LABEL || cfg->num_labels == 1)
+		return SCORE_SIGMOID;
+	return SCORE_SOFTMAX;
+}
+
+static ScoreFunction
+parse_score_function(FunctionCallInfo fcinfo, int argno, const CamembertModel *model)
+{
+	char	   *name;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return camembert_default_score_function(model);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strcmp(name, "softmax") == 0)
+		return SCORE_SOFTMAX;
+	if (strcmp(name, "sigmoid") == 0)
+		return SCORE_SIGMOID;
+	if (strcmp(name, "none") == 0)
+		return SCORE_NONE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown function_to_apply \"%s\"", name),
+			 errhint("Use 'softmax', 'sigmoid' or 'none' (raw logits, e.g. a regression value), or NULL for the pipeline's default.")));
+	pg_unreachable();
+}
+
+void
+camembert_apply_score_function(ScoreFunction fn, const float *logits, int n, double *scores)
+{
+	switch (fn)
+	{
+		case SCORE_SOFTMAX:
+			{
+				double		max = logits[0];
+				double		sum = 0;
+
+				for (int i = 1; i < n; i++)
+					if (logits[i] > max)
+						max = logits[i];
+				for (int i = 0; i < n; i++)
+					sum += (scores[i] = exp((double) logits[i] - max));
+				for (int i = 0; i < n; i++)
+					scores[i] /= sum;
+				break;
+			}
+		case SCORE_SIGMOID:
+			for (int i = 0; i < n; i++)
+				scores[i] = 1.0 / (1.0 + exp(-(double) logits[i]));
+			break;
+		case SCORE_NONE:
+			for (int i = 0; i < n; i++)
+				scores[i] = logits[i];
+			break;
+	}
+}
+
+/* the index of the largest score (first on ties) */
+static int
+argmax(const double *scores, int n)
+{
+	int			best = 0;
+
+	for (int i = 1; i < n; i++)
+		if (scores[i] > scores[best])
+			best = i;
+	return best;
+}
+
+void
+camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits)
+{
+	for (int start = 0; start < n; start += CLASSIFY_BATCH_ROWS)
+	{
+		int			rows = Min(CLASSIFY_BATCH_ROWS, n - start);
+		CamembertBatch *batch = camembert_batch_encode(model, inputs + start, rows);
+		cb_forward_output out = {0};
+
+		out.class_logits = logits + (Size) start * model->model.config.num_labels;
+		camembert_forward_batch(model, batch, &out);
+		camembert_batch_free(batch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+const char *
+camembert_label_name(const CamembertModel *model, int id)
+{
+	const char *label = (model->model.labels != NULL && id < model->model.config.num_labels)
+		? model->model.labels[id] : NULL;
+
+	return label ? label : psprintf("LABEL_%d", id);
+}
+
+/* camembert_classify(input text, model text) → text: the top label */
+Datum
+camembert_classify(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	text	   *input;
+	int			num_labels;
+	float	   *logits;
+	double	   *scores;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
+	num_labels = model->model.config.num_labels;
+	logits = palloc(sizeof(float) * num_labels);
+	scores = palloc(sizeof(double) * num_labels);
+	input = PG_GETARG_TEXT_PP(0);
+	camembert_classify_texts(model, &input, 1, logits);
+	camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
+	PG_RETURN_TEXT_P(cstring_to_text(camembert_label_name(model, argmax(scores, num_labels))));
+}
+
+typedef struct LabelScore
+{
+	int			id;
+	double		score;
+} LabelScore;
+
+static int
+label_score_cmp(const void *a, const void *b)
+{
+	const LabelScore *x = a;
+	const LabelScore *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id - y->id;
+}
+
+/*
+ * camembert_classify_scores(input text, model text, function_to_apply text)
+ * → TABLE(label text, score float8), best first.
+ */
+Datum
+camembert_classify_scores(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+	text	   *input;
+	int			num_labels;
+	float	   *logits;
+	double	   *scores;
+	LabelScore *ranked;
+	ScoreFunction fn;
+
+	if (PG_ARGISNULL(0))
+	{
+		/* NULL in: no rows */
+		camembert_srf_begin(fcinfo, &tupdesc);
+		return (Datum) 0;
+	}
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
+	fn = parse_score_function(fcinfo, 2, model);
+	store = camembert_srf_begin(fcinfo, &tupdesc);
+	num_labels = model->model.config.num_labels;
+	logits = palloc(sizeof(float) * num_labels);
+	scores = palloc(sizeof(double) * num_labels);
+	ranked = palloc(sizeof(LabelScore) * num_labels);
+	input = PG_GETARG_TEXT_PP(0);
+	camembert_classify_texts(model, &input, 1, logits);
+	camembert_apply_score_function(fn, logits, num_labels, scores);
+	for (int i = 0; i < num_labels; i++)
+	{
+		ranked[i].id = i;
+		ranked[i].score = scores[i];
+	}
+	qsort(ranked, num_labels, sizeof(LabelScore), label_score_cmp);
+	for (int i = 0; i < num_labels; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {0};
+
+		values[0] = CStringGetTextDatum(camembert_label_name(model, ranked[i].id));
+		values[1] = Float8GetDatum(ranked[i].score);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * camembert_classify(inputs text[], model text) → TABLE(ord integer, label text, score float8):
+ * one row per element (ord is its 1-based position; NULL elements give NULL
+ * label and score), computed in padded batches.
+ */
+Datum
+camembert_classify_batch(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	text	  **texts;
+	int		   *ord;
+	int			n_texts = 0;
+	int			num_labels;
+	float	   *logits;
+	double	   *scores;
+	ScoreFunction fn;
+	int			next = 0;
+
+	if (PG_ARGISNULL(0))
+	{
+		/* NULL in: no rows */
+		camembert_srf_begin(fcinfo, &tupdesc);
+		return (Datum) 0;
+	}
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
+	fn = camembert_default_score_function(model);
+	store = camembert_srf_begin(fcinfo, &tupdesc);
+	array = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("inputs must be a one-dimensional array"),
+				 errhint("Pass one text per element, e.g. array_agg(body).")));
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	num_labels = model->model.config.num_labels;
+	texts = palloc(sizeof(text *) * (n + 1));
+	ord = palloc(sizeof(int) * (n + 1));
+	for (int i = 0; i < n; i++)
+		if (!elem_nulls[i])
+		{
+			texts[n_texts] = DatumGetTextPP(elems[i]);
+			ord[n_texts++] = i;
+		}
+	logits = palloc_extended(mul_size(mul_size(Max(n_texts, 1), num_labels), sizeof(float)), MCXT_ALLOC_HUGE);
+	scores = palloc(sizeof(double) * num_labels);
+	camembert_classify_texts(model, texts, n_texts, logits);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		values[0] = Int32GetDatum(i + 1);
+		if (next < n_texts && ord[next] == i)
+		{
+			int			best;
+
+			camembert_apply_score_function(fn, logits + (Size) next * num_labels, num_labels, scores);
+			best = argmax(scores, num_labels);
+			values[1] = CStringGetTextDatum(camembert_label_name(model, best));
+			values[2] = Float8GetDatum(scores[best]);
+			next++;
+		}
+		else
+			nulls[1] = nulls[2] = true;
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}

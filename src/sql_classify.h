@@ -1,0 +1,29 @@
+/*
+ * sql_classify.h — classification helpers shared with the labelling trigger.
+ */
+#ifndef SQL_CLASSIFY_H
+#define SQL_CLASSIFY_H
+
+#include "postgres.h"
+
+#include "model_registry.h"
+
+typedef enum ScoreFunction
+{
+	SCORE_SOFTMAX,
+	SCORE_SIGMOID,
+	SCORE_NONE
+} ScoreFunction;
+
+/* What the text-classification pipeline applies by default for this model. */
+extern ScoreFunction camembert_default_score_function(const CamembertModel *model);
+extern void camembert_apply_score_function(ScoreFunction fn, const float *logits, int n,
+										   double *scores);
+
+/* Classifier logits [n][num_labels] of n texts, in padded batches. */
+extern void camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits);
+
+/* id2label[id], or "LABEL_<id>" */
+extern const char *camembert_label_name(const CamembertModel *model, int id);
+
+#endif							/* SQL_CLASSIFY_H */

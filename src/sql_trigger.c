@@ -1,0 +1,150 @@
+/*
+ * sql_trigger.c — camembert_label_trigger: label rows as they are written.
+ *
+ *   CREATE TRIGGER label BEFORE INSERT OR UPDATE ON posts FOR EACH ROW
+ *     EXECUTE FUNCTION camembert_label_trigger('body', 'label' [, 'model' [, 'score']]);
+ *
+ * Classifies NEW.<source> and writes the top label into NEW.<target> (a text
+ * column) and, if given, its score into NEW.<score> (float8 or real).  A NULL
+ * source gives NULL label and score.  On UPDATE, rows whose source did not
+ * change are left as they are (no forward pass).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "camembert.h"
+#include "model_resolve.h"
+#include "sql_classify.h"
+#include "sql_support.h"
+
+PG_FUNCTION_INFO_V1(camembert_label_trigger);
+
+static int
+column_number(Relation rel, const char *name, const char *role, Oid *type)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), name);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("camembert_label_trigger: %s column \"%s\" does not exist in table \"%s\"",
+						role, name, RelationGetRelationName(rel)),
+				 errhint("The trigger's arguments are (source column, target column [, model [, score column]]).")));
+	*type = SPI_gettypeid(RelationGetDescr(rel), attnum);
+	return attnum;
+}
+
+Datum
+camembert_label_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	Relation	rel;
+	HeapTuple	tuple;
+	int			src_col;
+	int			dst_col;
+	int			score_col = 0;
+	Oid			type;
+	Oid			score_type = InvalidOid;
+	bool		isnull;
+	Datum		source;
+	int			cols[2];
+	Datum		values[2];
+	bool		nulls[2];
+	int			ncols;
+	CamembertModel *model;
+	const char *model_name = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("camembert_label_trigger must be called as a trigger")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("camembert_label_trigger must be fired BEFORE INSERT OR UPDATE FOR EACH ROW")));
+
+	trigger = trigdata->tg_trigger;
+	rel = trigdata->tg_relation;
+	if (trigger->tgnargs < 2 || trigger->tgnargs > 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("camembert_label_trigger takes 2 to 4 arguments, not %d", trigger->tgnargs),
+				 errhint("(source column, target column [, model [, score column]])")));
+
+	src_col = column_number(rel, trigger->tgargs[0], "source", &type);
+	if (type != TEXTOID && type != VARCHAROID && type != BPCHAROID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("camembert_label_trigger: source column \"%s\" must be of type text", trigger->tgargs[0]),
+				 errhint("Classify a text, varchar or char column.")));
+	dst_col = column_number(rel, trigger->tgargs[1], "target", &type);
+	if (type != TEXTOID && type != VARCHAROID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("camembert_label_trigger: target column \"%s\" must be of type text", trigger->tgargs[1])));
+	if (trigger->tgnargs >= 3 && trigger->tgargs[2][0] != '\0')
+		model_name = trigger->tgargs[2];
+	if (trigger->tgnargs == 4)
+	{
+		score_col = column_number(rel, trigger->tgargs[3], "score", &score_type);
+		if (score_type != FLOAT8OID && score_type != FLOAT4OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("camembert_label_trigger: score column \"%s\" must be of type float8 or real",
+							trigger->tgargs[3])));
+	}
+
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	source = heap_getattr(tuple, src_col, RelationGetDescr(rel), &isnull);
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		bool		oldnull;
+		Datum		old = heap_getattr(trigdata->tg_trigtuple, src_col, RelationGetDescr(rel), &oldnull);
+
+		if (oldnull == isnull && (isnull || datumIsEqual(old, source, false, -1)))
+			return PointerGetDatum(tuple);	/* source unchanged: keep the label */
+	}
+
+	cols[0] = dst_col;
+	cols[1] = score_col;
+	ncols = score_col ? 2 : 1;
+	if (isnull)
+	{
+		nulls[0] = nulls[1] = true;
+		values[0] = values[1] = (Datum) 0;
+	}
+	else
+	{
+		int			num_labels;
+		float	   *logits;
+		double	   *scores;
+		int			best = 0;
+		text	   *input = DatumGetTextPP(source);
+
+		model = camembert_resolve_model(model_name, TASK_CLASSIFY);
+		num_labels = model->model.config.num_labels;
+		logits = palloc(sizeof(float) * num_labels);
+		scores = palloc(sizeof(double) * num_labels);
+		camembert_classify_texts(model, &input, 1, logits);
+		camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
+		for (int i = 1; i < num_labels; i++)
+			if (scores[i] > scores[best])
+				best = i;
+		nulls[0] = nulls[1] = false;
+		values[0] = CStringGetTextDatum(camembert_label_name(model, best));
+		values[1] = score_type == FLOAT4OID ? Float4GetDatum((float4) scores[best]) : Float8GetDatum(scores[best]);
+	}
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), ncols, cols, values, nulls));
+}
