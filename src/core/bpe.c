@@ -551,7 +551,7 @@ cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t le
 		(st = grow((void **) &w->tokens, &w->tokens_cap, n_sym, sizeof(cb_bpe_token), err)) != CB_OK)
 		return st;
 
-	cache = v->split_words ? get_cache(v, w) : NULL;
+	cache = v->split_words && !w->no_cache ? get_cache(v, w) : NULL;
 	c.v = v;
 	c.w = w;
 	c.norm = norm;

@@ -93,6 +93,7 @@ typedef struct cb_bpe_work
 	size_t		n_touched;
 	size_t		touched_cap;
 	cb_bpe_cache *cache;		/* word -> pieces, when words are merged alone */
+	bool		no_cache;		/* set for one-shot work areas: do not allocate the cache */
 } cb_bpe_work;
 
 uint32_t	cb_bpe_hash(const char *s, size_t len);

@@ -959,6 +959,7 @@ cb_tokenizer_encode(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
+		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	st = cb_tokenizer_encode_ws(tok, ws, text, len, add_special_tokens, max_length, &view, &n, err);
 	if (st == CB_OK)
@@ -1006,6 +1007,7 @@ cb_tokenizer_encode_pair(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
+		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->ids_b.n = 0;
@@ -1076,6 +1078,7 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
+		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->n_refs = 0;

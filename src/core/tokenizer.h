@@ -38,8 +38,11 @@
  *
  * Memory: functions that return arrays or strings cb_malloc them; the caller
  * releases them with cb_free.  A cb_tok_workspace holds reusable scratch
- * (normalized text, BPE agenda, ids); every encoding function accepts NULL
- * there and then uses a temporary one.  A workspace must not be shared by
+ * (normalized text, BPE agenda, ids) and a bounded cache of the pieces of
+ * recent words (about 400 KB, allocated on first use, emptied when full or
+ * when used with another model); keep one per session to encode many texts
+ * fast.  Every encoding function accepts NULL there and then uses a
+ * temporary one (without the cache).  A workspace must not be shared by
  * two threads at once; a cb_tokenizer may be (it is read-only).
  */
 #ifndef CB_TOKENIZER_H

@@ -1011,6 +1011,26 @@ test_handmade_models(void)
 	st = try_build(w, &err);
 	CHECK_MSG(st == CB_OK, "tiny model: %s", err.message);
 
+	/* One workspace for two models: its word cache must not mix them up. */
+	{
+		void	   *image = NULL;
+		size_t		image_len = 0,
+					n = 0;
+		cb_tokenizer tiny;
+		const int32_t *ids;
+
+		CHECK(cb_tokenizer_build(w->buf, w->len, &image, &image_len, &err) == CB_OK);
+		CHECK(cb_tokenizer_open(image, image_len, &tiny, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(n == 2 && ids[0] == 21 && ids[1] == 88);	/* ▁a ▁b in the golden model */
+		/* tiny model: ▁a=3, b=4, a=5, ▁=6 -> "▁a" "▁" "b" = 7 10 8 */
+		CHECK(cb_tokenizer_encode_ws(&tiny, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(n == 3 && ids[0] == 7 && ids[1] == 10 && ids[2] == 8);
+		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(n == 2 && ids[0] == 21 && ids[1] == 88);
+		cb_free(image);
+	}
+
 	/* Unknown fields of every wire type (incl. a group) are skipped. */
 	{
 		size_t		base;

@@ -1,0 +1,173 @@
+/*
+ * fuzz_tokenize.c — arbitrary bytes as text for the golden tokenizer.
+ *
+ * The tokenizer is built once from the golden model, found in this order:
+ *   1. the environment variable CB_FUZZ_TOKENIZER_MODEL (a path);
+ *   2. <directory of this binary>/../../test/golden/tokenizer_fr8k/sentencepiece.bpe.model
+ *      (the binary is build/fuzz/tokenize);
+ *   3. test/golden/tokenizer_fr8k/sentencepiece.bpe.model and
+ *      ../test/golden/tokenizer_fr8k/sentencepiece.bpe.model from the
+ *      current directory (repository root or fuzz/).
+ * Each input is encoded (with and without special tokens, truncated and
+ * not), tokenized, split in two for a pair encoding, and the ids decoded in
+ * every mode; the bytes are also decoded as a list of ids.
+ * Seeds: fuzz/corpus/tokenize/.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+
+#define MODEL_REL "test/golden/tokenizer_fr8k/sentencepiece.bpe.model"
+
+static cb_tokenizer g_tok;
+static void *g_image;
+static cb_tok_workspace *g_ws;
+
+int			LLVMFuzzerInitialize(int *argc, char ***argv);
+int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n > 0 ? (size_t) n : 1);
+	if (buf == NULL || n <= 0 || fread(buf, 1, (size_t) n, f) != (size_t) n)
+	{
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t) n;
+	return buf;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char		path[4096];
+	const char *env = getenv("CB_FUZZ_TOKENIZER_MODEL");
+	uint8_t    *model = NULL;
+	size_t		len = 0,
+				image_len;
+	cb_error	err;
+
+	(void) argc;
+	if (env != NULL)
+		model = slurp(env, &len);
+	if (model == NULL && argv != NULL && *argv != NULL && (*argv)[0] != NULL)
+	{
+		const char *slash = strrchr((*argv)[0], '/');
+		int			dir_len = slash ? (int) (slash - (*argv)[0]) : 1;
+
+		snprintf(path, sizeof(path), "%.*s/../../" MODEL_REL, dir_len, slash ? (*argv)[0] : ".");
+		model = slurp(path, &len);
+	}
+	if (model == NULL)
+		model = slurp(MODEL_REL, &len);
+	if (model == NULL)
+		model = slurp("../" MODEL_REL, &len);
+	if (model == NULL)
+	{
+		fprintf(stderr, "fuzz_tokenize: cannot find %s (set CB_FUZZ_TOKENIZER_MODEL)\n", MODEL_REL);
+		exit(1);
+	}
+	if (cb_tokenizer_build(model, len, &g_image, &image_len, &err) != CB_OK ||
+		cb_tokenizer_open(g_image, image_len, &g_tok, &err) != CB_OK)
+	{
+		fprintf(stderr, "fuzz_tokenize: %s\n", err.message);
+		exit(1);
+	}
+	free(model);
+	g_ws = cb_tok_workspace_create();
+	if (g_ws == NULL)
+		exit(1);
+	return 0;
+}
+
+static void
+decode_all_modes(const int32_t *ids, size_t n)
+{
+	cb_error	err;
+
+	for (int mode = 0; mode < 4; mode++)
+	{
+		char	   *text = NULL;
+		size_t		len = 0;
+
+		if (cb_tokenizer_decode(&g_tok, ids, n, mode & 1, mode & 2, &text, &len, &err) != CB_OK)
+			abort();
+		if (text[len] != '\0')
+			abort();
+		cb_free(text);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *text = (const char *) data;
+	cb_error	err;
+	int32_t    *ids = NULL;
+	size_t		n = 0;
+	cb_token_list *list = NULL;
+
+	/* encode: full, without specials, truncated */
+	if (cb_tokenizer_encode(&g_tok, g_ws, text, size, true, 0, &ids, &n, &err) != CB_OK)
+		abort();
+	if (n < 2 || ids[0] != g_tok.cls_id || ids[n - 1] != g_tok.sep_id)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] < 0 || ids[i] >= g_tok.vocab_size || cb_tokenizer_id_to_piece(&g_tok, ids[i], NULL) == NULL)
+			abort();
+	decode_all_modes(ids, n);
+
+	/* tokenize agrees with encode on the count */
+	if (cb_tokenizer_tokenize(&g_tok, g_ws, text, size, &list, &err) != CB_OK)
+		abort();
+	if (list->count != n - 2)
+		abort();
+	for (size_t i = 0; i < list->count; i++)
+		if (cb_tokenizer_piece_to_id(&g_tok, list->piece[i], list->length[i]) != ids[i + 1])
+			abort();
+	cb_free(list);
+	cb_free(ids);
+
+	if (cb_tokenizer_encode(&g_tok, NULL, text, size, false, 0, &ids, &n, &err) != CB_OK)
+		abort();
+	cb_free(ids);
+	if (cb_tokenizer_encode(&g_tok, g_ws, text, size, true, 8, &ids, &n, &err) != CB_OK)
+		abort();
+	cb_free(ids);
+
+	/* pair, split in the middle, every strategy */
+	for (int s = 0; s < 3; s++)
+	{
+		if (cb_tokenizer_encode_pair(&g_tok, g_ws, text, size / 2, text + size / 2, size - size / 2,
+									 true, (cb_truncation) s, 10, &ids, &n, &err) != CB_OK)
+			abort();
+		cb_free(ids);
+	}
+
+	/* the bytes as ids (in range) */
+	{
+		size_t		m = size / 2;
+		int32_t    *raw = malloc((m ? m : 1) * sizeof(int32_t));
+
+		for (size_t i = 0; i < m; i++)
+			raw[i] = (int32_t) ((data[2 * i] | (data[2 * i + 1] << 8)) % (unsigned) g_tok.vocab_size);
+		decode_all_modes(raw, m);
+		free(raw);
+	}
+	return 0;
+}
