@@ -66,11 +66,19 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 {
 	int			code;
 
+	if (err->status == CB_ERR_IO && err->sys_errno != 0)
+	{
+		/* errcode_for_file_access() reads errno and must run inside ereport */
+		errno = err->sys_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 context ? errmsg("%s: %s", context, err->message) : errmsg("%s", err->message),
+				 hint ? errhint("%s", hint) : 0));
+	}
 	switch (err->status)
 	{
 		case CB_ERR_IO:
-			errno = err->sys_errno;
-			code = errno ? errcode_for_file_access() : ERRCODE_IO_ERROR;
+			code = ERRCODE_IO_ERROR;
 			break;
 		case CB_ERR_FORMAT:
 			code = ERRCODE_DATA_CORRUPTED;
