@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "mb/pg_wchar.h"
+#include "utils/elog.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
@@ -68,10 +69,28 @@ camembert_text_to_utf8(text *t, size_t *len_out)
 text *
 camembert_utf8_to_text(const char *s, size_t len)
 {
-	char	   *conv;
+	char	   *volatile conv = NULL;
+	MemoryContext caller = CurrentMemoryContext;
 
-	conv = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
-											  PG_UTF8, GetDatabaseEncoding());
+	PG_TRY();
+	{
+		conv = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+												  PG_UTF8, GetDatabaseEncoding());
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s", edata->message),
+				 errhint("The result holds characters that the database encoding %s cannot represent (SentencePiece pieces start with \"\u2581\", U+2581); camembert_tokenize gives ids in any encoding, or use a UTF8 database.",
+						 GetDatabaseEncodingName())));
+	}
+	PG_END_TRY();
 	if (conv == s)
 		return cstring_to_text_with_len(s, len);
 	return cstring_to_text(conv);
