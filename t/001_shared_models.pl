@@ -25,6 +25,12 @@ restart_after_crash = on
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION camembert');
 
+# OpenBLAS starts no thread pool in the postmaster (fork stays safe), and a
+# backend may still use several threads after the fork
+my $pm = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+my @threads = glob("/proc/$pm/task/*");
+is(scalar(@threads), 1, 'the postmaster runs a single thread after loading camembert');
+
 my $text = 'Le camembert est un fromage de Normandie.';
 
 # --- two backends load the same model at once: it is loaded once ------------
@@ -46,6 +52,16 @@ is($loads, 1, 'the model was loaded once');
 is($node->safe_psql('postgres',
 	"SELECT name, architecture, task, loaded FROM camembert_models()"),
 	'mlm|CamembertForMaskedLM|fill-mask|t', 'camembert_models lists it');
+
+is($node->safe_psql('postgres',
+	"SET camembert.threads = 2; SELECT camembert_logits('$text', 'mlm') = (SELECT camembert_logits('$text', 'mlm'))"),
+	't', 'camembert.threads = 2 works in a forked backend');
+is($node->safe_psql('postgres', qq{
+	SET camembert.threads = 1;
+	CREATE TEMP TABLE one AS SELECT camembert_logits(repeat('$text ', 12), 'mlm') AS l;
+	SET camembert.threads = 2;
+	SELECT max(abs(a - b)) < 1e-4 FROM one, unnest(one.l, camembert_logits(repeat('$text ', 12), 'mlm')) AS u(a, b);
+}), 't', 'the same logits (within 1e-4) with 1 and 2 threads');
 
 # --- 8 backends use it: shared memory counted once ---------------------------
 my $bytes = $node->safe_psql('postgres', "SELECT bytes FROM camembert_models() WHERE name = 'mlm'");
