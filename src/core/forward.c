@@ -574,18 +574,20 @@ select_head_rows(const packed_batch *pb, const cb_forward_output *out, forward_l
 {
 	size_t		n = 0;
 
+	const int32_t wanted = -2;
+
 	for (size_t r = 0; r < pb->n_rows; r++)
 		fl->compact[r] = -1;
 	if (out->class_logits != NULL)
 		for (size_t b = 0; b < pb->batch; b++)
-			fl->compact[pb->seq_off[b]] = 0;
+			fl->compact[pb->seq_off[b]] = wanted;
 	for (int32_t i = 0; i < out->n_logit_positions; i++)
-		fl->compact[pb->flat_to_row[out->logit_positions[i]]] = 0;
+		fl->compact[pb->flat_to_row[out->logit_positions[i]]] = wanted;
 	for (size_t b = 0; b < pb->batch; b++)
 	{
 		fl->sub_off[b] = n;
 		for (size_t r = pb->seq_off[b]; r < pb->seq_off[b + 1]; r++)
-			if (fl->compact[r] == 0)
+			if (fl->compact[r] == wanted)
 			{
 				fl->compact[r] = (int32_t) n;
 				fl->sub_rows[n++] = r;

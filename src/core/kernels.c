@@ -245,32 +245,50 @@ cb_kernel_bias_residual_layernorm(float *x, const float *y, size_t rows, size_t 
 	}
 }
 
+/* exp(d) for d <= 0, exactly 0 below -87 (and for -inf) */
+static inline v4f
+v4_exp_nonpos(v4f d)
+{
+	return v4_select(d < v4_splat(-87.0f), v4_splat(0.0f), v4_exp(d));
+}
+
 void
 cb_kernel_softmax(float *x, size_t n)
 {
 	float		max = x[0];
 	double		sum = 0.0;
 	float		inv;
+	size_t		i = 0;
 
-	for (size_t i = 1; i < n; i++)
-		if (x[i] > max)
-			max = x[i];
+	for (size_t j = 1; j < n; j++)
+		if (x[j] > max)
+			max = x[j];
 	if (max == -INFINITY)
 	{
 		/* every entry masked: torch gives NaN; we give a uniform row */
-		for (size_t i = 0; i < n; i++)
-			x[i] = 1.0f / (float) n;
+		for (size_t j = 0; j < n; j++)
+			x[j] = 1.0f / (float) n;
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (; i + 4 <= n; i += 4)
 	{
-		float		e = expf(x[i] - max);
+		v4f			e = v4_exp_nonpos(v4_load(x + i) - v4_splat(max));
 
-		x[i] = e;
-		sum += e;
+		v4_store(x + i, e);
+		sum += (double) ((e[0] + e[1]) + (e[2] + e[3]));
+	}
+	for (; i < n; i++)
+	{
+		v4f			e = v4_exp_nonpos(v4_splat(x[i] - max));
+
+		x[i] = e[0];
+		sum += e[0];
 	}
 	inv = (float) (1.0 / sum);
-	for (size_t i = 0; i < n; i++)
+	i = 0;
+	for (; i + 4 <= n; i += 4)
+		v4_store(x + i, v4_load(x + i) * v4_splat(inv));
+	for (; i < n; i++)
 		x[i] *= inv;
 }
 

@@ -186,6 +186,98 @@ test_sample_warpers(void)
 	CHECK(counts[1] > 0 && counts[2] > 0 && counts[3] == 0);
 }
 
+/* top-k + top-p on 1000 tokens against a brute-force transformers-style
+ * filter (full sort, ascending cumulative sum). */
+static int
+cmp_desc(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x < y) - (x > y);
+}
+
+static void
+test_sample_nucleus_bruteforce(void)
+{
+	enum
+	{
+		V = 1000
+	};
+	static float logits[V];
+	static int32_t ids[V];
+	static double scratch[V],
+				sorted[V];
+	static int	seen[V];
+	cb_rng		r;
+	cb_generate_options opt;
+	const float top_ps[] = {0.3f, 0.8f, 0.95f};
+	const int32_t top_ks[] = {0, 40};
+
+	cb_rng_seed(&r, 2024);
+	for (int i = 0; i < V; i++)
+		logits[i] = (float) (4.0 * cb_rng_uniform(&r) - 2.0);
+	cb_generate_default_options(NULL, &opt);
+	opt.temperature = 0.7f;
+	for (size_t a = 0; a < sizeof(top_ps) / sizeof(top_ps[0]); a++)
+		for (size_t b = 0; b < sizeof(top_ks) / sizeof(top_ks[0]); b++)
+		{
+			double		max = -INFINITY,
+						total = 0.0,
+						cum = 0.0,
+						kth = -INFINITY,
+						smallest_kept;
+			int			outside = 0,
+						distinct = 0,
+						expected_kept = 0;
+
+			opt.top_p = top_ps[a];
+			opt.top_k = top_ks[b];
+			/* brute force: scores, top-k threshold, softmax, ascending cumsum */
+			for (int i = 0; i < V; i++)
+			{
+				sorted[i] = (double) (logits[i] / opt.temperature);
+				if (sorted[i] > max)
+					max = sorted[i];
+			}
+			qsort(sorted, V, sizeof(double), cmp_desc);
+			if (opt.top_k > 0)
+				kth = sorted[opt.top_k - 1];
+			for (int i = 0; i < V; i++)
+				if (sorted[i] >= kth)
+					total += exp(sorted[i] - max);
+			smallest_kept = sorted[0];
+			for (int i = V - 1; i >= 0; i--)
+			{
+				if (sorted[i] < kth)
+					continue;
+				cum += exp(sorted[i] - max) / total;
+				if (cum > 1.0 - opt.top_p || i == 0)
+				{
+					smallest_kept = sorted[i];
+					break;
+				}
+			}
+			for (int i = 0; i < V; i++)
+				expected_kept += sorted[i] >= smallest_kept;
+			memset(seen, 0, sizeof(seen));
+			for (int n = 0; n < 20000; n++)
+			{
+				int32_t		tok = cb_sample_token(logits, V, &opt, &r, ids, scratch);
+
+				if ((double) (logits[tok] / opt.temperature) < smallest_kept)
+					outside++;
+				if (!seen[tok]++)
+					distinct++;
+			}
+			CHECK_MSG(outside == 0, "top_p %g top_k %d: %d draws outside the nucleus", (double) opt.top_p,
+					  opt.top_k, outside);
+			/* every kept token is likely enough to show up in 20000 draws */
+			CHECK_MSG(distinct == expected_kept, "top_p %g top_k %d: %d distinct tokens drawn, %d kept",
+					  (double) opt.top_p, opt.top_k, distinct, expected_kept);
+		}
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void
@@ -511,6 +603,7 @@ main(void)
 {
 	RUN(test_rng);
 	RUN(test_sample_warpers);
+	RUN(test_sample_nucleus_bruteforce);
 	if (ut_load_model("test/golden/models/clm", &clm) != 0)
 	{
 		CHECK_MSG(false, "cannot load the clm golden model");
