@@ -13,12 +13,14 @@
 # the unix socket in .cluster/ itself, TCP on 127.0.0.1 only at a free port chosen at
 # initdb time (kept in .cluster/port).  shared_preload_libraries = 'camembert'.
 # As root the server runs as the 'postgres' system user (PostgreSQL refuses root).
-# PG_CONFIG selects the PostgreSQL installation (default: pg_config on PATH).
+# PG_CONFIG selects the PostgreSQL installation (default: pg_config on PATH);
+# CAMEMBERT_CLUSTER_DIR another folder for the cluster (scripts/test.sh uses build/test-cluster,
+# so that tests never disturb the demo's or a benchmark's cluster).
 # Extra settings for postgresql.conf can be given in CAMEMBERT_CLUSTER_CONF at initdb time.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DIR=$ROOT/.cluster
+DIR=$(realpath -m "${CAMEMBERT_CLUSTER_DIR:-$ROOT/.cluster}")
 DATA=$DIR/data
 PG_CONFIG=${PG_CONFIG:-pg_config}
 BINDIR=$("$PG_CONFIG" --bindir)

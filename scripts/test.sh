@@ -15,6 +15,8 @@ cd "$ROOT"
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/${PGMAJOR:-15}/bin/pg_config}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 LOG=$ROOT/build/test-logs
+# the tests' own scratch cluster, apart from the demo's (.cluster)
+export CAMEMBERT_CLUSTER_DIR=$ROOT/build/test-cluster
 mkdir -p "$LOG"
 
 passed=0
