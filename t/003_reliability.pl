@@ -18,6 +18,8 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'camembert'
 max_connections = 40
 restart_after_crash = on
+# one backend per query: the victim and the measured process are that backend
+max_parallel_workers_per_gather = 0
 });
 $node->start;
 $node->safe_psql('postgres', qq{
@@ -57,9 +59,9 @@ my $victim = IPC::Run::start(
 	  '-c', "SELECT count(camembert_classify(body, 'cls')) FROM texts /* victim */" ],
 	'>', \my $vout, '2>', \my $verr);
 $node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%/* victim */%' AND pid <> pg_backend_pid()");
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%/* victim */%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
 is($node->safe_psql('postgres',
-	"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE query LIKE '%/* victim */%' AND pid <> pg_backend_pid()"),
+	"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE query LIKE '%/* victim */%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"),
 	't', 'pg_terminate_backend ends a backend running inference');
 $victim->finish;
 like($verr, qr/terminating connection due to administrator command/, 'the client is told why');
@@ -125,9 +127,9 @@ my $bg = IPC::Run::start(
 	  '-c', "SELECT count(camembert_classify(body, 'cls')), count(camembert_token_count(body, 'cls')) FROM texts /* memory */" ],
 	'>', \my $mout, '2>', \my $merr);
 $node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%/* memory */%' AND pid <> pg_backend_pid()");
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%/* memory */%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
 my $pid = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* memory */%' AND pid <> pg_backend_pid()");
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* memory */%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
 sub private_kb
 {
 	my $rollup = eval { slurp_file("/proc/$pid/smaps_rollup") } // '';
