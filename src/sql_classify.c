@@ -17,6 +17,7 @@
 
 #include "camembert.h"
 #include "forward.h"
+#include "kernels.h"
 #include "model_resolve.h"
 #include "sql_classify.h"
 #include "sql_support.h"
@@ -67,16 +68,10 @@ camembert_apply_score_function(ScoreFunction fn, const float *logits, int n, dou
 	{
 		case SCORE_SOFTMAX:
 			{
-				double		max = logits[0];
-				double		sum = 0;
+				double		lse = cb_kernel_logsumexp(logits, n);
 
-				for (int i = 1; i < n; i++)
-					if (logits[i] > max)
-						max = logits[i];
 				for (int i = 0; i < n; i++)
-					sum += (scores[i] = exp((double) logits[i] - max));
-				for (int i = 0; i < n; i++)
-					scores[i] /= sum;
+					scores[i] = exp((double) logits[i] - lse);
 				break;
 			}
 		case SCORE_SIGMOID:

@@ -12,6 +12,7 @@
 
 #include "camembert.h"
 #include "forward.h"
+#include "kernels.h"
 #include "model_resolve.h"
 #include "sql_support.h"
 
@@ -33,7 +34,6 @@ camembert_embed(PG_FUNCTION_ARGS)
 	CamembertModel *model;
 	char	   *pooling;
 	bool		mean;
-	const int32_t *encoded;
 	int32_t    *ids;
 	int			n;
 	bool		truncated;
@@ -59,9 +59,7 @@ camembert_embed(PG_FUNCTION_ARGS)
 				 errhint("Use 'mean' (average over the tokens) or 'cls' (the <s> token).")));
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_EMBED);
 	hidden = model->model.config.hidden_size;
-	encoded = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
-	ids = palloc(sizeof(int32_t) * n);
-	memcpy(ids, encoded, sizeof(int32_t) * n);
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
 	mask = palloc(sizeof(int32_t) * n);
 	for (int t = 0; t < n; t++)
 		mask[t] = 1;
@@ -97,15 +95,7 @@ camembert_embed(PG_FUNCTION_ARGS)
 static double
 log_prob(const float *row, int vocab, int32_t id)
 {
-	double		max = row[0];
-	double		sum = 0;
-
-	for (int v = 1; v < vocab; v++)
-		if (row[v] > max)
-			max = row[v];
-	for (int v = 0; v < vocab; v++)
-		sum += exp((double) row[v] - max);
-	return (double) row[id] - max - log(sum);
+	return (double) row[id] - cb_kernel_logsumexp(row, vocab);
 }
 
 /* causal LM: sum over t >= 1 of log p(ids[t] | ids[0..t-1]), </s> included */
@@ -187,7 +177,6 @@ Datum
 camembert_score(PG_FUNCTION_ARGS)
 {
 	CamembertModel *model;
-	const int32_t *encoded;
 	int32_t    *ids;
 	int			n;
 	bool		truncated;
@@ -196,9 +185,7 @@ camembert_score(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_SCORE);
-	encoded = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
-	ids = palloc(sizeof(int32_t) * n);
-	memcpy(ids, encoded, sizeof(int32_t) * n);
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
 	if (model->model.config.architecture == CB_ARCH_CAUSAL_LM)
 		score = causal_log_likelihood(model, ids, n);
 	else

@@ -18,6 +18,7 @@
 
 #include "camembert.h"
 #include "forward.h"
+#include "kernels.h"
 #include "model_resolve.h"
 #include "sql_support.h"
 
@@ -62,7 +63,6 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	CamembertModel *model;
 	Tuplestorestate *store;
 	TupleDesc	tupdesc;
-	const int32_t *encoded;
 	int32_t    *ids;
 	int			n;
 	bool		truncated;
@@ -96,9 +96,7 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 
 	store = camembert_srf_begin(fcinfo, &tupdesc);
 
-	encoded = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
-	ids = palloc(sizeof(int32_t) * n);
-	memcpy(ids, encoded, sizeof(int32_t) * n);
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
 	positions = palloc(sizeof(int32_t) * n);
 	for (int t = 0; t < n; t++)
 		if (ids[t] == model->tokenizer.mask_id)
@@ -126,20 +124,13 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	for (int m = 0; m < n_masks; m++)
 	{
 		const float *row = logits + (Size) m * vocab;
-		double		max = row[0];
-		double		sum = 0;
+		double		lse = cb_kernel_logsumexp(row, vocab);
 
-		for (int v = 1; v < vocab; v++)
-			if (row[v] > max)
-				max = row[v];
 		for (int v = 0; v < vocab; v++)
 		{
 			cand[v].id = v;
-			cand[v].prob = exp((double) row[v] - max);
-			sum += cand[v].prob;
+			cand[v].prob = exp((double) row[v] - lse);	/* softmax over the vocabulary */
 		}
-		for (int v = 0; v < vocab; v++)
-			cand[v].prob /= sum;
 		qsort(cand, vocab, sizeof(Candidate), candidate_cmp);
 
 		for (int k = 0; k < top_k; k++)

@@ -39,14 +39,13 @@ Datum
 camembert_logits(PG_FUNCTION_ARGS)
 {
 	CamembertModel *model;
-	const int32_t *ids;
+	int32_t    *ids;
 	int			n;
 	bool		truncated;
 	cb_forward_output out = {0};
 	const cb_config *cfg;
 	int			dims[2];
 	ArrayType  *result;
-	int32_t    *ids_copy;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -58,15 +57,13 @@ camembert_logits(PG_FUNCTION_ARGS)
 				 errmsg("model \"%s\" has no head: it gives hidden states, not logits", model->name),
 				 errhint("Use camembert_hidden_states().")));
 	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
-	ids_copy = palloc(sizeof(int32_t) * n);
-	memcpy(ids_copy, ids, sizeof(int32_t) * n);
 
 	if (cfg->architecture == CB_ARCH_SEQUENCE_CLASSIFICATION)
 	{
 		float	   *logits = palloc(sizeof(float) * cfg->num_labels);
 
 		out.class_logits = logits;
-		run_forward(model, ids_copy, n, &out);
+		run_forward(model, ids, n, &out);
 		dims[0] = cfg->num_labels;
 		result = camembert_float4_array(logits, 1, dims);
 	}
@@ -76,7 +73,7 @@ camembert_logits(PG_FUNCTION_ARGS)
 		float	   *logits = palloc_extended(mul_size(count, sizeof(float)), MCXT_ALLOC_HUGE);
 
 		out.token_logits = logits;
-		run_forward(model, ids_copy, n, &out);
+		run_forward(model, ids, n, &out);
 		dims[0] = n;
 		dims[1] = cfg->vocab_size;
 		result = camembert_float4_array(logits, 2, dims);
@@ -94,7 +91,7 @@ Datum
 camembert_hidden_states(PG_FUNCTION_ARGS)
 {
 	CamembertModel *model;
-	const int32_t *ids;
+	int32_t    *ids;
 	int			n;
 	bool		truncated;
 	int32		layer;
@@ -102,7 +99,6 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 	cb_forward_output out = {0};
 	float	   *states;
 	int			dims[2];
-	int32_t    *ids_copy;
 	Size		per_layer;
 
 	if (PG_ARGISNULL(0))
@@ -120,14 +116,12 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 		layer += num_layers + 1;
 
 	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
-	ids_copy = palloc(sizeof(int32_t) * n);
-	memcpy(ids_copy, ids, sizeof(int32_t) * n);
 	per_layer = mul_size((Size) n, (Size) model->model.config.hidden_size);
 	if (layer == num_layers)
 	{
 		states = palloc_extended(mul_size(per_layer, sizeof(float)), MCXT_ALLOC_HUGE);
 		out.last_hidden_state = states;
-		run_forward(model, ids_copy, n, &out);
+		run_forward(model, ids, n, &out);
 	}
 	else
 	{
@@ -135,7 +129,7 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 										  MCXT_ALLOC_HUGE);
 
 		out.hidden_states = all;
-		run_forward(model, ids_copy, n, &out);
+		run_forward(model, ids, n, &out);
 		states = all + per_layer * layer;
 	}
 	dims[0] = n;

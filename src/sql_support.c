@@ -186,12 +186,13 @@ camembert_max_input_tokens(const CamembertModel *model)
 	return model->model.config.max_position_embeddings - model->model.config.pad_token_id - 1;
 }
 
-const int32_t *
+int32_t *
 camembert_encode_text(CamembertModel *model, text *input, int *n_ids, bool *truncated)
 {
 	size_t		len;
 	char	   *utf8 = camembert_text_to_utf8(input, &len);
 	const int32_t *ids;
+	int32_t    *copy;
 	size_t		n;
 	cb_error	err;
 	MemoryContext old;
@@ -215,18 +216,22 @@ camembert_encode_text(CamembertModel *model, text *input, int *n_ids, bool *trun
 		camembert_report_core_error(&err, "could not tokenize", NULL);
 	pfree(utf8);
 
-	*truncated = false;
-	if (n > (size_t) max_tokens)
+	*truncated = n > (size_t) max_tokens;
+	if (*truncated)
 	{
 		/* keep <s> + the first max_tokens - 2 pieces + </s>, as truncation=True does */
-		int32_t    *w = (int32_t *) ids;
-
-		w[max_tokens - 1] = w[n - 1];
+		copy = palloc(sizeof(int32_t) * max_tokens);
+		memcpy(copy, ids, sizeof(int32_t) * (max_tokens - 1));
+		copy[max_tokens - 1] = ids[n - 1];
 		n = max_tokens;
-		*truncated = true;
+	}
+	else
+	{
+		copy = palloc(sizeof(int32_t) * n);
+		memcpy(copy, ids, sizeof(int32_t) * n);
 	}
 	*n_ids = (int) n;
-	return ids;
+	return copy;
 }
 
 CamembertBatch *
@@ -242,10 +247,8 @@ camembert_batch_encode(CamembertModel *model, text **inputs, int n)
 	{
 		bool		truncated;
 		int			len;
-		const int32_t *ids = camembert_encode_text(model, inputs[i], &len, &truncated);
 
-		rows[i] = palloc(sizeof(int32_t) * len);
-		memcpy(rows[i], ids, sizeof(int32_t) * len);
+		rows[i] = camembert_encode_text(model, inputs[i], &len, &truncated);
 		b->lengths[i] = len;
 		if (len > b->seq_len)
 			b->seq_len = len;

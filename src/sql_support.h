@@ -35,10 +35,10 @@ extern int32_t *camembert_int4_array_values(ArrayType *array, int *n, const char
 /*
  * Encode a text argument for the model: UTF-8 conversion, the tokenizer with
  * special tokens, truncated to the model's longest input (max_position_embeddings - 2).
- * The ids live in a per-backend workspace until the next call.
+ * Returns palloc'ed ids (the tokenizer's scratch is a per-backend workspace).
  */
 struct CamembertModel;
-extern const int32_t *camembert_encode_text(struct CamembertModel *model, text *input, int *n_ids,
+extern int32_t *camembert_encode_text(struct CamembertModel *model, text *input, int *n_ids,
 											bool *truncated);
 
 /* Longest input (tokens, specials included) the model accepts. */
