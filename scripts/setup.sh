@@ -9,14 +9,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGMAJOR=${PGMAJOR:-15}
 
-# Runtime + build: the server, its headers, OpenBLAS.  Tests: IPC::Run for TAP,
-# clang for the fuzzers, Debian's python3 + numpy for fixture cross-checks.
+# Runtime + build: the server (with pgbench), its headers, OpenBLAS.  Tests:
+# IPC::Run for the TAP tests, clang and its sanitizer/fuzzer runtime for the
+# fuzzers, Debian's python3 + numpy to regenerate SQL fixtures from the golden.
 PACKAGES=(
 	build-essential
-	"postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR" postgresql-contrib
+	"postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR"
 	libopenblas-dev
 	libipc-run-perl
-	clang
+	clang libclang-rt-dev
 	python3 python3-numpy
 )
 
