@@ -68,7 +68,8 @@ if compgen -G "t/*.pl" >/dev/null; then
 	"${RUNAS[@]}" env PERL5LIB="$PGXS_DIR/src/test/perl" TESTDIR="$ROOT/build/tap" CAMEMBERT_ROOT="$ROOT" \
 		PATH="$("$PG_CONFIG" --bindir):$PATH" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 		prove -v t/*.pl >"$LOG/tap.log" 2>&1
-	grep -E '^t/.*(ok|Failed|skipped)' "$LOG/tap.log" | sed 's/^/  /'
+	awk '/^t\/.*\.pl/ {f = $1} /^ok [0-9]/ {p[f]++} /^not ok [0-9]/ {n[f]++}
+		END {for (k in p) printf "  %s: %d passed, %d failed\n", k, p[k], n[k] + 0}' "$LOG/tap.log" | sort
 	read -r p f < <(grep -E '^(ok|not ok) [0-9]+' "$LOG/tap.log" |
 		awk '/^ok/ {p++} /^not ok/ {f++} END {print p+0, f+0}')
 	if ! grep -q '^Result: PASS' "$LOG/tap.log"; then
