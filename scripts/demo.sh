@@ -8,6 +8,6 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/${PGMAJOR:-15}/bin/pg_config}
 
 scripts/setup.sh
 scripts/cluster.sh start
-scripts/cluster.sh psql -v ON_ERROR_STOP=1 -v models="$ROOT/test/golden/models" -f scripts/demo.sql
+scripts/cluster.sh psql -v ON_ERROR_STOP=1 -v models="$ROOT/models" -f scripts/demo.sql
 echo
 echo "The scratch cluster is still running: scripts/cluster.sh psql   (stop it with scripts/cluster.sh stop)"

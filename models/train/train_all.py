@@ -1,0 +1,452 @@
+#!/usr/bin/python3
+"""Train the bundled models from scratch, on one CPU thread, deterministically.
+
+    /usr/bin/python3 models/train/train_all.py [--work build/models-train] [--out models]
+
+Needs Debian's python3-torch, python3-sentencepiece, python3-numpy (installed
+with apt-get when missing and run as root) and the corpus that
+build_corpus.py writes (run first when WORK/corpus is missing).
+
+Steps (every random choice comes from a generator seeded below):
+  1. SentencePiece BPE tokenizer, 8000 pieces, on the French training lines;
+  2. fr-clm:  CamembertForCausalLM from random init, next-token loss;
+  3. fr-mlm:  CamembertForMaskedLM initialised from fr-clm, 15 % masking (80/10/10);
+  4. langid:  CamembertForSequenceClassification fr/de/es/en, encoder from fr-mlm;
+  5. each model's weights rounded to float16, held-out metrics computed with
+     the rounded weights (what is shipped), HF model directory written to OUT.
+A summary (hyper-parameters, sizes, times, metrics) goes to WORK/report.json.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, HERE)
+
+
+def ensure_python_packages():
+    try:
+        import torch  # noqa: F401
+        import sentencepiece  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        if os.geteuid() != 0:
+            sys.exit("needs Debian's python3-torch python3-sentencepiece python3-numpy")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "python3-torch", "python3-sentencepiece",
+                        "python3-numpy"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+ensure_python_packages()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+from camembert_torch import (BOS, EOS, PAD, Camembert, CamembertIds, Config,  # noqa: E402
+                             round_weights_, save_model_dir)
+
+SEED = 20240601
+MAX_LEN = 128            # tokens per sequence, <s> and </s> included
+MAX_POS = MAX_LEN + 2    # max_position_embeddings
+SP_VOCAB = 8000
+
+ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768)
+MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
+           mask_prob=0.15)
+CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
+LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
+              train_per_lang=6000)
+LANGS = ["fr", "de", "es", "en"]
+
+T0 = time.time()
+
+
+def log(*a):
+    print(f"[{time.time() - T0:7.1f}s]", *a, file=sys.stderr, flush=True)
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(l) for l in fh]
+
+
+# --------------------------------------------------------------------------
+# data
+
+def chunk(ids_content):
+    """Content ids -> sequences <s> ... </s> of at most MAX_LEN tokens."""
+    n = MAX_LEN - 2
+    return [[BOS] + ids_content[i:i + n] + [EOS] for i in range(0, max(len(ids_content), 1), n)]
+
+
+def length_batches(seqs, max_tokens, rng, pool=50):
+    """Shuffle, sort by length inside pools, cut into batches of at most
+    max_tokens padded tokens, shuffle the batches."""
+    order = list(range(len(seqs)))
+    rng.shuffle(order)
+    batches = []
+    step = max(1, pool * max_tokens // 40)
+    for s in range(0, len(order), step):
+        part = sorted(order[s:s + step], key=lambda i: len(seqs[i]))
+        cur = []
+        for i in part:
+            longest = max([len(seqs[j]) for j in cur] + [len(seqs[i])])
+            if cur and longest * (len(cur) + 1) > max_tokens:
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def truncate(ids):
+    """transformers' truncation=True, max_length=MAX_LEN: keep </s> last."""
+    return ids if len(ids) <= MAX_LEN else ids[:MAX_LEN - 1] + [EOS]
+
+
+def pad(seqs):
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    am = torch.zeros((len(seqs), T), dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, :len(s)] = torch.tensor(s)
+        am[b, :len(s)] = 1
+    return ids, am
+
+
+def batch_stream(seqs, max_tokens, rng, indices=False):
+    while True:
+        for b in length_batches(seqs, max_tokens, rng):
+            yield b if indices else [seqs[i] for i in b]
+
+
+def make_optimizer(model, lr, weight_decay):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.dim() < 2 or "ln" in n or n.endswith("bias") else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def lr_at(step, total, warmup, peak):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train_loop(model, hp, batches, loss_fn, name):
+    opt = make_optimizer(model, hp["lr"], hp["weight_decay"])
+    model.train()
+    t = time.time()
+    run = 0.0
+    ntok = 0
+    for step in range(hp["steps"]):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, hp["steps"], hp["warmup"], hp["lr"])
+        batch = next(batches)
+        loss, n = loss_fn(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
+        ntok += n
+        if step % 50 == 0 or step == hp["steps"] - 1:
+            log(f"{name} step {step}/{hp['steps']} loss {run:.3f} "
+                f"({ntok / (time.time() - t):.0f} tokens/s)")
+    model.eval()
+    return {"seconds": round(time.time() - t, 1), "tokens_seen": ntok, "final_train_loss": round(run, 4)}
+
+
+def mask_tokens(ids, gen, mask_id, sp_size, prob):
+    """15 % of the non-special tokens: 80 % <mask>, 10 % random, 10 % kept."""
+    special = (ids == PAD) | (ids == BOS) | (ids == EOS)
+    sel = (torch.rand(ids.shape, generator=gen) < prob) & ~special
+    r = torch.rand(ids.shape, generator=gen)
+    inp = ids.clone()
+    inp[sel & (r < 0.8)] = mask_id
+    rnd = sel & (r >= 0.8) & (r < 0.9)
+    inp[rnd] = torch.randint(7, sp_size + 4, ids.shape, generator=gen)[rnd]
+    return inp, sel
+
+
+# --------------------------------------------------------------------------
+# steps
+
+def train_tokenizer(work, lm):
+    d = os.path.join(work, "tokenizer")
+    os.makedirs(d, exist_ok=True)
+    txt = os.path.join(d, "train.txt")
+    with open(txt, "w", encoding="utf-8") as fh:
+        for r in lm:
+            if r["split"] == "train":
+                fh.write(r["text"] + "\n")
+    spm.SentencePieceTrainer.train(input=txt, model_prefix=os.path.join(d, "sentencepiece.bpe"),
+                                   model_type="bpe", vocab_size=SP_VOCAB,
+                                   character_coverage=0.9995, num_threads=1, minloglevel=2)
+    return os.path.join(d, "sentencepiece.bpe.model")
+
+
+def eval_batches(seqs, max_tokens=2048):
+    """Held-out batches: sorted by length, at most max_tokens padded tokens
+    (large tensors are slow to allocate here)."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    cur = []
+    for i in order:
+        if cur and len(seqs[i]) * (len(cur) + 1) > max_tokens:
+            yield cur
+            cur = []
+        cur.append(i)
+    if cur:
+        yield cur
+
+
+def lm_scores(model, h, targets):
+    """(sum of cross-entropies, number of correct argmax) of the LM head on
+    rows h against targets, 256 rows at a time."""
+    ce = 0.0
+    correct = 0
+    for s in range(0, h.shape[0], 256):
+        logits = model.lm_logits(h[s:s + 256])
+        y = targets[s:s + 256]
+        ce += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+    return ce, correct
+
+
+def mlm_eval(model, tok, seqs, seed):
+    """Top-1 accuracy at 15 % of the non-special positions, all replaced by
+    <mask> (fixed seed), and the mean cross-entropy there."""
+    gen = torch.Generator().manual_seed(seed)
+    correct = total = 0
+    ce = 0.0
+    with torch.no_grad():
+        for b in eval_batches(seqs):
+            ids, am = pad([seqs[i] for i in b])
+            special = (ids == PAD) | (ids == BOS) | (ids == EOS)
+            sel = (torch.rand(ids.shape, generator=gen) < 0.15) & ~special
+            inp = ids.masked_fill(sel, tok.mask_id)
+            c, k = lm_scores(model, model.encode(inp, am)[sel], ids[sel])
+            ce += c
+            correct += k
+            total += sel.sum().item()
+    return {"masked_positions": total, "top1_accuracy": round(correct / total, 4),
+            "cross_entropy": round(ce / total, 4)}
+
+
+def clm_eval(model, seqs):
+    """Perplexity per token: exp(mean CE of predicting every token after <s>,
+    </s> included)."""
+    ce = 0.0
+    n = 0
+    correct = 0
+    with torch.no_grad():
+        for b in eval_batches(seqs):
+            ids, am = pad([seqs[i] for i in b])
+            h = model.encode(ids, am)[:, :-1]
+            tgt = ids[:, 1:]
+            keep = tgt != PAD
+            c, k = lm_scores(model, h[keep], tgt[keep])
+            ce += c
+            correct += k
+            n += keep.sum().item()
+    return {"predicted_tokens": n, "cross_entropy": round(ce / n, 4),
+            "perplexity": round(math.exp(ce / n), 2), "top1_accuracy": round(correct / n, 4)}
+
+
+def cls_eval(model, items):
+    """items: (ids, label) -> accuracy, per-language accuracy, confusion."""
+    conf = [[0] * len(LANGS) for _ in LANGS]
+    with torch.no_grad():
+        for b in eval_batches([s for s, _ in items]):
+            ids, am = pad([items[i][0] for i in b])
+            pred = model.cls_logits(model.encode(ids, am)).argmax(-1).tolist()
+            for i, p in zip(b, pred):
+                conf[items[i][1]][p] += 1
+    total = sum(map(sum, conf))
+    acc = sum(conf[i][i] for i in range(len(LANGS))) / total
+    per = {l: round(conf[i][i] / max(1, sum(conf[i])), 4) for i, l in enumerate(LANGS)}
+    return {"sentences": total, "accuracy": round(acc, 4),
+            "per_language_accuracy": per,
+            "per_language_sentences": {l: sum(conf[i]) for i, l in enumerate(LANGS)},
+            "confusion_rows_true_cols_pred": conf}
+
+
+def greedy(model, tok, prompt, n=20):
+    ids = [BOS] + tok.encode_pieces_ids(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            x = torch.tensor([ids])
+            nxt = model.lm_logits(model.encode(x, torch.ones_like(x))[:, -1]).argmax(-1).item()
+            if nxt == EOS:
+                break
+            ids.append(nxt)
+    return tok.decode(ids)
+
+
+def fill_mask(model, tok, text, k=5):
+    left, right = text.split("<mask>")  # <mask> strips the whitespace on its left
+    ids = [BOS] + tok.encode_pieces_ids(left.rstrip()) + [tok.mask_id] + \
+        tok.encode_pieces_ids(right) + [EOS]
+    x = torch.tensor([ids])
+    pos = ids.index(tok.mask_id)
+    with torch.no_grad():
+        logits = model.lm_logits(model.encode(x, torch.ones_like(x))[0, pos])
+    top = torch.topk(torch.softmax(logits, -1), k)
+    return [(tok.decode([i]), round(p, 4)) for p, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="build/models-train")
+    ap.add_argument("--out", default="models")
+    ap.add_argument("--quick", type=float, default=1.0,
+                    help="scale every step count (a smoke test; the shipped models use 1)")
+    args = ap.parse_args()
+    for hp in (MLM, CLM, LANGID):
+        hp["steps"] = max(2, int(hp["steps"] * args.quick))
+        hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED)
+    random.seed(SEED)
+    report = {"seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
+              "arch": ARCH, "max_position_embeddings": MAX_POS, "mlm": {"hp": MLM},
+              "clm": {"hp": CLM}, "langid": {"hp": LANGID}}
+
+    corpus = os.path.join(args.work, "corpus")
+    if not os.path.exists(os.path.join(corpus, "stats.json")):
+        subprocess.run([sys.executable, os.path.join(HERE, "build_corpus.py"), args.work], check=True)
+    with open(os.path.join(corpus, "stats.json")) as fh:
+        report["corpus"] = json.load(fh)
+
+    # 1. tokenizer
+    lm = read_jsonl(os.path.join(corpus, "fr_lm.jsonl"))
+    t = time.time()
+    sp_path = train_tokenizer(args.work, lm)
+    sp = spm.SentencePieceProcessor(model_file=sp_path)
+    tok = CamembertIds(sp)
+    report["tokenizer"] = {"seconds": round(time.time() - t, 1), "sp_pieces": tok.sp_size,
+                           "vocab_size": tok.vocab_size}
+    log("tokenizer", report["tokenizer"])
+
+    train_seqs, test_seqs = [], []
+    for r in lm:
+        (train_seqs if r["split"] == "train" else test_seqs).extend(chunk(tok.encode_pieces_ids(r["text"])))
+    report["fr_lm_sequences"] = {"train": len(train_seqs), "test": len(test_seqs),
+                                 "train_tokens": sum(map(len, train_seqs)),
+                                 "test_tokens": sum(map(len, test_seqs))}
+    log("fr sequences", report["fr_lm_sequences"])
+
+    def cfg(dropout):
+        return Config(tok.vocab_size, max_position_embeddings=MAX_POS, layer_norm_eps=1e-5,
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **ARCH)
+
+    # 2. causal LM, from random init (every position gives a loss, so it learns
+    #    fast; its attention patterns then give the masked LM a head start)
+    torch.manual_seed(SEED + 1)
+    clm = Camembert(cfg(CLM["dropout"]), "clm")
+    batches = batch_stream(train_seqs, CLM["max_tokens"], random.Random(SEED + 3))
+
+    def clm_loss(batch):
+        ids, am = pad(batch)
+        h = clm.encode(ids, am)[:, :-1]
+        tgt = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
+        return clm.lm_loss(h.reshape(-1, h.shape[-1]), tgt.reshape(-1)), int(am.sum())
+
+    report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
+    clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
+    report["clm"]["heldout_fp32"] = clm_eval(clm, test_seqs)
+    round_weights_(clm, torch.float16)
+    report["clm"]["heldout_fp16"] = clm_eval(clm, test_seqs)
+    report["clm"]["greedy_examples"] = {p: greedy(clm, tok, p) for p in [
+        "La commande ls", "Le fichier", "Cette option", "Debian est"]}
+    log("clm", report["clm"]["heldout_fp16"], report["clm"]["greedy_examples"])
+    gen_cfg = json.dumps({"_from_model_config": True, "bos_token_id": BOS, "eos_token_id": EOS,
+                          "pad_token_id": PAD, "transformers_version": "4.37.0.dev0"},
+                         indent=2, sort_keys=True) + "\n"
+    save_model_dir(os.path.join(args.out, "fr-clm"), clm, "CamembertForCausalLM", sp_path, MAX_LEN,
+                   extra_files={"generation_config.json": gen_cfg})
+
+    # 3. masked LM, initialised from the causal LM (fp32 weights), 15 % masking
+    torch.manual_seed(SEED + 10)
+    mlm = Camembert(cfg(MLM["dropout"]), "mlm")
+    mlm.load_state_dict(clm_fp32_state)
+    report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    gen = torch.Generator().manual_seed(SEED + 11)
+    batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
+
+    def mlm_loss(batch):
+        ids, am = pad(batch)
+        inp, sel = mask_tokens(ids, gen, tok.mask_id, tok.sp_size, MLM["mask_prob"])
+        return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
+
+    report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
+    report["mlm"]["heldout_fp32"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
+    mlm_fp32.load_state_dict(mlm.state_dict())
+    round_weights_(mlm, torch.float16)
+    report["mlm"]["heldout_fp16"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    report["mlm"]["examples"] = {s: fill_mask(mlm, tok, s) for s in [
+        "La commande <mask> affiche le contenu du répertoire.",
+        "Le fichier de <mask> se trouve dans /etc.",
+        "Cette option affiche l'<mask> et quitte.",
+        "Le noyau <mask> gère les processus.",
+    ]}
+    log("mlm", report["mlm"]["heldout_fp16"], report["mlm"]["examples"])
+    save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
+
+    # 4. language identification, encoder from the masked LM (fp32 weights)
+    sents = read_jsonl(os.path.join(corpus, "langid.jsonl"))
+    rng = random.Random(SEED + 20)
+    split = {"train": [], "val": [], "test": []}
+    for lang_i, lang in enumerate(LANGS):
+        for sp_name in split:
+            items = [r for r in sents if r["lang"] == lang and r["split"] == sp_name]
+            if sp_name == "train":
+                rng.shuffle(items)
+                items = items[:LANGID["train_per_lang"]]
+            split[sp_name].extend((truncate(tok.encode(r["text"])), lang_i) for r in items)
+    rng.shuffle(split["train"])
+    torch.manual_seed(SEED + 21)
+    cls = Camembert(cfg(LANGID["dropout"]), "cls", num_labels=len(LANGS))
+    cls.load_encoder_from(mlm_fp32)
+    train_items = split["train"]
+
+    def cls_batches():
+        for b in batch_stream([s for s, _ in train_items], LANGID["max_tokens"],
+                              random.Random(SEED + 22), indices=True):
+            yield [train_items[i] for i in b]
+
+    def cls_loss(batch):
+        ids, am = pad([s for s, _ in batch])
+        y = torch.tensor([l for _, l in batch])
+        return F.cross_entropy(cls.cls_logits(cls.encode(ids, am)), y), int(am.sum())
+
+    report["langid"]["split_sizes"] = {k: len(v) for k, v in split.items()}
+    report["langid"]["train"] = train_loop(cls, LANGID, cls_batches(), cls_loss, "langid")
+    round_weights_(cls, torch.float16)
+    report["langid"]["val_fp16"] = cls_eval(cls, split["val"])
+    report["langid"]["test_fp16"] = cls_eval(cls, split["test"])
+    log("langid", report["langid"]["test_fp16"])
+    save_model_dir(os.path.join(args.out, "langid"), cls, "CamembertForSequenceClassification",
+                   sp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
+
+    report["total_seconds"] = round(time.time() - T0, 1)
+    with open(os.path.join(args.work, "report.json"), "w") as fh:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+    log("done", report["total_seconds"], "s; report in", os.path.join(args.work, "report.json"))
+
+
+if __name__ == "__main__":
+    main()
