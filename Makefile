@@ -28,7 +28,7 @@ WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initia
 	-Wno-declaration-after-statement
 PG_CPPFLAGS = -Isrc/core
 PG_CFLAGS = -std=gnu11 $(WARNINGS)
-SHLIB_LINK = -lopenblas -lm
+SHLIB_LINK = -lopenblas -lm -lpthread
 
 EXTRA_CLEAN = build
 
@@ -50,7 +50,7 @@ UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra -Werror -Isrc/core -Itest/unit
-UNIT_LIBS = -lopenblas -lm
+UNIT_LIBS = -lopenblas -lm -lpthread
 
 UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(CORE_SRCS))
 UNIT_TESTS := $(patsubst test/unit/%.c,build/unit/%,$(sort $(wildcard test/unit/test_*.c)))
@@ -66,5 +66,13 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 .PHONY: unit unit-build
 unit-build: $(UNIT_TESTS)
 
+# test_kernels runs once per matrix-product code path and thread count;
+# test_forward again on the cblas_sgemm path (the one a CPU without AVX2 takes).
 unit: unit-build
-	@status=0; for t in $(UNIT_TESTS); do ASAN_OPTIONS=detect_leaks=1 $$t || status=1; done; exit $$status
+	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
+	for t in $(filter-out build/unit/test_kernels,$(UNIT_TESTS)); do $$t || status=1; done; \
+	for k in avx512 avx2 blas; do for n in 1 2; do \
+		CAMEMBERT_KERNELS=$$k OPENBLAS_NUM_THREADS=$$n build/unit/test_kernels || status=1; done; done; \
+	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
+	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
+	exit $$status

@@ -29,8 +29,8 @@ scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 echo "== unit tests"
 make -s unit PG_CONFIG="$PG_CONFIG" >"$LOG/unit.log" 2>&1
 unit_rc=$?
-grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$LOG/unit.log"
-read -r p f < <(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$LOG/unit.log" |
+grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed' "$LOG/unit.log"
+read -r p f < <(grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed' "$LOG/unit.log" |
 	awk '{p += $2; f += $4} END {print p+0, f+0}')
 if [ "$unit_rc" != 0 ] && [ "$f" = 0 ]; then
 	f=1; tail -30 "$LOG/unit.log"   # a crash or a build failure

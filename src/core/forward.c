@@ -3,14 +3,14 @@
  *
  * Layout: the attended tokens of the batch are packed into rows
  * x[0 .. N) of a [N][H] matrix, sequence after sequence; every linear layer
- * is one cblas_sgemm over all rows (X · Wᵀ with W row-major [out][in]), and
- * attention runs per sequence and head with two small sgemms (scores, then
- * context) that read the heads in place (leading dimension H).
+ * is one matrix product over all rows (cb_kernel_matmul_nt: X · Wᵀ with W
+ * row-major [out][in], read in place), and attention runs per sequence and
+ * head with two small products (scores, then context) that read the heads in
+ * place (leading dimension H).
  */
 #include "forward.h"
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -177,23 +177,20 @@ cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
 /* ------------------------------------------------------------------------ */
 /* building blocks */
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ (no bias). */
+/* y[n][out] = x[n][in] · w[out][in]ᵀ (no bias); pack: NULL or the layer's packing scratch. */
 static inline void
-linear_nobias(const float *x, size_t n, size_t in, const float *w, size_t out, float *y, size_t ldy)
+linear_nobias(const float *x, size_t n, size_t in, const float *w, size_t out, float *y, size_t ldy,
+			  float *pack)
 {
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) n, (int) out, (int) in,
-				1.0f, x, (int) in, w, (int) in, 0.0f, y, (int) ldy);
+	cb_kernel_matmul_nt(x, in, w, in, NULL, 1.0f, y, ldy, n, out, in, pack);
 }
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (bias copied first, as torch's addmm). */
+/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm). */
 static inline void
 linear_bias(const float *x, size_t n, size_t in, const float *w, const float *b, size_t out,
-			float *y, size_t ldy)
+			float *y, size_t ldy, float *pack)
 {
-	for (size_t r = 0; r < n; r++)
-		memcpy(y + r * ldy, b, out * sizeof(float));
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) n, (int) out, (int) in,
-				1.0f, x, (int) in, w, (int) in, 1.0f, y, (int) ldy);
+	cb_kernel_matmul_nt(x, in, w, in, b, 1.0f, y, ldy, n, out, in, pack);
 }
 
 void
@@ -227,11 +224,13 @@ cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows, size_t max_
 				total,
 				scores;
 
-	/* q (reused for dense outputs) + ctx + intermediate, per row; + scores */
+	/* q (reused for dense outputs) + ctx + intermediate, per row; the matrix
+	 * products' packing scratch; scores */
 	if (!cb_add_size(2 * h, i, &per_row) ||
 		!cb_mul_size(per_row, n_rows, &total) ||
 		!cb_mul_size(max_queries, max_keys, &scores) ||
 		!cb_add_size(total, scores, &total) ||
+		!cb_add_size(total, cb_kernel_matmul_pack_floats(n_rows, h > i ? h : i), &total) ||
 		!cb_add_size(total, 64, &total))
 		return 0;
 	return total;
@@ -253,21 +252,22 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	float	   *q = scratch;
 	float	   *ctx = q + n_rows * h;
 	float	   *mid = ctx + n_rows * h;
-	float	   *scores = mid + n_rows * inter;
+	float	   *pack = mid + n_rows * inter;
+	float	   *scores = pack + cb_kernel_matmul_pack_floats(n_rows, h > inter ? h : inter);
 	/* the rows this layer outputs: all of x in place, or a subset */
 	float	   *xo = subset ? subset->out : x;
 	size_t		n_out = subset ? subset->n : n_rows;
 	const size_t *q_off = subset ? subset->seq_q_off : seq_off;
 
 	/* keys and values of every row go to the store at row past + r */
-	linear_bias(x, n_rows, h, lw->key_w, lw->key_b, h, k_store + past * h, h);
-	linear_bias(x, n_rows, h, lw->value_w, lw->value_b, h, v_store + past * h, h);
+	linear_bias(x, n_rows, h, lw->key_w, lw->key_b, h, k_store + past * h, h, pack);
+	linear_bias(x, n_rows, h, lw->value_w, lw->value_b, h, v_store + past * h, h, pack);
 	if (subset != NULL)
 		for (size_t j = 0; j < n_out; j++)
 			memcpy(xo + j * h, x + subset->rows[j] * h, h * sizeof(float));
 	if (n_out == 0)
 		return;
-	linear_bias(xo, n_out, h, lw->query_w, lw->query_b, h, q, h);
+	linear_bias(xo, n_out, h, lw->query_w, lw->query_b, h, q, h, pack);
 
 	for (size_t s = 0; s < n_seq; s++)
 	{
@@ -283,8 +283,7 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 			const float *kh = k_store + seq_off[s] * h + hd * d;
 			const float *vh = v_store + seq_off[s] * h + hd * d;
 
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) nq, (int) nk, (int) d,
-						scale, qh, (int) h, kh, (int) h, 0.0f, scores, (int) nk);
+			cb_kernel_matmul_nt(qh, h, kh, h, NULL, scale, scores, nk, nq, nk, d, pack);
 			for (size_t i = 0; i < nq; i++)
 			{
 				float	   *row = scores + i * nk;
@@ -316,20 +315,19 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 						dst[sink->row_time[row0 + j]] = scores[i * nk + j];
 				}
 			}
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) nq, (int) d, (int) nk,
-						1.0f, scores, (int) nk, vh, (int) h, 0.0f, ctx + q0 * h + hd * d, (int) h);
+			cb_kernel_matmul_nn(scores, nk, vh, h, ctx + q0 * h + hd * d, h, nq, d, nk);
 		}
 	}
 
 	/* attention output dense + bias + residual + LayerNorm (q is free now) */
-	linear_nobias(ctx, n_out, h, lw->attn_out_w, h, q, h);
+	linear_nobias(ctx, n_out, h, lw->attn_out_w, h, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->attn_out_b, lw->attn_ln_w,
 									  lw->attn_ln_b, eps);
 
 	/* feed-forward: dense + bias + GELU, dense + bias + residual + LayerNorm */
-	linear_nobias(xo, n_out, h, lw->inter_w, inter, mid, inter);
+	linear_nobias(xo, n_out, h, lw->inter_w, inter, mid, inter, pack);
 	cb_kernel_bias_gelu(mid, n_out, inter, lw->inter_b);
-	linear_nobias(mid, n_out, inter, lw->out_w, h, q, h);
+	linear_nobias(mid, n_out, inter, lw->out_w, h, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->out_b, lw->out_ln_w,
 									  lw->out_ln_b, eps);
 }
@@ -339,7 +337,7 @@ cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp
 {
 	size_t		h = (size_t) model->config.hidden_size;
 
-	linear_nobias(x, n, h, model->lm_dense_w, h, tmp, h);
+	linear_nobias(x, n, h, model->lm_dense_w, h, tmp, h, NULL);
 	cb_kernel_bias_gelu(tmp, n, h, model->lm_dense_b);
 	cb_kernel_layernorm(tmp, n, h, model->lm_ln_w, model->lm_ln_b, model->config.layer_norm_eps);
 }
@@ -352,7 +350,7 @@ cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n, float *logi
 
 	if (n == 0)
 		return;
-	linear_bias(tmp, n, h, model->lm_decoder_w, model->lm_decoder_b, v, logits, ld_logits);
+	linear_bias(tmp, n, h, model->lm_decoder_w, model->lm_decoder_b, v, logits, ld_logits, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -610,7 +608,7 @@ token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, 
 		size_t		run = 1;
 		size_t		flat = (size_t) pb->row_batch[r] * pb->seq_len + (size_t) pb->row_time[r];
 
-		/* rows that are consecutive in the output share one sgemm */
+		/* rows that are consecutive in the output share one product */
 		while (r + run < pb->n_rows &&
 			   pb->row_batch[r + run] == pb->row_batch[r] &&
 			   pb->row_time[r + run] == pb->row_time[r] + (int32_t) run)
@@ -790,10 +788,10 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 				memcpy(gathered + b * h, final_x + (final_index ? (size_t) final_index[r] : r) * h,
 					   h * sizeof(float));
 			}
-			linear_nobias(gathered, batch, h, model->cls_dense_w, h, tmp, h);
+			linear_nobias(gathered, batch, h, model->cls_dense_w, h, tmp, h, NULL);
 			cb_kernel_bias_tanh(tmp, batch, h, model->cls_dense_b);
 			linear_bias(tmp, batch, h, model->cls_out_w, model->cls_out_b,
-						(size_t) c->num_labels, output->class_logits, (size_t) c->num_labels);
+						(size_t) c->num_labels, output->class_logits, (size_t) c->num_labels, NULL);
 		}
 	}
 

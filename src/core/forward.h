@@ -34,9 +34,11 @@
  * heads read (after the keys and values of every row): for a classifier, one
  * row per sequence.
  *
- * Speed: every matrix product is one cblas_sgemm (OpenBLAS, whose threads
- * follow OPENBLAS_NUM_THREADS); bias + GELU and bias + residual + LayerNorm
- * are fused passes; no copy of the activations between layers.
+ * Speed: every matrix product is one call of cb_kernel_matmul_nt/_nn
+ * (kernels.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
+ * else cblas_sgemm; threads follow OPENBLAS_NUM_THREADS); bias + GELU and
+ * bias + residual + LayerNorm are fused passes; no copy of the activations
+ * between layers.
  *
  * Scratch memory: one block, sized once per call, in a cb_workspace that the
  * caller may keep between calls (it then only grows), or NULL for a block

@@ -3,11 +3,33 @@
  * pass: LayerNorm (optionally fused with bias + residual), exact (erf) GELU
  * fused with a bias, softmax, tanh, log-sum-exp.
  *
- * Matrix products are not here: forward.c calls cblas_sgemm directly.
  * Every kernel works on row-major [rows][cols] float32 arrays, in place where
  * the name says so, and follows what PyTorch computes (float32 results;
  * LayerNorm statistics are accumulated in double, which only removes rounding
- * noise).  Nothing here allocates or fails.
+ * noise).  Nothing here allocates (cb_malloc) or fails.
+ *
+ * Matrix products (cb_kernel_matmul_nt / _nn): our own AVX-512 or AVX2+FMA
+ * micro-kernels, chosen at run time from the CPU (functions compiled with
+ * target attributes: no -m flag needed), else cblas_sgemm.  They read the
+ * weights in place, in PyTorch's [out][in] layout, without the packing copy
+ * a BLAS sgemm makes of them on every call: for the few-row products of
+ * inference (a sentence is 10 to 500 rows) that copy costs as much as the
+ * arithmetic.  The AVX-512 path transposes the activations instead (few
+ * rows, into the caller's scratch).  Sums are taken in another order than a
+ * BLAS's, so results differ from cblas_sgemm's by float rounding (relative
+ * ~1e-7 per product).  With AVX-512, GELU and softmax also run 16 lanes wide
+ * (the same operations per lane as their 4-lane code).
+ *
+ * Threads: a product large enough to share runs on
+ * openblas_get_num_threads() threads (OPENBLAS_NUM_THREADS, or
+ * openblas_set_num_threads, which camembert.threads calls): the calling
+ * thread and helper threads of a small pool created on first use, with every
+ * signal blocked, that only compute and wait.  One thread of a process uses
+ * the pool at a time; a second thread calling meanwhile computes alone.
+ *
+ * CAMEMBERT_KERNELS=blas|avx2|avx512 in the environment (read once) selects a
+ * code path the CPU supports, for tests and benchmarks; cb_kernel_isa() names
+ * the one in use.
  */
 #ifndef CB_KERNELS_H
 #define CB_KERNELS_H
@@ -50,5 +72,29 @@ double		cb_kernel_logsumexp(const float *x, size_t n);
 
 /* Index of the largest value (the first one on ties, as torch.argmax). */
 size_t		cb_kernel_argmax(const float *x, size_t n);
+
+/*
+ * y[i][j] = alpha * sum_k x[i][k] * w[j][k] + bias[j]
+ * for i < n, j < out, k < in ("X · Wᵀ": w is a linear layer's weight
+ * [out][in], or the keys of attention); bias may be NULL (0).  Rows of x, w
+ * and y start ld* floats apart; y must not overlap x or w.
+ * pack: NULL, or cb_kernel_matmul_pack_floats(n, in) floats of scratch (any
+ * alignment) that lets the AVX-512 path use its faster kernel for products
+ * of 13 rows or more (it transposes up to 128 rows of x there at a time).
+ */
+void		cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
+								const float *bias, float alpha, float *y, size_t ldy,
+								size_t n, size_t out, size_t in, float *pack);
+size_t		cb_kernel_matmul_pack_floats(size_t n, size_t in);
+
+/*
+ * y[i][j] = sum_k p[i][k] * v[k][j] for i < n, j < out, k < in ("P · V":
+ * attention probabilities times values).  Runs on the calling thread only.
+ */
+void		cb_kernel_matmul_nn(const float *p, size_t ldp, const float *v, size_t ldv,
+								float *y, size_t ldy, size_t n, size_t out, size_t in);
+
+/* "avx512", "avx2" or "blas": the matrix-product code path in use. */
+const char *cb_kernel_isa(void);
 
 #endif							/* CB_KERNELS_H */
