@@ -1,0 +1,93 @@
+/*
+ * bench_lib.c — the engine as a shared library for bench/bench.py (ctypes), so that
+ * one Python process can time our forward pass and PyTorch's in alternation, on
+ * the same inputs, under the same load.
+ *
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -fPIC -shared -Isrc/core -o build/bench/engine/libcbbench.so \
+ *       bench/bench_lib.c src/core/[a-z]*.c -lopenblas -lm -lpthread
+ */
+#include "forward.h"
+#include "model_image.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* kernels.c's name of its matrix-product code path (weak: a core from before it has none) */
+extern const char *cb_kernel_isa(void) __attribute__((weak));
+
+typedef struct cbb
+{
+	cb_model	model;
+	cb_workspace ws;
+} cbb;
+
+/* Load a model directory; NULL on error (message in err). */
+void *
+cbb_open(const char *dir, char *err, int err_len)
+{
+	cbb		   *h = calloc(1, sizeof(cbb));
+	cb_error	e;
+
+	if (h == NULL)
+	{
+		snprintf(err, (size_t) err_len, "out of memory");
+		return NULL;
+	}
+	if (cb_model_load_dir(dir, &h->model, &e) != CB_OK)
+	{
+		snprintf(err, (size_t) err_len, "%s", e.message);
+		free(h);
+		return NULL;
+	}
+	cb_workspace_init(&h->ws);
+	return h;
+}
+
+int
+cbb_num_labels(void *handle)
+{
+	return ((cbb *) handle)->model.config.num_labels;
+}
+
+/* Class logits [batch][labels] of ids [batch][seq] (every token attended); 0 on success. */
+int
+cbb_classify(void *handle, int batch, int seq, const int32_t *ids, float *logits, char *err, int err_len)
+{
+	cbb		   *h = handle;
+	cb_forward_input in = {batch, seq, ids, NULL};
+	cb_forward_output out;
+	cb_error	e;
+
+	memset(&out, 0, sizeof(out));
+	out.class_logits = logits;
+	if (cb_forward(&h->model, &in, &out, &h->ws, &e) != CB_OK)
+	{
+		snprintf(err, (size_t) err_len, "%s", e.message);
+		return 1;
+	}
+	return 0;
+}
+
+/* cb_forward_flops: the encoder's matrix products, multiply-adds counted 2. */
+double
+cbb_flops(void *handle, long tokens, int seq)
+{
+	return cb_forward_flops(&((cbb *) handle)->model, tokens, seq);
+}
+
+const char *
+cbb_isa(void)
+{
+	return cb_kernel_isa ? cb_kernel_isa() : "blas";
+}
+
+void
+cbb_close(void *handle)
+{
+	cbb		   *h = handle;
+
+	cb_workspace_release(&h->ws);
+	cb_model_view_release(&h->model);
+	free(h);
+}
