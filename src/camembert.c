@@ -125,8 +125,8 @@ _PG_init(void)
 	cb_set_interrupt_hook(core_check_interrupts);
 
 	DefineCustomIntVariable("camembert.threads",
-							"Number of OpenBLAS threads a backend uses for one forward pass.",
-							"Each backend runs its own threads; with parallel query, every worker uses this many.",
+							"Number of threads a backend uses for one forward pass.",
+							"Each backend runs its own helper threads (they only compute; OpenBLAS's where the CPU has no AVX2); with parallel query, every worker uses this many.",
 							&camembert_threads,
 							1, 1, 64,
 							PGC_USERSET, 0,
