@@ -204,8 +204,14 @@ main(void)
 {
 	char		name[64];
 
-	snprintf(name, sizeof(name), "test_kernels_%s_threads_%s", cb_kernel_isa(),
-			 openblas_get_num_threads() > 1 ? "many" : "one");
+#ifdef __SANITIZE_THREAD__
+	const char *sanitizer = "_tsan";	/* ThreadSanitizer build: the pool's races */
+#else
+	const char *sanitizer = "";
+#endif
+
+	snprintf(name, sizeof(name), "test_kernels_%s_threads_%s%s", cb_kernel_isa(),
+			 openblas_get_num_threads() > 1 ? "many" : "one", sanitizer);
 	RUN(test_nt_shapes);
 	RUN(test_nt_large);
 	RUN(test_nt_empty);
