@@ -66,16 +66,19 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 .PHONY: unit unit-build
 unit-build: $(UNIT_TESTS)
 
-# test_kernels again under ThreadSanitizer (the thread pool of kernels.c),
-# with more threads than this machine has cores.
-build/unit/tsan/test_kernels: test/unit/test_kernels.c $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
+# test_kernels and test_forward again under ThreadSanitizer (the thread pool
+# of kernels.c; attention and GELU spread over threads, even for the small
+# test models: CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
+build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
+		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)
-	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Wall -Wextra -Werror -Isrc/core -Itest/unit \
-		-o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
+		-Wall -Wextra -Werror -Isrc/core -Itest/unit \
+		-o $@ $< $(wildcard test/unit/support/*.c) $(CORE_SRCS) $(UNIT_LIBS)
 
 # test_kernels runs once per matrix-product code path and thread count;
 # test_forward again on the cblas_sgemm path (the one a CPU without AVX2 takes).
-unit: unit-build build/unit/tsan/test_kernels
+unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	for t in $(filter-out build/unit/test_kernels,$(UNIT_TESTS)); do $$t || status=1; done; \
 	for k in avx512 avx2 blas; do for n in 1 2; do \
@@ -83,4 +86,6 @@ unit: unit-build build/unit/tsan/test_kernels
 	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
 	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_kernels || status=1; \
+	out=$$(OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_forward 2>&1) || status=1; \
+	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_tsan:/'; \
 	exit $$status

@@ -216,31 +216,152 @@ cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positi
 
 size_t
 cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows, size_t max_queries,
-								size_t max_keys)
+								size_t max_keys, int workers)
 {
 	size_t		h = (size_t) cfg->hidden_size,
-				i = (size_t) cfg->intermediate_size;
+				i = (size_t) cfg->intermediate_size,
+				d = h / (size_t) cfg->num_attention_heads;
 	size_t		per_row,
 				total,
-				scores;
+				per_worker,
+				attention;
 
 	/* q (reused for dense outputs) + ctx + intermediate, per row; the matrix
-	 * products' packing scratch; scores */
-	if (!cb_add_size(2 * h, i, &per_row) ||
+	 * products' packing scratch; per attention worker: scores and the
+	 * scores product's packing scratch */
+	if (workers < 1 ||
+		!cb_add_size(2 * h, i, &per_row) ||
 		!cb_mul_size(per_row, n_rows, &total) ||
-		!cb_mul_size(max_queries, max_keys, &scores) ||
-		!cb_add_size(total, scores, &total) ||
+		!cb_mul_size(max_queries, max_keys, &per_worker) ||
+		!cb_add_size(per_worker, cb_kernel_matmul_pack_floats(max_queries, d), &per_worker) ||
+		!cb_mul_size(per_worker, (size_t) workers, &attention) ||
+		!cb_add_size(total, attention, &total) ||
 		!cb_add_size(total, cb_kernel_matmul_pack_floats(n_rows, h > i ? h : i), &total) ||
 		!cb_add_size(total, 64, &total))
 		return 0;
 	return total;
 }
 
+/* The attention of one (sequence, head) pair: cb_encoder_layer's items. */
+typedef struct attention_job
+{
+	size_t		h,
+				d,
+				heads,
+				past;
+	float		scale;
+	int			causal;
+	const float *q,
+			   *k_store,
+			   *v_store;
+	const size_t *seq_off,
+			   *q_off;
+	const cb_attention_sink *sink;
+	const cb_query_subset *subset;
+	float	   *ctx;
+	float	   *work;			/* per worker: scores, then packing scratch */
+	size_t		work_floats,
+				scores_floats;
+} attention_job;
+
+static void
+attend_head(void *arg, size_t item, int worker)
+{
+	const attention_job *aj = arg;
+	size_t		h = aj->h,
+				d = aj->d,
+				s = item / aj->heads,
+				hd = item % aj->heads;
+	size_t		q0 = aj->q_off[s],
+				nq = aj->q_off[s + 1] - aj->q_off[s],
+				nk = aj->past + (aj->seq_off[s + 1] - aj->seq_off[s]);
+	float	   *scores = aj->work + (size_t) worker * aj->work_floats;
+	float	   *pack = scores + aj->scores_floats;
+	const float *qh = aj->q + q0 * h + hd * d;
+	const float *kh = aj->k_store + aj->seq_off[s] * h + hd * d;
+	const float *vh = aj->v_store + aj->seq_off[s] * h + hd * d;
+	const cb_attention_sink *sink = aj->sink;
+
+	if (nq == 0)
+		return;
+	cb_kernel_matmul_nt(qh, h, kh, h, NULL, aj->scale, scores, nk, nq, nk, d, pack);
+	for (size_t i = 0; i < nq; i++)
+	{
+		float	   *row = scores + i * nk;
+
+		if (aj->causal)
+		{
+			/* query i sits at key index past + (its row in the sequence) */
+			size_t		in_seq = aj->subset ? aj->subset->rows[q0 + i] - aj->seq_off[s] : i;
+			size_t		seen = aj->past + in_seq + 1;
+
+			cb_kernel_softmax(row, seen);
+			memset(row + seen, 0, (nk - seen) * sizeof(float));
+		}
+		else
+			cb_kernel_softmax(row, nk);
+	}
+	if (sink != NULL)
+	{
+		size_t		t = (size_t) sink->seq_len;
+		size_t		row0 = aj->seq_off[s];
+
+		for (size_t i = 0; i < nq; i++)
+		{
+			size_t		b = (size_t) sink->row_batch[row0 + i];
+			float	   *dst = sink->probs + ((b * aj->heads + hd) * t +
+											 (size_t) sink->row_time[row0 + i]) * t;
+
+			for (size_t j = 0; j < nk; j++)
+				dst[sink->row_time[row0 + j]] = scores[i * nk + j];
+		}
+	}
+	cb_kernel_matmul_nn(scores, nk, vh, h, aj->ctx + q0 * h + hd * d, h, nq, d, nk);
+}
+
+/* bias + GELU on blocks of rows: cb_encoder_layer's items for the FFN */
+#define GELU_BLOCK_ROWS 8
+
+typedef struct gelu_job
+{
+	float	   *x;
+	size_t		rows,
+				cols;
+	const float *bias;
+} gelu_job;
+
+static void
+gelu_rows(void *arg, size_t item, int worker)
+{
+	const gelu_job *gj = arg;
+	size_t		r0 = item * GELU_BLOCK_ROWS;
+	size_t		n = gj->rows - r0 < GELU_BLOCK_ROWS ? gj->rows - r0 : GELU_BLOCK_ROWS;
+
+	(void) worker;
+	cb_kernel_bias_gelu(gj->x + r0 * gj->cols, n, gj->cols, gj->bias);
+}
+
+/* Workers worth waking for `flops` of work (a share below ~1 MFLOP costs
+ * about what waking a helper does).  The unit tests build with 0, so that
+ * the small test models run these paths on several threads too. */
+#ifndef CB_PARALLEL_MIN_FLOPS
+#define CB_PARALLEL_MIN_FLOPS 1e6
+#endif
+
+static int
+workers_for(int workers, double flops)
+{
+	while (workers > 1 && flops / workers < CB_PARALLEL_MIN_FLOPS)
+		workers--;
+	return workers;
+}
+
 void
 cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 				 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
 				 float *k_store, float *v_store, size_t past, int causal,
-				 const cb_attention_sink *sink, const cb_query_subset *subset, float *scratch)
+				 const cb_attention_sink *sink, const cb_query_subset *subset, float *scratch,
+				 int workers)
 {
 	const cb_config *cfg = &model->config;
 	size_t		h = (size_t) cfg->hidden_size,
@@ -253,7 +374,12 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	float	   *ctx = q + n_rows * h;
 	float	   *mid = ctx + n_rows * h;
 	float	   *pack = mid + n_rows * inter;
-	float	   *scores = pack + cb_kernel_matmul_pack_floats(n_rows, h > inter ? h : inter);
+	float	   *work = pack + cb_kernel_matmul_pack_floats(n_rows, h > inter ? h : inter);
+	/* per attention worker (sized by cb_encoder_layer_scratch_floats) */
+	size_t		max_q = 0,
+				max_k = 0,
+				scores_floats,
+				work_floats;
 	/* the rows this layer outputs: all of x in place, or a subset */
 	float	   *xo = subset ? subset->out : x;
 	size_t		n_out = subset ? subset->n : n_rows;
@@ -269,54 +395,27 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 		return;
 	linear_bias(xo, n_out, h, lw->query_w, lw->query_b, h, q, h, pack);
 
+	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized them */
 	for (size_t s = 0; s < n_seq; s++)
 	{
-		size_t		q0 = q_off[s],
-					nq = q_off[s + 1] - q_off[s],
-					nk = past + (seq_off[s + 1] - seq_off[s]);
+		if (q_off[s + 1] - q_off[s] > max_q)
+			max_q = q_off[s + 1] - q_off[s];
+		if (past + seq_off[s + 1] - seq_off[s] > max_k)
+			max_k = past + seq_off[s + 1] - seq_off[s];
+	}
+	scores_floats = max_q * max_k;
+	work_floats = scores_floats + cb_kernel_matmul_pack_floats(max_q, d);
 
-		if (nq == 0)
-			continue;
-		for (size_t hd = 0; hd < heads; hd++)
-		{
-			const float *qh = q + q0 * h + hd * d;
-			const float *kh = k_store + seq_off[s] * h + hd * d;
-			const float *vh = v_store + seq_off[s] * h + hd * d;
+	/* attention, one (sequence, head) pair an item, spread over the workers */
+	{
+		attention_job aj = {h, d, heads, past, scale, causal, q, k_store, v_store, seq_off, q_off,
+			sink, subset, ctx, work, work_floats, scores_floats};
+		double		flops = 0;
 
-			cb_kernel_matmul_nt(qh, h, kh, h, NULL, scale, scores, nk, nq, nk, d, pack);
-			for (size_t i = 0; i < nq; i++)
-			{
-				float	   *row = scores + i * nk;
-
-				if (causal)
-				{
-					/* query i sits at key index past + (its row in the sequence) */
-					size_t		in_seq = subset ? subset->rows[q0 + i] - seq_off[s] : i;
-					size_t		seen = past + in_seq + 1;
-
-					cb_kernel_softmax(row, seen);
-					memset(row + seen, 0, (nk - seen) * sizeof(float));
-				}
-				else
-					cb_kernel_softmax(row, nk);
-			}
-			if (sink != NULL)
-			{
-				size_t		t = (size_t) sink->seq_len;
-				size_t		row0 = seq_off[s];
-
-				for (size_t i = 0; i < nq; i++)
-				{
-					size_t		b = (size_t) sink->row_batch[row0 + i];
-					float	   *dst = sink->probs + ((b * heads + hd) * t +
-													 (size_t) sink->row_time[row0 + i]) * t;
-
-					for (size_t j = 0; j < nk; j++)
-						dst[sink->row_time[row0 + j]] = scores[i * nk + j];
-				}
-			}
-			cb_kernel_matmul_nn(scores, nk, vh, h, ctx + q0 * h + hd * d, h, nq, d, nk);
-		}
+		for (size_t s = 0; s < n_seq; s++)
+			flops += 4.0 * (double) (q_off[s + 1] - q_off[s]) *
+				(double) (past + seq_off[s + 1] - seq_off[s]) * (double) h;
+		cb_kernel_parallel_for(n_seq * heads, workers_for(workers, flops), attend_head, &aj);
 	}
 
 	/* attention output dense + bias + residual + LayerNorm (q is free now) */
@@ -326,7 +425,13 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 
 	/* feed-forward: dense + bias + GELU, dense + bias + residual + LayerNorm */
 	linear_nobias(xo, n_out, h, lw->inter_w, inter, mid, inter, pack);
-	cb_kernel_bias_gelu(mid, n_out, inter, lw->inter_b);
+	{
+		gelu_job	gj = {mid, n_out, inter, lw->inter_b};
+
+		cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS,
+							   workers_for(workers, 30.0 * (double) n_out * (double) inter),
+							   gelu_rows, &gj);
+	}
 	linear_nobias(mid, n_out, inter, lw->out_w, h, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->out_b, lw->out_ln_w,
 									  lw->out_ln_b, eps);
@@ -638,6 +743,7 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 				n_pos,
 				n_sub = 0;
 	bool		subset_last;
+	int			workers;		/* threads for attention and GELU */
 	forward_layout fl;
 	const float *final_x;		/* the rows the heads read */
 	const int32_t *final_index;	/* row -> index in final_x, NULL: identity */
@@ -663,7 +769,8 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 	n_pos = (size_t) output->n_logit_positions;
 
 	/* scratch sizes (n_rows <= bt <= INT32_MAX, so these products fit) */
-	layer_floats = cb_encoder_layer_scratch_floats(c, n_rows, max_len, max_len);
+	workers = cb_kernel_threads();
+	layer_floats = cb_encoder_layer_scratch_floats(c, n_rows, max_len, max_len, workers);
 	if (layer_floats == 0)
 		return cb_set_error(err, CB_ERR_LIMIT, "a batch of %zu tokens is too large", n_rows);
 	if (output->token_logits != NULL)
@@ -742,7 +849,7 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 		cb_encoder_layer(model, &model->layers[l], fl.x, n_rows, batch, fl.pb.seq_off,
 						 fl.k, fl.v, 0, c->is_decoder != 0,
 						 output->attentions != NULL ? &sink : NULL,
-						 subset_last && l + 1 == n_layers ? &subset : NULL, fl.scratch);
+						 subset_last && l + 1 == n_layers ? &subset : NULL, fl.scratch, workers);
 		if (output->hidden_states != NULL)
 			scatter_rows(&fl.pb, fl.x, h, output->hidden_states + (l + 1) * bt * h);
 	}

@@ -120,9 +120,10 @@ double		cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
  */
 
 /* Scratch floats needed by cb_encoder_layer for n_rows new rows, at most
- * max_queries new rows and max_keys keys per sequence (0 on overflow). */
+ * max_queries new rows and max_keys keys per sequence, and `workers`
+ * attention threads (0 on overflow). */
 size_t		cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows,
-											size_t max_queries, size_t max_keys);
+											size_t max_queries, size_t max_keys, int workers);
 
 /* Embeddings of `n` tokens with the given position ids into x [n][H]. */
 void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
@@ -142,7 +143,10 @@ void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *
  * the output of the listed rows only (into subset->out; keys and values are
  * still computed for every row): the last layer needs no more rows than the
  * heads read.
- * scratch holds cb_encoder_layer_scratch_floats floats.
+ * scratch holds cb_encoder_layer_scratch_floats floats, sized for `workers`
+ * (>= 1): attention (one item per sequence and head) and bias + GELU run on
+ * up to that many threads (cb_kernel_parallel_for) when the work is large
+ * enough.
  */
 typedef struct cb_query_subset
 {
@@ -165,7 +169,7 @@ void		cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 							 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
 							 float *k_store, float *v_store, size_t past, int causal,
 							 const cb_attention_sink *sink, const cb_query_subset *subset,
-							 float *scratch);
+							 float *scratch, int workers);
 
 /* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
  * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is

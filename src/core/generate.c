@@ -120,7 +120,8 @@ cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out, cb_
 	h = (size_t) model->config.hidden_size;
 	cap = (size_t) capacity;
 
-	scratch_floats = cb_encoder_layer_scratch_floats(&model->config, cap, cap, cap);
+	/* one attention worker: a decoding step has one query row */
+	scratch_floats = cb_encoder_layer_scratch_floats(&model->config, cap, cap, cap, 1);
 	if (scratch_floats == 0 ||
 		!cb_mul_size(cap, h, &x_floats) ||
 		!cb_mul_size(x_floats, 2 * (size_t) model->config.num_hidden_layers, &kv_floats) ||
@@ -243,7 +244,7 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 		cb_check_interrupts();
 		cb_encoder_layer(model, &model->layers[l], dec->x, (size_t) n, 1, seq_off,
 						 k, v, past, 1, NULL, l + 1 == c->num_hidden_layers ? &subset : NULL,
-						 dec->scratch);
+						 dec->scratch, 1);
 	}
 	dec->length += n;
 	if (next_logits != NULL)

@@ -1471,7 +1471,59 @@ threads_for(double flops, size_t blocks)
 	return t < 1 ? 1 : t;
 }
 
+/* cb_kernel_parallel_for's job: items from a counter, a worker number per thread */
+typedef struct item_job
+{
+	cb_kernel_item_fn fn;
+	void	   *arg;
+	size_t		items;
+	int			workers;
+	atomic_size_t next;
+	atomic_int	joined;
+} item_job;
+
+static void
+item_part(void *arg)
+{
+	item_job   *jb = arg;
+	int			worker = atomic_fetch_add(&jb->joined, 1);
+	size_t		i;
+
+	if (worker >= jb->workers)
+		return;					/* cannot happen: the pool admits workers - 1 helpers */
+	while ((i = atomic_fetch_add(&jb->next, 1)) < jb->items)
+		jb->fn(jb->arg, i, worker);
+}
+
 #endif							/* CB_HAVE_X86_KERNELS: the pool and the drivers */
+
+int
+cb_kernel_threads(void)
+{
+	int			t;
+
+	if (current_isa() == MM_ISA_BLAS)
+		return 1;
+	t = openblas_get_num_threads();
+	return t < 1 ? 1 : (t > MM_MAX_THREADS ? MM_MAX_THREADS : t);
+}
+
+void
+cb_kernel_parallel_for(size_t items, int workers, cb_kernel_item_fn fn, void *arg)
+{
+#ifdef CB_HAVE_X86_KERNELS
+	if (workers > 1 && items > 1 && current_isa() != MM_ISA_BLAS)
+	{
+		item_job	jb = {fn, arg, items, workers, 0, 0};
+
+		pool_run(item_part, &jb, (size_t) workers < items ? workers : (int) items);
+		return;
+	}
+#endif
+	(void) workers;
+	for (size_t i = 0; i < items; i++)
+		fn(arg, i, 0);
+}
 
 size_t
 cb_kernel_matmul_pack_floats(size_t n, size_t in)

@@ -94,6 +94,20 @@ size_t		cb_kernel_matmul_pack_floats(size_t n, size_t in);
 void		cb_kernel_matmul_nn(const float *p, size_t ldp, const float *v, size_t ldv,
 								float *y, size_t ldy, size_t n, size_t out, size_t in);
 
+/*
+ * fn(arg, item, worker) for every item in [0, items), on up to `workers`
+ * threads of the pool (the caller and helpers; fewer when another thread
+ * holds the pool); worker < workers names the thread running the item, for
+ * scratch of its own.  Items are handed out one at a time from a shared
+ * counter.  Matrix products called inside run on their thread alone.
+ */
+typedef void (*cb_kernel_item_fn) (void *arg, size_t item, int worker);
+void		cb_kernel_parallel_for(size_t items, int workers, cb_kernel_item_fn fn, void *arg);
+
+/* Threads a product or cb_kernel_parallel_for may use now (>= 1):
+ * openblas_get_num_threads(), at most 16; 1 on the cblas code path. */
+int			cb_kernel_threads(void);
+
 /* "avx512", "avx2" or "blas": the matrix-product code path in use. */
 const char *cb_kernel_isa(void);
 
