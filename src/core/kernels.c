@@ -1165,7 +1165,9 @@ static struct
 	atomic_int	state;			/* helpers inside the job | POOL_CLOSED */
 	pool_fn		fn;
 	void	   *arg;
-	int			max_inside;		/* helpers the job wants */
+	atomic_int	max_inside;		/* helpers the job wants (atomic: a helper that
+								 * finds a job full leaves without any other
+								 * synchronisation, and the next job rewrites it) */
 	unsigned	start_generation[MM_MAX_THREADS];	/* the generation when helper i started */
 }			pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -1192,7 +1194,8 @@ pool_worker(void *self)
 	for (;;)
 	{
 		unsigned	g;
-		int			st;
+		int			st,
+					max_inside;
 
 		for (int spin = 0; (g = atomic_load(&pool.generation)) == seen && spin < POOL_SPINS; spin++)
 			cpu_relax();
@@ -1208,10 +1211,11 @@ pool_worker(void *self)
 		seen = g;
 		/* enter the current job unless it is closed or has its helpers */
 		st = atomic_load(&pool.state);
-		while ((st & POOL_CLOSED) == 0 && st < pool.max_inside &&
+		max_inside = atomic_load_explicit(&pool.max_inside, memory_order_relaxed);
+		while ((st & POOL_CLOSED) == 0 && st < max_inside &&
 			   !atomic_compare_exchange_weak(&pool.state, &st, st + 1))
 			;
-		if ((st & POOL_CLOSED) != 0 || st >= pool.max_inside)
+		if ((st & POOL_CLOSED) != 0 || st >= max_inside)
 			continue;
 		/* inside: fn and arg are those of the current job */
 		pool.fn(pool.arg);
@@ -1278,7 +1282,7 @@ pool_run(pool_fn fn, void *arg, int threads)
 	}
 	pool.fn = fn;
 	pool.arg = arg;
-	pool.max_inside = threads - 1;
+	atomic_store_explicit(&pool.max_inside, threads - 1, memory_order_relaxed);
 	atomic_store(&pool.state, 0);
 	pthread_mutex_lock(&pool.lock);
 	atomic_fetch_add(&pool.generation, 1);
