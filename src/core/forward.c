@@ -341,21 +341,6 @@ gelu_rows(void *arg, size_t item, int worker)
 	cb_kernel_bias_gelu(gj->x + r0 * gj->cols, n, gj->cols, gj->bias);
 }
 
-/* Workers worth waking for `flops` of work (a share below ~1 MFLOP costs
- * about what waking a helper does).  The unit tests build with 0, so that
- * the small test models run these paths on several threads too. */
-#ifndef CB_PARALLEL_MIN_FLOPS
-#define CB_PARALLEL_MIN_FLOPS 1e6
-#endif
-
-static int
-workers_for(int workers, double flops)
-{
-	while (workers > 1 && flops / workers < CB_PARALLEL_MIN_FLOPS)
-		workers--;
-	return workers;
-}
-
 void
 cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 				 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
@@ -380,6 +365,7 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 				max_k = 0,
 				scores_floats,
 				work_floats;
+	double		attention_flops = 0;
 	/* the rows this layer outputs: all of x in place, or a subset */
 	float	   *xo = subset ? subset->out : x;
 	size_t		n_out = subset ? subset->n : n_rows;
@@ -395,13 +381,18 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 		return;
 	linear_bias(xo, n_out, h, lw->query_w, lw->query_b, h, q, h, pack);
 
-	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized them */
+	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized
+	 * them, and the attention's FLOPs (two products per head) */
 	for (size_t s = 0; s < n_seq; s++)
 	{
-		if (q_off[s + 1] - q_off[s] > max_q)
-			max_q = q_off[s + 1] - q_off[s];
-		if (past + seq_off[s + 1] - seq_off[s] > max_k)
-			max_k = past + seq_off[s + 1] - seq_off[s];
+		size_t		nq = q_off[s + 1] - q_off[s],
+					nk = past + seq_off[s + 1] - seq_off[s];
+
+		if (nq > max_q)
+			max_q = nq;
+		if (nk > max_k)
+			max_k = nk;
+		attention_flops += 4.0 * (double) nq * (double) nk * (double) h;
 	}
 	scores_floats = max_q * max_k;
 	work_floats = scores_floats + cb_kernel_matmul_pack_floats(max_q, d);
@@ -410,12 +401,8 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	{
 		attention_job aj = {h, d, heads, past, scale, causal, q, k_store, v_store, seq_off, q_off,
 			sink, subset, ctx, work, work_floats, scores_floats};
-		double		flops = 0;
 
-		for (size_t s = 0; s < n_seq; s++)
-			flops += 4.0 * (double) (q_off[s + 1] - q_off[s]) *
-				(double) (past + seq_off[s + 1] - seq_off[s]) * (double) h;
-		cb_kernel_parallel_for(n_seq * heads, workers_for(workers, flops), attend_head, &aj);
+		cb_kernel_parallel_for(n_seq * heads, workers, attention_flops, attend_head, &aj);
 	}
 
 	/* attention output dense + bias + residual + LayerNorm (q is free now) */
@@ -428,9 +415,9 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	{
 		gelu_job	gj = {mid, n_out, inter, lw->inter_b};
 
-		cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS,
-							   workers_for(workers, 30.0 * (double) n_out * (double) inter),
-							   gelu_rows, &gj);
+		/* ~30 FLOPs an element (erf polynomial and exp) */
+		cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS, workers,
+							   30.0 * (double) n_out * (double) inter, gelu_rows, &gj);
 	}
 	linear_nobias(mid, n_out, inter, lw->out_w, h, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->out_b, lw->out_ln_w,

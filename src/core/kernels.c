@@ -1461,18 +1461,26 @@ chunk_columns(size_t out, size_t tile, int threads)
 	return (per > 0 ? per : 1) * tile;
 }
 
+/* At most t threads, fewer while a thread's share of `flops` is under
+ * min_share FLOPs. */
+static int
+threads_worth(int t, double flops, double min_share)
+{
+	while (t > 1 && flops / t < min_share)
+		t--;
+	return t;
+}
+
 /* Threads for a product of `flops` with `blocks` column blocks. */
 static int
 threads_for(double flops, size_t blocks)
 {
-	int			t = openblas_get_num_threads();
-
-	if (t > MM_MAX_THREADS)
-		t = MM_MAX_THREADS;
 	/* below ~1 MFLOP a share is a few microseconds: waking a helper costs as much */
-	while (t > 1 && (flops / t < 5e5 || blocks < (size_t) (2 * t)))
+	int			t = threads_worth(cb_kernel_threads(), flops, 5e5);
+
+	while (t > 1 && blocks < (size_t) (2 * t))
 		t--;
-	return t < 1 ? 1 : t;
+	return t;
 }
 
 /* cb_kernel_parallel_for's job: items from a counter, a worker number per thread */
@@ -1512,10 +1520,19 @@ cb_kernel_threads(void)
 	return t < 1 ? 1 : (t > MM_MAX_THREADS ? MM_MAX_THREADS : t);
 }
 
+/* A worker of cb_kernel_parallel_for gets at least this many FLOPs (a share
+ * below ~1 MFLOP costs about what waking a helper does).  The unit tests'
+ * ThreadSanitizer build uses 0, so that the small test models run the
+ * parallel paths too. */
+#ifndef CB_PARALLEL_MIN_FLOPS
+#define CB_PARALLEL_MIN_FLOPS 1e6
+#endif
+
 void
-cb_kernel_parallel_for(size_t items, int workers, cb_kernel_item_fn fn, void *arg)
+cb_kernel_parallel_for(size_t items, int workers, double flops, cb_kernel_item_fn fn, void *arg)
 {
 #ifdef CB_HAVE_X86_KERNELS
+	workers = threads_worth(workers, flops, CB_PARALLEL_MIN_FLOPS);
 	if (workers > 1 && items > 1 && current_isa() != MM_ISA_BLAS)
 	{
 		item_job	jb = {fn, arg, items, workers, 0, 0};
@@ -1525,6 +1542,7 @@ cb_kernel_parallel_for(size_t items, int workers, cb_kernel_item_fn fn, void *ar
 	}
 #endif
 	(void) workers;
+	(void) flops;
 	for (size_t i = 0; i < items; i++)
 		fn(arg, i, 0);
 }

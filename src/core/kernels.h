@@ -96,13 +96,15 @@ void		cb_kernel_matmul_nn(const float *p, size_t ldp, const float *v, size_t ldv
 
 /*
  * fn(arg, item, worker) for every item in [0, items), on up to `workers`
- * threads of the pool (the caller and helpers; fewer when another thread
- * holds the pool); worker < workers names the thread running the item, for
- * scratch of its own.  Items are handed out one at a time from a shared
- * counter.  Matrix products called inside run on their thread alone.
+ * threads of the pool (the caller and helpers; fewer when the items' `flops`
+ * would give a thread less than ~1 MFLOP, or when another thread holds the
+ * pool); worker < workers names the thread running the item, for scratch of
+ * its own.  Items are handed out one at a time from a shared counter.
+ * Matrix products called inside run on their thread alone.
  */
 typedef void (*cb_kernel_item_fn) (void *arg, size_t item, int worker);
-void		cb_kernel_parallel_for(size_t items, int workers, cb_kernel_item_fn fn, void *arg);
+void		cb_kernel_parallel_for(size_t items, int workers, double flops,
+								   cb_kernel_item_fn fn, void *arg);
 
 /* Threads a product or cb_kernel_parallel_for may use now (>= 1):
  * openblas_get_num_threads(), at most 16; 1 on the cblas code path. */
