@@ -55,11 +55,8 @@
 #include "camembert.h"
 #include "model_image.h"
 #include "model_registry.h"
+#include "model_segment.h"
 
-#define SEGMENT_MAGIC	0x43424d53	/* "CBMS" */
-#define SEGMENT_VERSION 1
-#define IMAGE_ALIGN		64
-#define MAX_TOKENIZER_FILE (256 * 1024 * 1024)
 #define CATALOG_TABLE	"camembert_registered_models"
 
 typedef enum SlotState
@@ -88,16 +85,6 @@ typedef struct RegistryShared
 	int			nslots;
 	ModelSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } RegistryShared;
-
-typedef struct SegmentHeader
-{
-	uint32		magic;
-	uint32		version;
-	uint64		tokenizer_offset;
-	uint64		tokenizer_length;
-	uint64		model_offset;
-	uint64		model_length;
-} SegmentHeader;
 
 static RegistryShared *registry = NULL;
 
@@ -208,55 +195,6 @@ check_model_name(const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid model name \"%s\"", name),
 				 errhint("A model name has 1 to %d bytes.", NAMEDATALEN - 1)));
-}
-
-char *
-camembert_resolve_model_path(const char *path)
-{
-	char		resolved[PATH_MAX];
-	char		root[PATH_MAX];
-	bool		confined = camembert_model_dir != NULL && camembert_model_dir[0] != '\0';
-	char	   *joined;
-
-	if (path[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model path is empty"),
-				 errhint("Give the absolute path of a Hugging Face model directory on the server.")));
-
-	if (is_absolute_path(path))
-		joined = pstrdup(path);
-	else if (confined)
-		joined = psprintf("%s/%s", camembert_model_dir, path);
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model path \"%s\" is not absolute", path),
-				 errhint("Give an absolute path, or set camembert.model_dir to resolve relative ones.")));
-
-	if (realpath(joined, resolved) == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not access model directory \"%s\": %m", joined),
-				 errhint("The path is read by the database server, as the operating system user that runs it.")));
-
-	if (confined)
-	{
-		size_t		rootlen;
-
-		if (realpath(camembert_model_dir, root) == NULL)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not access camembert.model_dir \"%s\": %m", camembert_model_dir)));
-		rootlen = strlen(root);
-		if (!(strncmp(resolved, root, rootlen) == 0 &&
-			  (resolved[rootlen] == '/' || resolved[rootlen] == '\0' || strcmp(root, "/") == 0)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("model path \"%s\" is outside camembert.model_dir", path),
-					 errhint("camembert.model_dir is \"%s\".", camembert_model_dir)));
-	}
-	return pstrdup(resolved);
 }
 
 /* ---------------------------------------------------------------------------
@@ -444,99 +382,6 @@ abandon_load(int code, Datum arg)
 	ConditionVariableBroadcast(&slot->cv);
 }
 
-static void *
-read_whole_file(const char *path, size_t max_size, size_t *len_out)
-{
-	FILE	   *f;
-	struct stat st;
-	char	   *buf;
-	size_t		got;
-
-	f = AllocateFile(path, PG_BINARY_R);
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path),
-				 errhint("A model directory holds config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model.")));
-	if (fstat(fileno(f), &st) != 0)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not stat file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode) || (size_t) st.st_size > max_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("\"%s\" is not a regular file of at most %zu bytes", path, max_size)));
-	buf = palloc_extended(st.st_size + 1, MCXT_ALLOC_HUGE);
-	got = fread(buf, 1, st.st_size, f);
-	if (got != (size_t) st.st_size || ferror(f))
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not read file \"%s\": %m", path)));
-	FreeFile(f);
-	*len_out = got;
-	return buf;
-}
-
-/*
- * Build both images into a new DSM segment.  Returns the segment (attached,
- * owned by the current resource owner, not yet pinned).
- */
-static dsm_segment *
-build_segment(const char *path, Size *size_out)
-{
-	cb_error	err;
-	char	   *sp_path = psprintf("%s/sentencepiece.bpe.model", path);
-	size_t		sp_len;
-	void	   *sp_bytes;
-	void	   *tok_image;
-	size_t		tok_len;
-	cb_model_source *source = NULL;
-	dsm_segment *seg = NULL;
-	volatile cb_model_source *vsource;
-
-	sp_bytes = read_whole_file(sp_path, MAX_TOKENIZER_FILE, &sp_len);
-	if (cb_tokenizer_build(sp_bytes, sp_len, &tok_image, &tok_len, &err) != CB_OK)
-		camembert_report_core_error(&err, sp_path, "The tokenizer must be CamemBERT's SentencePiece BPE model (sentencepiece.bpe.model).");
-	pfree(sp_bytes);
-
-	/* the core's messages name the directory and file themselves */
-	if (cb_model_source_open(path, &source, &err) != CB_OK)
-		camembert_report_core_error(&err, NULL, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, or pytorch_model.bin).");
-	vsource = source;
-
-	PG_TRY();
-	{
-		size_t		model_len = cb_model_source_image_size(source);
-		Size		tok_off = TYPEALIGN(IMAGE_ALIGN, sizeof(SegmentHeader));
-		Size		model_off = TYPEALIGN(IMAGE_ALIGN, add_size(tok_off, tok_len));
-		Size		total = add_size(model_off, model_len);
-		SegmentHeader *hdr;
-		char	   *base;
-
-		seg = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-		if (seg == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("too many dynamic shared memory segments to load model \"%s\"", path)));
-		base = dsm_segment_address(seg);
-		hdr = (SegmentHeader *) base;
-		memset(hdr, 0, tok_off);
-		hdr->magic = SEGMENT_MAGIC;
-		hdr->version = SEGMENT_VERSION;
-		hdr->tokenizer_offset = tok_off;
-		hdr->tokenizer_length = tok_len;
-		hdr->model_offset = model_off;
-		hdr->model_length = model_len;
-		memcpy(base + tok_off, tok_image, tok_len);
-		if (cb_model_source_write_image(source, base + model_off, model_len, &err) != CB_OK)
-			camembert_report_core_error(&err, NULL, NULL);
-		*size_out = total;
-	}
-	PG_FINALLY();
-	{
-		cb_model_source_close((cb_model_source *) vsource);
-	}
-	PG_END_TRY();
-	cb_free(tok_image);
-	return seg;
-}
-
 static void
 load_into_slot(ModelSlot *slot, const char *name, const char *path)
 {
@@ -544,7 +389,7 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 	PG_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	{
 		Size		size = 0;
-		dsm_segment *seg = build_segment(path, &size);
+		dsm_segment *seg = camembert_build_segment(path, &size);
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		dsm_pin_segment(seg);

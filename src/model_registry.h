@@ -55,7 +55,4 @@ extern char **camembert_registry_registered_names(int *count);
 /* Names of the models loaded now (palloc'ed array, *count entries). */
 extern char **camembert_registry_loaded_names(int *count);
 
-/* Resolve a path as camembert_load does (absolute, inside camembert.model_dir). */
-extern char *camembert_resolve_model_path(const char *path);
-
 #endif							/* MODEL_REGISTRY_H */

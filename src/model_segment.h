@@ -1,0 +1,41 @@
+/*
+ * model_segment.h — a model's shared memory segment: how it is laid out, and
+ * how it is built from a Hugging Face model directory (model_segment.c).
+ *
+ *     SegmentHeader | tokenizer image | model image   (images 64-byte aligned)
+ *
+ * Both images are position independent, so each backend maps the segment at
+ * whatever address it gets and uses it in place.
+ */
+#ifndef MODEL_SEGMENT_H
+#define MODEL_SEGMENT_H
+
+#include "postgres.h"
+
+#include "storage/dsm.h"
+
+#define SEGMENT_MAGIC	0x43424d53	/* "CBMS" */
+#define SEGMENT_VERSION 1
+
+typedef struct SegmentHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint64		tokenizer_offset;
+	uint64		tokenizer_length;
+	uint64		model_offset;
+	uint64		model_length;
+} SegmentHeader;
+
+/*
+ * Read the model directory `path` (already resolved by
+ * camembert_resolve_model_path) and build both images into a new DSM segment.
+ * Returns the segment (attached, owned by the current resource owner, not yet
+ * pinned) and its size.  ERROR on any problem with the files.
+ */
+extern dsm_segment *camembert_build_segment(const char *path, Size *size_out);
+
+/* Resolve a path as camembert_load does (absolute, inside camembert.model_dir). */
+extern char *camembert_resolve_model_path(const char *path);
+
+#endif							/* MODEL_SEGMENT_H */
