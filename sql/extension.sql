@@ -3,11 +3,14 @@ SELECT extname, extversion FROM pg_extension WHERE extname = 'camembert';
 SELECT camembert_version();
 
 -- GUCs and their defaults
-SELECT name, setting, context FROM pg_settings WHERE name LIKE 'camembert.%' ORDER BY name;
+-- (camembert.max_threads defaults to the number of cores)
+SELECT name, CASE WHEN name = 'camembert.max_threads' THEN 'cores' ELSE setting END AS setting, context
+  FROM pg_settings WHERE name LIKE 'camembert.%' ORDER BY name;
+SELECT setting::int >= 1 AS max_threads_at_least_one FROM pg_settings WHERE name = 'camembert.max_threads';
 
 -- bounds are enforced
 SET camembert.threads = 0;
-SET camembert.threads = 65;
+SET camembert.threads = 1025;
 SET camembert.threads = 2;
 SHOW camembert.threads;
 RESET camembert.threads;
@@ -19,6 +22,10 @@ SET camembert.thread = 2;
 CREATE ROLE camembert_plain_user;
 SET ROLE camembert_plain_user;
 SET camembert.model_dir = '/';
+-- nor raise the ceiling on threads
+SET camembert.max_threads = 64;
+-- the internal setting of parallel queries is not listed
+SELECT count(*) FROM pg_settings WHERE name = 'camembert.parallel_models';
 RESET ROLE;
 DROP ROLE camembert_plain_user;
 

@@ -5,6 +5,9 @@
 #include "postgres.h"
 
 #include <cblas.h>
+#include <signal.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -13,6 +16,7 @@
 #include "utils/memutils.h"
 
 #include "camembert.h"
+#include "kernels.h"
 #include "model_registry.h"
 
 PG_MODULE_MAGIC;
@@ -22,7 +26,7 @@ char	   *camembert_default_model = NULL;
 char	   *camembert_model_dir = NULL;
 int			camembert_max_new_tokens = 256;
 int			camembert_max_models = 16;
-bool		camembert_preloaded = false;
+int			camembert_max_threads = 1;
 
 /* openblas_set_num_threads is OpenBLAS-specific; declare it to stay header-agnostic. */
 extern void openblas_set_num_threads(int num_threads);
@@ -104,33 +108,79 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 	pg_unreachable();
 }
 
+/*
+ * The thread count of the next forward pass: camembert.threads, capped by
+ * camembert.max_threads.  The engine's own products run on the kernels' pool,
+ * whose threads block every signal.  OpenBLAS is only told a count where the
+ * engine calls it for the products (a CPU without AVX2): telling it starts
+ * its threads, so that is done with every signal blocked in this thread and
+ * they inherit the mask — PostgreSQL's signal handlers must only ever run in
+ * the backend's own thread.  Elsewhere OpenBLAS is never called, and starts
+ * no thread.
+ */
 void
 camembert_apply_threads(void)
 {
 	static int	applied = -1;
+	int			threads = Min(camembert_threads, camembert_max_threads);
 
-	if (applied != camembert_threads)
+	if (applied != threads)
 	{
-		openblas_set_num_threads(camembert_threads);
-		applied = camembert_threads;
+		if (strcmp(cb_kernel_isa(), "blas") == 0)
+		{
+			sigset_t	all;
+			sigset_t	old;
+
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			openblas_set_num_threads(threads);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+		cb_kernel_set_threads(threads);
+		applied = threads;
 	}
+}
+
+static int
+cores_online(void)
+{
+	long		n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (n > 1024 ? 1024 : (int) n);
 }
 
 void
 _PG_init(void)
 {
-	camembert_preloaded = process_shared_preload_libraries_in_progress;
-
 	cb_set_allocator(&palloc_allocator);
 	cb_set_interrupt_hook(core_check_interrupts);
 
 	DefineCustomIntVariable("camembert.threads",
 							"Number of threads a backend uses for one forward pass.",
-							"Each backend runs its own helper threads (they only compute; OpenBLAS's where the CPU has no AVX2); with parallel query, every worker uses this many.",
+							"Each backend runs its own helper threads (they only compute; OpenBLAS's where the CPU has no AVX2); with parallel query, every worker uses this many.  At most camembert.max_threads.",
 							&camembert_threads,
-							1, 1, 64,
+							1, 1, 1024,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+
+	camembert_max_threads = cores_online();
+	DefineCustomIntVariable("camembert.max_threads",
+							"Upper bound on camembert.threads.",
+							"The default is the number of cores of the server.",
+							&camembert_max_threads,
+							cores_online(), 1, 1024,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	/* written by the leader of a parallel query, read by its workers (model_registry.c) */
+	DefineCustomStringVariable("camembert.parallel_models",
+							   "Models the leader of a parallel query uses (internal).",
+							   NULL,
+							   &camembert_parallel_models,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("camembert.default_model",
 							   "Model used when a function's model argument is NULL.",
@@ -179,5 +229,5 @@ PG_FUNCTION_INFO_V1(camembert_version);
 Datum
 camembert_version(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text("0.1"));
+	PG_RETURN_TEXT_P(cstring_to_text("0.2"));
 }

@@ -15,9 +15,7 @@ extern char *camembert_default_model;
 extern char *camembert_model_dir;
 extern int	camembert_max_new_tokens;
 extern int	camembert_max_models;
-
-/* true when loaded through shared_preload_libraries */
-extern bool camembert_preloaded;
+extern int	camembert_max_threads;
 
 /*
  * Turn a failed core call into an ERROR: SQLSTATE from the status, the core's
@@ -26,7 +24,7 @@ extern bool camembert_preloaded;
 extern void camembert_report_core_error(const cb_error *err, const char *context,
 										const char *hint) pg_attribute_noreturn();
 
-/* Set the OpenBLAS thread count from camembert.threads before a forward pass. */
+/* Set the thread count from camembert.threads (capped by camembert.max_threads) before a forward pass. */
 extern void camembert_apply_threads(void);
 
 #endif							/* CAMEMBERT_H */

@@ -28,7 +28,11 @@
 #include <sys/stat.h>
 
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/xact.h"
+#include "executor/executor.h"
+#include "utils/guc.h"
+#include "lib/stringinfo.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/indexing.h"
@@ -54,6 +58,7 @@
 
 #include "camembert.h"
 #include "model_image.h"
+#include "model_catalog.h"
 #include "model_registry.h"
 #include "model_segment.h"
 
@@ -74,6 +79,7 @@ typedef struct ModelSlot
 	dsm_handle	handle;
 	Size		segment_size;
 	uint64		generation;		/* changes whenever the slot's content changes */
+	cb_architecture architecture;	/* of the model, once READY */
 	int			loader_pid;
 	ConditionVariable cv;		/* broadcast when a load ends */
 } ModelSlot;
@@ -82,6 +88,7 @@ typedef struct RegistryShared
 {
 	LWLock	   *lock;
 	uint64		next_generation;
+	uint64		last_unload_generation; /* generation given by the last unload */
 	int			nslots;
 	ModelSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } RegistryShared;
@@ -96,15 +103,37 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* this backend's attached models, by name */
 static HTAB *attached_models = NULL;
 
-/* unloads to carry out when this transaction commits (TopTransactionContext) */
-static List *pending_unloads = NIL;
+/*
+ * What this transaction did to the registry, applied when it commits.  An
+ * unload frees the model's shared memory at commit; a load of the same name
+ * later in the transaction cancels it.  Each action remembers the
+ * subtransaction that made it, so that ROLLBACK TO SAVEPOINT (or an error
+ * caught by a PL/pgSQL block) takes it back, and RELEASE hands it to the
+ * parent.  Kept in TopMemoryContext and emptied at every top-level end.
+ */
+typedef enum PendingKind
+{
+	PENDING_UNLOAD,
+	PENDING_LOAD				/* cancels an earlier unload of the name */
+} PendingKind;
+
+typedef struct PendingAction
+{
+	PendingKind kind;
+	int			nest_level;		/* GetCurrentTransactionNestLevel() when made */
+	char		name[NAMEDATALEN];
+} PendingAction;
+
+static List *pending_actions = NIL;
 static bool xact_callback_registered = false;
 
 /* counts this backend's transactions: a handle used in the current one stays valid */
 static uint64 xact_count = 1;
 
 static void register_xact_callback(void);
-static void cancel_pending_unload(const char *name);
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static void camembert_executor_start(QueryDesc *queryDesc, int eflags);
+static void add_pending_action(PendingKind kind, const char *name);
 
 static Size
 registry_size(void)
@@ -149,6 +178,9 @@ registry_startup(void)
 void
 camembert_registry_init(void)
 {
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = camembert_executor_start;
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 #if PG_VERSION_NUM >= 150000
@@ -195,138 +227,6 @@ check_model_name(const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid model name \"%s\"", name),
 				 errhint("A model name has 1 to %d bytes.", NAMEDATALEN - 1)));
-}
-
-/* ---------------------------------------------------------------------------
- * The catalog table (name → path), read and written as its owner.
- */
-
-/* the schema of an extension (get_extension_schema is not exported before PG 16) */
-static Oid
-extension_schema(Oid ext_oid)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext_oid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
-static Oid
-catalog_table_oid(Oid *owner)
-{
-	Oid			ext_oid = get_extension_oid("camembert", true);
-	Oid			nsp;
-	Oid			relid;
-	HeapTuple	tup;
-
-	if (!OidIsValid(ext_oid))
-		return InvalidOid;
-	nsp = extension_schema(ext_oid);
-	relid = get_relname_relid(CATALOG_TABLE, nsp);
-	if (!OidIsValid(relid))
-		return InvalidOid;
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	*owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return relid;
-}
-
-/*
- * Run one statement on the catalog table as its owner.  Returns the path found
- * (for a SELECT) or NULL.
- */
-static char *
-catalog_exec(const char *sql_template, const char *name, const char *path)
-{
-	Oid			owner;
-	Oid			relid = catalog_table_oid(&owner);
-	Oid			save_userid;
-	int			save_sec_context;
-	char	   *result = NULL;
-	char	   *sql;
-	Datum		values[2];
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	int			nargs = path ? 2 : 1;
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (!OidIsValid(relid))
-		return NULL;
-	sql = psprintf(sql_template, quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-															CATALOG_TABLE));
-	values[0] = CStringGetTextDatum(name);
-	if (path)
-		values[1] = CStringGetTextDatum(path);
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) < 0)
-			elog(ERROR, "could not access %s", CATALOG_TABLE);
-		if (SPI_processed > 0 && SPI_tuptable != NULL && SPI_tuptable->tupdesc->natts >= 1)
-		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-			if (v)
-				result = MemoryContextStrdup(caller, v);
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-	}
-	PG_END_TRY();
-	return result;
-}
-
-char	  **
-camembert_registry_registered_names(int *count)
-{
-	Oid			owner;
-	Oid			relid = catalog_table_oid(&owner);
-	char	  **names = NULL;
-	int			n = 0;
-	MemoryContext caller = CurrentMemoryContext;
-
-	*count = 0;
-	if (!OidIsValid(relid))
-		return NULL;
-	/* SELECT is granted to PUBLIC: no user switch needed */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT name FROM %s ORDER BY name",
-							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-														CATALOG_TABLE)),
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s", CATALOG_TABLE);
-	names = MemoryContextAlloc(caller, sizeof(char *) * (SPI_processed + 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		if (v)
-			names[n++] = MemoryContextStrdup(caller, v);
-	}
-	SPI_finish();
-	*count = n;
-	return names;
 }
 
 /* ---------------------------------------------------------------------------
@@ -382,6 +282,27 @@ abandon_load(int code, Datum arg)
 	ConditionVariableBroadcast(&slot->cv);
 }
 
+/* The architecture of the model in a segment (read from the image). */
+static cb_architecture
+segment_architecture(dsm_segment *seg)
+{
+	const char *base = dsm_segment_address(seg);
+	const SegmentHeader *hdr = (const SegmentHeader *) base;
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "camembert model view",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	cb_model	model;
+	cb_error	err;
+	cb_architecture arch;
+
+	if (cb_model_view(base + hdr->model_offset, hdr->model_length, &model, &err) != CB_OK)
+		camembert_report_core_error(&err, NULL, NULL);
+	arch = model.config.architecture;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return arch;
+}
+
 static void
 load_into_slot(ModelSlot *slot, const char *name, const char *path)
 {
@@ -390,14 +311,17 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 	{
 		Size		size = 0;
 		dsm_segment *seg = camembert_build_segment(path, &size);
+		cb_architecture arch = segment_architecture(seg);
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		dsm_pin_segment(seg);
+		slot->generation = registry->next_generation++;
+		((SegmentHeader *) dsm_segment_address(seg))->generation = slot->generation;
 		slot->handle = dsm_segment_handle(seg);
 		slot->segment_size = size;
+		slot->architecture = arch;
 		slot->state = SLOT_READY;
 		slot->loader_pid = 0;
-		slot->generation = registry->next_generation++;
 		LWLockRelease(registry->lock);
 		dsm_detach(seg);
 		ereport(LOG,
@@ -470,6 +394,8 @@ void
 camembert_registry_load(const char *name, const char *path)
 {
 	char	   *resolved;
+	ModelSlot  *slot;
+	const char *architecture = NULL;
 
 	camembert_require_preload();
 	check_load_privilege("load a model");
@@ -480,11 +406,15 @@ camembert_registry_load(const char *name, const char *path)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model path is too long (%zu bytes)", strlen(resolved))));
 	register_xact_callback();
-	cancel_pending_unload(name);
 	ensure_loaded(name, resolved);
-	catalog_exec("INSERT INTO %s (name, path) VALUES ($1, $2) "
-				 "ON CONFLICT (name) DO UPDATE SET path = EXCLUDED.path, registered_at = now()",
-				 name, resolved);
+	add_pending_action(PENDING_LOAD, name);
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	slot = find_slot(name);
+	if (slot != NULL && slot->state == SLOT_READY)
+		architecture = cb_architecture_name(slot->architecture);
+	LWLockRelease(registry->lock);
+	camembert_catalog_register(name, resolved, architecture);
 }
 
 /*
@@ -507,31 +437,120 @@ free_slot(const char *name)
 		slot->name[0] = '\0';
 		slot->path[0] = '\0';
 		slot->generation = registry->next_generation++;
+		registry->last_unload_generation = slot->generation;
 		dsm_unpin_segment(h);
 	}
 	LWLockRelease(registry->lock);
 }
 
 static void
-registry_xact_callback(XactEvent event, void *arg)
+add_pending_action(PendingKind kind, const char *name)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PendingAction *a = palloc0(sizeof(PendingAction));
+
+	a->kind = kind;
+	a->nest_level = GetCurrentTransactionNestLevel();
+	strlcpy(a->name, name, sizeof(a->name));
+	pending_actions = lappend(pending_actions, a);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+clear_pending_actions(void)
+{
+	list_free_deep(pending_actions);
+	pending_actions = NIL;
+}
+
+/* At commit: each name's last action decides. */
+static void
+apply_pending_actions(void)
 {
 	ListCell   *lc;
 
+	foreach(lc, pending_actions)
+	{
+		PendingAction *a = (PendingAction *) lfirst(lc);
+		ListCell   *lc2;
+		bool		last = true;
+
+		if (a->kind != PENDING_UNLOAD)
+			continue;
+		for_each_cell(lc2, pending_actions, lnext(pending_actions, lc))
+		{
+			if (strcmp(((PendingAction *) lfirst(lc2))->name, a->name) == 0)
+				last = false;
+		}
+		if (last)
+			free_slot(a->name);
+	}
+}
+
+static void
+registry_xact_callback(XactEvent event, void *arg)
+{
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_actions != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has loaded or unloaded a camembert model"),
+						 errhint("Run camembert_load() and camembert_unload() in a transaction of their own.")));
+			break;
 		case XACT_EVENT_COMMIT:
-			foreach(lc, pending_unloads)
-				free_slot((const char *) lfirst(lc));
-			pending_unloads = NIL;
+			apply_pending_actions();
+			clear_pending_actions();
 			xact_count++;
 			break;
 		case XACT_EVENT_ABORT:
-			pending_unloads = NIL;
+		case XACT_EVENT_PREPARE:
+			clear_pending_actions();
 			xact_count++;
 			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			xact_count++;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A subtransaction that aborts takes its actions back; one that commits
+ * hands them to its parent.
+ */
+static void
+registry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			foreach(lc, pending_actions)
+			{
+				PendingAction *a = (PendingAction *) lfirst(lc);
+
+				if (a->nest_level >= level)
+				{
+					pending_actions = foreach_delete_current(pending_actions, lc);
+					pfree(a);
+				}
+			}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			foreach(lc, pending_actions)
+			{
+				PendingAction *a = (PendingAction *) lfirst(lc);
+
+				if (a->nest_level >= level)
+					a->nest_level = level - 1;
+			}
 			break;
 		default:
 			break;
@@ -544,6 +563,7 @@ register_xact_callback(void)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(registry_xact_callback, NULL);
+		RegisterSubXactCallback(registry_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 }
@@ -559,7 +579,6 @@ camembert_registry_unload(const char *name)
 {
 	bool		found = false;
 	ModelSlot  *slot;
-	MemoryContext old;
 
 	camembert_require_preload();
 	check_load_privilege("unload a model");
@@ -579,29 +598,11 @@ camembert_registry_unload(const char *name)
 		LWLockRelease(registry->lock);
 		break;
 	}
-	if (catalog_exec("DELETE FROM %s WHERE name = $1 RETURNING path", name, NULL) != NULL)
+	if (camembert_catalog_forget(name))
 		found = true;
 	if (found)
-	{
-		old = MemoryContextSwitchTo(TopTransactionContext);
-		pending_unloads = lappend(pending_unloads, pstrdup(name));
-		MemoryContextSwitchTo(old);
-	}
+		add_pending_action(PENDING_UNLOAD, name);
 	return found;
-}
-
-static void
-cancel_pending_unload(const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, pending_unloads)
-	{
-		if (strcmp((const char *) lfirst(lc), name) == 0)
-		{
-			pending_unloads = foreach_delete_current(pending_unloads, lc);
-		}
-	}
 }
 
 char	  **
@@ -641,32 +642,65 @@ release_handle(CamembertModel *handle)
 	handle->generation = 0;
 }
 
-static void
-attach_handle(CamembertModel *handle, ModelSlot *slot)
+/* What a backend needs to attach a slot's segment, copied under the lock. */
+typedef struct SlotView
 {
-	/* called with the registry lock held (shared): the segment cannot vanish */
+	dsm_handle	handle;
+	uint64		generation;
+	Size		segment_size;
+	char		path[MAXPGPATH];
+} SlotView;
+
+static void
+view_slot(const ModelSlot *slot, SlotView *view)
+{
+	view->handle = slot->handle;
+	view->generation = slot->generation;
+	view->segment_size = slot->segment_size;
+	strlcpy(view->path, slot->path, sizeof(view->path));
+}
+
+/*
+ * Attach the segment `view` describes, without the registry lock.  Returns
+ * false if it is gone (unloaded and detached by everyone meanwhile) or is no
+ * longer the generation the view names (its handle was reused): the caller
+ * looks again.  ERROR if it is damaged.
+ */
+static bool
+attach_handle(CamembertModel *handle, const char *name, const SlotView *view)
+{
 	dsm_segment *seg;
 	SegmentHeader *hdr;
 	const char *base;
 	cb_error	err;
 	MemoryContext old;
 
-	seg = dsm_attach(slot->handle);
+	seg = dsm_attach(view->handle);
 	if (seg == NULL)
-		elog(ERROR, "could not attach the shared memory of model \"%s\"", slot->name);
+		return false;
+	base = dsm_segment_address(seg);
+	hdr = (SegmentHeader *) base;
+	if (dsm_segment_map_length(seg) < sizeof(SegmentHeader) ||
+		hdr->magic != SEGMENT_MAGIC || hdr->version != SEGMENT_VERSION ||
+		hdr->generation != view->generation)
+	{
+		dsm_detach(seg);
+		return false;
+	}
 	dsm_pin_mapping(seg);
 	handle->segment = seg;
-	handle->generation = slot->generation;
-	handle->segment_size = slot->segment_size;
-	strlcpy(handle->path, slot->path, sizeof(handle->path));
+	handle->handle = view->handle;
+	handle->generation = view->generation;
+	handle->segment_size = view->segment_size;
+	strlcpy(handle->path, view->path, sizeof(handle->path));
 	handle->context = AllocSetContextCreate(TopMemoryContext, "camembert model",
 											ALLOCSET_SMALL_SIZES);
 
-	base = dsm_segment_address(seg);
-	hdr = (SegmentHeader *) base;
-	if (hdr->magic != SEGMENT_MAGIC || hdr->version != SEGMENT_VERSION ||
-		hdr->model_offset + hdr->model_length > dsm_segment_map_length(seg))
-		elog(ERROR, "shared memory of model \"%s\" is corrupted", slot->name);
+	if (hdr->tokenizer_offset > dsm_segment_map_length(seg) ||
+		hdr->tokenizer_length > dsm_segment_map_length(seg) - hdr->tokenizer_offset ||
+		hdr->model_offset > dsm_segment_map_length(seg) ||
+		hdr->model_length > dsm_segment_map_length(seg) - hdr->model_offset)
+		elog(ERROR, "shared memory of model \"%s\" is corrupted", name);
 
 	old = MemoryContextSwitchTo(handle->context);
 	if (cb_tokenizer_open(base + hdr->tokenizer_offset, hdr->tokenizer_length,
@@ -675,9 +709,187 @@ attach_handle(CamembertModel *handle, ModelSlot *slot)
 					  &handle->model, &err) != CB_OK)
 	{
 		MemoryContextSwitchTo(old);
-		camembert_report_core_error(&err, slot->name, NULL);
+		camembert_report_core_error(&err, name, NULL);
 	}
 	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* attach_handle, leaving the handle empty if it fails or raises an ERROR */
+static bool
+attach_or_release(CamembertModel *handle, const char *name, const SlotView *view)
+{
+	bool		attached = false;
+
+	PG_TRY();
+	{
+		attached = attach_handle(handle, name, view);
+	}
+	PG_CATCH();
+	{
+		release_handle(handle);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (!attached)
+		release_handle(handle);
+	return attached;
+}
+
+/* ---------------------------------------------------------------------------
+ * Parallel query: workers use exactly the leader's models.
+ *
+ * A worker resolves model names on its own, possibly after another session
+ * has reloaded a name, while the leader keeps the model the name meant in its
+ * transaction.  So when a statement that may run workers starts, the leader
+ * writes every model it holds (a segment handle and generation per name) and
+ * the registry's next generation into camembert.parallel_models, a hidden
+ * setting; PostgreSQL hands the leader's settings to each worker.  A worker
+ * attaches exactly those segments (kept alive by the leader's mappings).  A
+ * name the leader did not hold at the start is resolved as usual, by leader
+ * and workers alike, unless a model was unloaded since the statement
+ * started: then they could disagree, and the call fails instead.
+ */
+char	   *camembert_parallel_models = NULL;
+
+typedef struct ParallelModel
+{
+	char		name[NAMEDATALEN];
+	dsm_handle	handle;
+	uint64		generation;
+} ParallelModel;
+
+static ParallelModel *parallel_models = NULL;	/* parsed, TopMemoryContext */
+static int	n_parallel_models = 0;
+static uint64 parallel_start_generation = 0;
+static char *parallel_models_parsed = NULL; /* the setting they were parsed from */
+
+/* "G;hexname:handle:generation;..." */
+static void
+parse_parallel_models(void)
+{
+	const char *p = camembert_parallel_models;
+	MemoryContext old;
+
+	if (p == NULL || p[0] == '\0')
+	{
+		n_parallel_models = 0;
+		parallel_start_generation = 0;
+		return;
+	}
+	if (parallel_models_parsed != NULL && strcmp(parallel_models_parsed, p) == 0)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (parallel_models_parsed)
+		pfree(parallel_models_parsed);
+	parallel_models_parsed = pstrdup(p);
+	if (parallel_models)
+		pfree(parallel_models);
+	parallel_models = palloc0(sizeof(ParallelModel) * (strlen(p) / 4 + 1));
+	MemoryContextSwitchTo(old);
+	n_parallel_models = 0;
+
+	parallel_start_generation = strtoull(p, (char **) &p, 10);
+	while (*p == ';')
+	{
+		const char *colon = strchr(++p, ':');
+		ParallelModel *m = &parallel_models[n_parallel_models];
+		unsigned long long h;
+		unsigned long long g;
+		char	   *end;
+
+		if (colon == NULL || (colon - p) % 2 != 0 || (colon - p) / 2 >= NAMEDATALEN)
+			break;
+		hex_decode(p, colon - p, m->name);
+		m->name[(colon - p) / 2] = '\0';
+		h = strtoull(colon + 1, &end, 10);
+		if (*end != ':')
+			break;
+		g = strtoull(end + 1, &end, 10);
+		m->handle = (dsm_handle) h;
+		m->generation = g;
+		n_parallel_models++;
+		p = end;
+	}
+}
+
+static const ParallelModel *
+find_parallel_model(const char *name)
+{
+	parse_parallel_models();
+	for (int i = 0; i < n_parallel_models; i++)
+		if (strcmp(parallel_models[i].name, name) == 0)
+			return &parallel_models[i];
+	return NULL;
+}
+
+/*
+ * In a worker or a leader running workers, a name the leader did not hold
+ * at the statement's start may be resolved only if no model was unloaded
+ * since (else leader and workers could see different models).
+ */
+static void
+check_parallel_resolution(const char *name)
+{
+	uint64		last_unload;
+
+	if (!IsInParallelMode() || parallel_start_generation == 0)
+		return;
+	LWLockAcquire(registry->lock, LW_SHARED);
+	last_unload = registry->last_unload_generation;
+	LWLockRelease(registry->lock);
+	if (last_unload >= parallel_start_generation)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" changed while a parallel query was running", name),
+				 errhint("Run the statement again.")));
+}
+
+static void
+camembert_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (registry != NULL && !IsParallelWorker() && !IsInParallelMode() &&
+		queryDesc->plannedstmt->parallelModeNeeded)
+	{
+		StringInfoData buf;
+		int			n;
+		char	  **names = camembert_registry_loaded_names(&n);
+		HASH_SEQ_STATUS seq;
+		CamembertModel *m;
+		uint64		start;
+
+		LWLockAcquire(registry->lock, LW_SHARED);
+		start = registry->next_generation;
+		LWLockRelease(registry->lock);
+
+		/* attach every loaded model (a name used earlier in the transaction keeps its model) */
+		for (int i = 0; i < n; i++)
+			(void) camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, UINT64_FORMAT, start);
+		if (attached_models != NULL)
+		{
+			hash_seq_init(&seq, attached_models);
+			while ((m = hash_seq_search(&seq)) != NULL)
+			{
+				char		hex[NAMEDATALEN * 2 + 1];
+				size_t		len = strlen(m->name);
+
+				if (m->segment == NULL || m->used_in_xact != xact_count)
+					continue;
+				hex[hex_encode(m->name, len, hex)] = '\0';
+				appendStringInfo(&buf, ";%s:%u:" UINT64_FORMAT, hex, (unsigned) m->handle, m->generation);
+			}
+		}
+		(void) set_config_option("camembert.parallel_models", buf.data,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+		pfree(buf.data);
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
 }
 
 CamembertModel *
@@ -727,37 +939,64 @@ camembert_model_get(const char *name, int flags)
 	if (handle->segment != NULL && handle->used_in_xact == xact_count)
 		return handle;
 
-	for (;;)
+	if (IsParallelWorker())
 	{
-		ModelSlot  *slot;
-		char	   *path;
+		const ParallelModel *pm = find_parallel_model(name);
 
-		LWLockAcquire(registry->lock, LW_SHARED);
-		slot = find_slot(name);
-		if (slot != NULL && slot->state == SLOT_READY)
+		if (pm != NULL)
 		{
-			if (handle->segment == NULL || handle->generation != slot->generation)
+			SlotView	view;
+
+			release_handle(handle);
+			memset(&view, 0, sizeof(view));
+			view.handle = pm->handle;
+			view.generation = pm->generation;
+			if (!attach_or_release(handle, name, &view))
 			{
-				release_handle(handle);
-				PG_TRY();
-				{
-					attach_handle(handle, slot);
-				}
-				PG_CATCH();
-				{
-					LWLockReleaseAll();
-					release_handle(handle);
-					PG_RE_THROW();
-				}
-				PG_END_TRY();
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("model \"%s\" of the parallel query's leader is gone", name),
+						 errhint("Run the statement again.")));
 			}
-			LWLockRelease(registry->lock);
+			handle->segment_size = dsm_segment_map_length(handle->segment);
 			handle->used_in_xact = xact_count;
 			return handle;
 		}
+	}
+	if (IsInParallelMode())
+	{
+		parse_parallel_models();
+		check_parallel_resolution(name);
+	}
+
+	for (;;)
+	{
+		ModelSlot  *slot;
+		SlotView	view;
+		bool		ready;
+		bool		loading;
+
+		LWLockAcquire(registry->lock, LW_SHARED);
+		slot = find_slot(name);
+		ready = slot != NULL && slot->state == SLOT_READY;
+		loading = slot != NULL && slot->state == SLOT_LOADING;
+		if (ready)
+			view_slot(slot, &view);
 		LWLockRelease(registry->lock);
 
-		if (slot != NULL && slot->state == SLOT_LOADING)
+		if (ready)
+		{
+			if (handle->segment == NULL || handle->generation != view.generation)
+			{
+				release_handle(handle);
+				if (!attach_or_release(handle, name, &view))
+					continue;	/* unloaded meanwhile: look again */
+			}
+			handle->used_in_xact = xact_count;
+			return handle;
+		}
+
+		if (loading)
 		{
 			wait_for_load(slot, name);
 			continue;
@@ -767,11 +1006,13 @@ camembert_model_get(const char *name, int flags)
 		release_handle(handle);
 		if (!tried_catalog && (flags & MODEL_GET_NO_AUTOLOAD) == 0)
 		{
+			CatalogEntry *entry;
+
 			tried_catalog = true;
-			path = catalog_exec("SELECT path FROM %s WHERE name = $1", name, NULL);
-			if (path != NULL)
+			entry = camembert_catalog_lookup(name);
+			if (entry != NULL && entry->path != NULL)
 			{
-				ensure_loaded(name, path);
+				ensure_loaded(name, entry->path);
 				continue;
 			}
 		}

@@ -23,6 +23,7 @@ typedef struct CamembertModel
 	char		name[NAMEDATALEN];
 	char		path[MAXPGPATH];
 	uint64		generation;		/* slot generation this handle was attached at */
+	dsm_handle	handle;			/* of the segment */
 	uint64		used_in_xact;	/* the backend transaction that last used it */
 	dsm_segment *segment;
 	MemoryContext context;		/* holds the views' small arrays */
@@ -32,6 +33,9 @@ typedef struct CamembertModel
 } CamembertModel;
 
 extern void camembert_registry_init(void);	/* from _PG_init */
+
+/* camembert.parallel_models: the leader's models, for its parallel workers */
+extern char *camembert_parallel_models;
 extern void camembert_require_preload(void);
 
 /* Load (or find already loaded) a model; registers it in the catalog table. */
@@ -48,9 +52,6 @@ extern bool camembert_registry_unload(const char *name);
  * MODEL_GET_NO_AUTOLOAD.
  */
 extern CamembertModel *camembert_model_get(const char *name, int flags);
-
-/* Names registered in this database's catalog table (palloc'ed, *count). */
-extern char **camembert_registry_registered_names(int *count);
 
 /* Names of the models loaded now (palloc'ed array, *count entries). */
 extern char **camembert_registry_loaded_names(int *count);

@@ -9,6 +9,7 @@
 
 #include "camembert.h"
 #include "config.h"
+#include "model_catalog.h"
 #include "model_resolve.h"
 
 static const char *
@@ -32,11 +33,9 @@ task_description(CamembertTask task)
 	return "?";
 }
 
-bool
-camembert_model_can(const CamembertModel *model, CamembertTask task)
+static bool
+architecture_can(cb_architecture arch, CamembertTask task)
 {
-	cb_architecture arch = model->model.config.architecture;
-
 	switch (task)
 	{
 		case TASK_TOKENIZE:
@@ -54,27 +53,66 @@ camembert_model_can(const CamembertModel *model, CamembertTask task)
 	return false;
 }
 
-/* Every model this session could use: loaded ones, then registered ones. */
+bool
+camembert_model_can(const CamembertModel *model, CamembertTask task)
+{
+	return architecture_can(model->model.config.architecture, task);
+}
+
+/* "CamembertForMaskedLM" → its enum; false if unknown (NULL: a 0.1 registration) */
+static bool
+architecture_from_name(const char *name, cb_architecture *arch)
+{
+	static const cb_architecture all[] = {
+		CB_ARCH_ENCODER, CB_ARCH_MASKED_LM, CB_ARCH_SEQUENCE_CLASSIFICATION, CB_ARCH_CAUSAL_LM
+	};
+
+	if (name == NULL)
+		return false;
+	for (size_t i = 0; i < lengthof(all); i++)
+		if (strcmp(cb_architecture_name(all[i]), name) == 0)
+		{
+			*arch = all[i];
+			return true;
+		}
+	return false;
+}
+
+/*
+ * The names of every model this session could use for `task`: loaded ones
+ * (attached, which costs a mapping, never a load), then the ones registered
+ * in this database but not loaded, judged by the architecture their
+ * registration records: nothing is loaded just to count candidates.
+ */
 static List *
-candidate_names(void)
+candidate_names(CamembertTask task)
 {
 	List	   *names = NIL;
 	int			n;
 	char	  **loaded = camembert_registry_loaded_names(&n);
+	List	   *registered;
+	ListCell   *lc;
 
-	for (int i = 0; i < n; i++)
-		names = lappend(names, loaded[i]);
-	loaded = camembert_registry_registered_names(&n);
 	for (int i = 0; i < n; i++)
 	{
-		ListCell   *lc;
-		bool		dup = false;
+		CamembertModel *m = camembert_model_get(loaded[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
 
-		foreach(lc, names)
-			if (strcmp((char *) lfirst(lc), loaded[i]) == 0)
-				dup = true;
-		if (!dup)
+		if (m != NULL && camembert_model_can(m, task))
 			names = lappend(names, loaded[i]);
+	}
+	registered = camembert_catalog_entries();
+	foreach(lc, registered)
+	{
+		CatalogEntry *e = (CatalogEntry *) lfirst(lc);
+		cb_architecture arch;
+		bool		is_loaded = false;
+
+		for (int i = 0; i < n; i++)
+			if (strcmp(loaded[i], e->name) == 0)
+				is_loaded = true;
+		if (!is_loaded && architecture_from_name(e->architecture, &arch) &&
+			architecture_can(arch, task))
+			names = lappend(names, e->name);
 	}
 	return names;
 }
@@ -105,21 +143,18 @@ camembert_resolve_model(const char *name, CamembertTask task)
 	if (name != NULL)
 		return checked(camembert_model_get(name, 0), task);
 
-	names = candidate_names();
+	names = candidate_names(task);
 	initStringInfo(&all);
 	foreach(lc, names)
 	{
 		char	   *n = (char *) lfirst(lc);
-		CamembertModel *m = camembert_model_get(n, MODEL_GET_MISSING_OK);
 
-		if (m == NULL || !camembert_model_can(m, task))
-			continue;
 		appendStringInfo(&all, "%s%s", matches ? ", " : "", n);
 		found = n;
 		matches++;
 	}
 	if (matches == 1)
-		return camembert_model_get(found, 0);
+		return checked(camembert_model_get(found, 0), task);
 	if (matches == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -15,12 +15,13 @@
 #include "storage/dsm.h"
 
 #define SEGMENT_MAGIC	0x43424d53	/* "CBMS" */
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 
 typedef struct SegmentHeader
 {
 	uint32		magic;
 	uint32		version;
+	uint64		generation;		/* the registry slot's, set when it is published */
 	uint64		tokenizer_offset;
 	uint64		tokenizer_length;
 	uint64		model_offset;

@@ -23,8 +23,6 @@ extern const char *camembert_task_name(const cb_config *config);
 extern char *camembert_text_to_utf8(text *t, size_t *len_out);
 extern text *camembert_utf8_to_text(const char *s, size_t len);
 
-#endif							/* SQL_SUPPORT_H */
-
 /* Build int4[] and real[] arrays straight from C arrays (dims: ndims sizes). */
 extern ArrayType *camembert_int4_array(const int32_t *values, int n);
 extern ArrayType *camembert_float4_array(const float *values, int ndims, const int *dims);
@@ -64,3 +62,5 @@ extern void camembert_batch_free(CamembertBatch *batch);
 struct cb_forward_output;
 extern void camembert_forward_batch(struct CamembertModel *model, const CamembertBatch *batch,
 									const struct cb_forward_output *out);
+
+#endif							/* SQL_SUPPORT_H */

@@ -1509,6 +1509,14 @@ item_part(void *arg)
 
 #endif							/* CB_HAVE_X86_KERNELS: the pool and the drivers */
 
+static int	kernel_threads = 0;	/* 0: follow OpenBLAS's setting */
+
+void
+cb_kernel_set_threads(int threads)
+{
+	kernel_threads = threads;
+}
+
 int
 cb_kernel_threads(void)
 {
@@ -1516,7 +1524,7 @@ cb_kernel_threads(void)
 
 	if (current_isa() == MM_ISA_BLAS)
 		return 1;
-	t = openblas_get_num_threads();
+	t = kernel_threads > 0 ? kernel_threads : openblas_get_num_threads();
 	return t < 1 ? 1 : (t > MM_MAX_THREADS ? MM_MAX_THREADS : t);
 }
 

@@ -106,9 +106,11 @@ typedef void (*cb_kernel_item_fn) (void *arg, size_t item, int worker);
 void		cb_kernel_parallel_for(size_t items, int workers, double flops,
 								   cb_kernel_item_fn fn, void *arg);
 
-/* Threads a product or cb_kernel_parallel_for may use now (>= 1):
- * openblas_get_num_threads(), at most 16; 1 on the cblas code path. */
+/* Threads a product or cb_kernel_parallel_for may use now (>= 1): the
+ * count given to cb_kernel_set_threads() (before any call,
+ * openblas_get_num_threads()), at most 16; 1 on the cblas code path. */
 int			cb_kernel_threads(void);
+void		cb_kernel_set_threads(int threads);
 
 /* "avx512", "avx2" or "blas": the matrix-product code path in use. */
 const char *cb_kernel_isa(void);

@@ -1,0 +1,250 @@
+/*
+ * model_catalog.c — the catalog table camembert_registered_models (see
+ * model_catalog.h).
+ *
+ * The table belongs to the extension (its owner is whoever created the
+ * extension, a superuser).  Loading and unloading are allowed to members of
+ * pg_read_server_files, and the lazy reload after a restart runs from any
+ * session, so the statements here run as the table's owner.  That is only
+ * safe the way PostgreSQL's own maintenance code does it (VACUUM, REFRESH
+ * MATERIALIZED VIEW, index builds): the user is switched with
+ * SECURITY_RESTRICTED_OPERATION, search_path is pinned to pg_catalog, pg_temp
+ * for the duration, and every table, function and operator in the SQL text
+ * is schema-qualified, so no object of the caller's can be resolved.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "model_catalog.h"
+
+#define CATALOG_TABLE	"camembert_registered_models"
+
+/* the schema of an extension (get_extension_schema is not exported before PG 16) */
+static Oid
+extension_schema(Oid ext_oid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext_oid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+typedef struct CatalogTable
+{
+	Oid			relid;
+	Oid			owner;
+	char	   *qualified_name; /* "schema".camembert_registered_models */
+	bool		has_architecture;	/* the column exists (version 0.2 on) */
+} CatalogTable;
+
+/* Find the table of the extension in this database; false if there is none. */
+static bool
+catalog_table(CatalogTable *t)
+{
+	Oid			ext_oid = get_extension_oid("camembert", true);
+	Oid			nsp;
+	HeapTuple	tup;
+
+	if (!OidIsValid(ext_oid))
+		return false;
+	nsp = extension_schema(ext_oid);
+	if (!OidIsValid(nsp))
+		return false;
+	t->relid = get_relname_relid(CATALOG_TABLE, nsp);
+	if (!OidIsValid(t->relid))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	t->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	t->qualified_name = quote_qualified_identifier(get_namespace_name(nsp), CATALOG_TABLE);
+	t->has_architecture = get_attnum(t->relid, "architecture") != InvalidAttrNumber;
+	return true;
+}
+
+/*
+ * Run one statement on the catalog table as its owner, restricted.  The
+ * result rows are copied into the caller's memory context as CatalogEntry
+ * (columns name, path, architecture when the statement returns them).
+ */
+static List *
+catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
+			bool read_only, uint64 *processed)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	char		nulls[3] = {' ', ' ', ' '};
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *volatile rows = NIL;
+	volatile uint64 count = 0;
+
+	Assert(nargs <= 3);
+	for (int i = 0; i < nargs; i++)
+		if (values[i] == (Datum) 0)
+			nulls[i] = 'n';
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(t->owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		int			rc;
+
+		/* pinned search_path, undone below (or by the abort on ERROR) */
+		save_nestlevel = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+		if (rc < 0)
+			elog(ERROR, "could not access %s: %s", t->qualified_name, SPI_result_code_string(rc));
+		count = SPI_processed;
+		if (SPI_tuptable != NULL)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				MemoryContext old = MemoryContextSwitchTo(caller);
+				CatalogEntry *e = palloc0(sizeof(CatalogEntry));
+
+				MemoryContextSwitchTo(old);
+				for (int c = 1; c <= desc->natts; c++)
+				{
+					char	   *v = SPI_getvalue(tup, desc, c);
+					char	   *colname = SPI_fname(desc, c);
+					char	   *copy = v ? MemoryContextStrdup(caller, v) : NULL;
+
+					if (strcmp(colname, "name") == 0)
+						e->name = copy;
+					else if (strcmp(colname, "path") == 0)
+						e->path = copy;
+					else if (strcmp(colname, "architecture") == 0)
+						e->architecture = copy;
+				}
+				old = MemoryContextSwitchTo(caller);
+				rows = lappend(rows, e);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		SPI_finish();
+		AtEOXact_GUC(false, save_nestlevel);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	if (processed)
+		*processed = count;
+	return rows;
+}
+
+CatalogEntry *
+camembert_catalog_lookup(const char *name)
+{
+	CatalogTable t;
+	List	   *rows;
+	Datum		values[1];
+
+	if (!catalog_table(&t))
+		return NULL;
+	values[0] = CStringGetTextDatum(name);
+	rows = catalog_run(&t,
+					   psprintf("SELECT name, path%s FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+								t.has_architecture ? ", architecture" : "", t.qualified_name),
+					   1, values, true, NULL);
+	return rows == NIL ? NULL : (CatalogEntry *) linitial(rows);
+}
+
+List *
+camembert_catalog_entries(void)
+{
+	CatalogTable t;
+
+	if (!catalog_table(&t))
+		return NIL;
+	return catalog_run(&t,
+					   psprintf("SELECT name, path%s FROM %s ORDER BY name COLLATE pg_catalog.\"C\"",
+								t.has_architecture ? ", architecture" : "", t.qualified_name),
+					   0, NULL, true, NULL);
+}
+
+void
+camembert_catalog_register(const char *name, const char *path, const char *architecture)
+{
+	CatalogTable t;
+	Datum		values[3];
+
+	if (!catalog_table(&t))
+		return;
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(path);
+	values[2] = architecture ? CStringGetTextDatum(architecture) : (Datum) 0;
+	if (t.has_architecture)
+		catalog_run(&t,
+					psprintf("INSERT INTO %s AS r (name, path, architecture) VALUES ($1, $2, $3) "
+							 "ON CONFLICT (name) DO UPDATE SET path = EXCLUDED.path, "
+							 "architecture = EXCLUDED.architecture, registered_at = pg_catalog.now()",
+							 t.qualified_name),
+					3, values, false, NULL);
+	else
+		catalog_run(&t,
+					psprintf("INSERT INTO %s AS r (name, path) VALUES ($1, $2) "
+							 "ON CONFLICT (name) DO UPDATE SET path = EXCLUDED.path, "
+							 "registered_at = pg_catalog.now()",
+							 t.qualified_name),
+					2, values, false, NULL);
+}
+
+bool
+camembert_catalog_forget(const char *name)
+{
+	CatalogTable t;
+	Datum		values[1];
+	uint64		processed = 0;
+
+	if (!catalog_table(&t))
+		return false;
+	values[0] = CStringGetTextDatum(name);
+	catalog_run(&t,
+				psprintf("DELETE FROM %s WHERE name OPERATOR(pg_catalog.=) $1", t.qualified_name),
+				1, values, false, &processed);
+	return processed > 0;
+}
