@@ -92,6 +92,9 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 		case CB_ERR_LIMIT:
 			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 			break;
+		case CB_ERR_ACCESS:
+			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+			break;
 		case CB_ERR_INVALID:
 		default:
 			code = ERRCODE_INVALID_PARAMETER_VALUE;

@@ -450,13 +450,13 @@ cb_config_parse(const char *text, size_t len, const char *what,
 }
 
 cb_status
-cb_config_load(const char *path, cb_model_config **out, cb_error *err)
+cb_config_load(const char *path, const char *root, cb_model_config **out, cb_error *err)
 {
 	cb_json_doc *doc;
 	cb_status	st;
 
 	*out = NULL;
-	st = cb_json_load_file(path, &config_limits, &doc, err);
+	st = cb_json_load_file_in(path, root, &config_limits, &doc, err);
 	if (st != CB_OK)
 		return st;
 	return from_doc(doc, path, out, err);

@@ -56,8 +56,10 @@ typedef struct cb_model_config
 cb_status	cb_config_parse(const char *text, size_t len, const char *what,
 							cb_model_config **out, cb_error *err);
 
-/* Read and parse a config.json file. */
-cb_status	cb_config_load(const char *path, cb_model_config **out, cb_error *err);
+/* Read and parse a config.json file (opened as cb_file_open does: regular
+ * files only, never blocking, confined to root unless root is NULL). */
+cb_status	cb_config_load(const char *path, const char *root, cb_model_config **out,
+						   cb_error *err);
 
 void		cb_config_free(cb_model_config *config);
 
