@@ -598,6 +598,44 @@ test_hooks(void)
 	CHECK_EQ_INT(live_allocations, 0);
 }
 
+/*
+ * A model whose positions leave room for fewer than a prompt token and a new
+ * one is refused (cb_config_validate refuses it at load; this is the core's
+ * own guard for a model built otherwise); two positions generate one token.
+ */
+static void
+test_short_position_table(void)
+{
+	cb_model	m = *model;
+	int32_t		prompt[] = {5, 280};
+	int32_t		out[4],
+				n = -1;
+	cb_generate_options opt;
+	cb_decoder *dec = NULL;
+	cb_error	err;
+
+	cb_generate_default_options(&m, &opt);
+	opt.max_new_tokens = 4;
+	opt.eos_token_id = -1;
+	for (int32_t room = -1; room < 2; room++)
+	{
+		m.config.max_position_embeddings = m.config.pad_token_id + 1 + room;
+		CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_ERR_FORMAT);
+		CHECK_EQ_INT(n, 0);
+		CHECK(strstr(err.message, "max_position_embeddings") != NULL);
+		CHECK_EQ_INT(cb_decoder_create(&m, 4, &dec, &err), CB_ERR_FORMAT);
+		CHECK(dec == NULL);
+		cb_decoder_free(dec);
+		dec = NULL;
+	}
+	m.config.max_position_embeddings = m.config.pad_token_id + 3;
+	CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(cb_generate(&m, prompt, 2, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(n, 0);
+	CHECK_EQ_INT(cb_generate(&m, prompt, 3, &opt, out, &n, NULL, NULL, &err), CB_ERR_INVALID);
+}
+
 int
 main(void)
 {
@@ -614,6 +652,7 @@ main(void)
 	RUN(test_sampling_model);
 	RUN(test_decoder);
 	RUN(test_hooks);
+	RUN(test_short_position_table);
 	ut_unload_model(&clm);
 	return unit_finish("test_generate");
 }

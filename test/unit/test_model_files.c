@@ -308,6 +308,11 @@ test_config_rules(void)
 					   "\"id2label\":{\"0\":\"a\"},\"problem_type\":\"single_label_classification\"}", &mc, &err) == CB_OK);
 	CHECK_EQ_INT(mc->config.problem_type, CB_PROBLEM_SINGLE_LABEL);
 	cb_config_free(mc);
+	/* the shortest position table: 2 tokens after pad_token_id (<s> </s>, or a prompt token and a new one) */
+	CHECK(parse_config("{\"architectures\":[\"CamembertForCausalLM\"],\"max_position_embeddings\":4}", &mc, &err) == CB_OK);
+	cb_config_free(mc);
+	CHECK(parse_config("{\"architectures\":[\"CamembertModel\"],\"max_position_embeddings\":3,\"pad_token_id\":0}", &mc, &err) == CB_OK);
+	cb_config_free(mc);
 	CHECK(parse_config("{\"architectures\":[\"CamembertForCausalLM\"],\"is_decoder\":true,\"bos_token_id\":null}", &mc, &err) == CB_OK);
 	CHECK_EQ_INT(mc->config.is_decoder, 1);
 	CHECK_EQ_INT(mc->config.bos_token_id, -1);
@@ -337,6 +342,11 @@ test_config_rules(void)
 			{"{\"architectures\":[\"CamembertModel\"],\"num_hidden_layers\":100000}", CB_ERR_FORMAT, "num_hidden_layers"},
 			{"{\"architectures\":[\"CamembertModel\"],\"intermediate_size\":4000000000}", CB_ERR_FORMAT, "intermediate_size"},
 			{"{\"architectures\":[\"CamembertModel\"],\"pad_token_id\":40000}", CB_ERR_FORMAT, "pad_token_id"},
+			/* positions start at pad_token_id + 1: room for 1 token, 0, or none at all */
+			{"{\"architectures\":[\"CamembertForCausalLM\"],\"max_position_embeddings\":3}", CB_ERR_FORMAT, "leaves room for 1 tokens"},
+			{"{\"architectures\":[\"CamembertModel\"],\"max_position_embeddings\":1,\"pad_token_id\":0}", CB_ERR_FORMAT, "max_position_embeddings = 1"},
+			{"{\"architectures\":[\"CamembertForMaskedLM\"],\"max_position_embeddings\":12,\"pad_token_id\":11}", CB_ERR_FORMAT, "room for 0 tokens"},
+			{"{\"architectures\":[\"CamembertForSequenceClassification\"],\"max_position_embeddings\":130,\"pad_token_id\":200}", CB_ERR_FORMAT, "pad_token_id = 200"},
 			{"{\"architectures\":[\"CamembertModel\"],\"layer_norm_eps\":-1}", CB_ERR_FORMAT, "layer_norm_eps"},
 			{"{\"architectures\":[\"CamembertModel\"],\"layer_norm_eps\":1e-300}", CB_ERR_FORMAT, "layer_norm_eps"},
 			{"{\"architectures\":[\"CamembertModel\"],\"hidden_act\":\"relu\"}", CB_ERR_UNSUPPORTED, "hidden_act"},
