@@ -352,14 +352,20 @@ cb_sample_token(const float *logits, int32_t vocab_size, const cb_generate_optio
 				u,
 				acc;
 
-	/* temperature: scores = logits / T (in float, as torch) */
-	for (size_t i = 0; i < v; i++)
-	{
-		w[i] = (double) (logits[i] / t);
-		if (w[i] > w[best])
+	/*
+	 * temperature: scores = logits / T, computed as (logit - max logit) / T
+	 * in double.  The softmax is the same (transformers divides in float and
+	 * subtracts the max in the softmax), but nothing can overflow: with a
+	 * tiny T, logit / T in float is inf for every token (inf - inf in the
+	 * softmax), while here the most likely token gets 0 and the others a
+	 * large negative score, so tiny temperatures converge to greedy search.
+	 */
+	for (size_t i = 1; i < v; i++)
+		if (logits[i] > logits[best])
 			best = i;
-	}
-	max = w[best];
+	for (size_t i = 0; i < v; i++)
+		w[i] = ((double) logits[i] - (double) logits[best]) / (double) t;
+	max = w[best];				/* 0 */
 
 	/* top-k: the k-th largest score is the threshold; ties with it are kept */
 	if (opt->top_k > 0 && (size_t) opt->top_k < v)

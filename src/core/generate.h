@@ -12,7 +12,9 @@
  * rounding.  The attention mask is all ones (prompts are not padded).
  *
  * Sampling applies transformers' logits warpers in its order:
- * temperature (scores / T), then top-k (tokens whose score is below the k-th
+ * temperature (scores / T, computed as (logit - max logit) / T in double:
+ * the same softmax, but it cannot overflow, so a tiny T converges to greedy
+ * search instead of giving inf - inf), then top-k (tokens whose score is below the k-th
  * largest are removed; ties with it are kept), then top-p (nucleus: tokens
  * sorted by probability, the least likely ones whose cumulative probability
  * is <= 1 - top_p are removed, the most likely token is always kept); then
