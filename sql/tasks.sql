@@ -67,6 +67,13 @@ SELECT camembert_generate('Il était une fois', 'clm', 5);
 -- sampling is reproducible with a seed
 SELECT camembert_generate('Le chat', 'clm', 10, 0.9, 50, 0.95, 42) = camembert_generate('Le chat', 'clm', 10, 0.9, 50, 0.95, 42) AS same_seed,
        camembert_generate('Le chat', 'clm', 10, 1.0, 1, 1, 7) = camembert_generate('Le chat', 'clm', 10) AS top_k_1_is_greedy;
+-- a temperature so small that logits / T overflows float converges to greedy
+-- search (it used to softmax inf - inf): the reference's greedy continuations
+SELECT count(*) AS prompts,
+       count(*) FILTER (WHERE camembert_generate(prompt, 'clm', 20, 1e-39, 0, 1, 1) = decoded_new) AS t_1e_39,
+       count(*) FILTER (WHERE camembert_generate(prompt, 'clm', 20, 1e-45, 50, 0.9, 2) = decoded_new) AS t_1e_45,
+       count(*) FILTER (WHERE camembert_generate(prompt, 'clm', 20, 1e-30, 0, 1, 3) = decoded_new) AS t_1e_30
+  FROM golden_generate;
 SELECT camembert_generate('Le chat', 'clm', 0) AS nothing;
 SELECT regress_error($$SELECT camembert_generate('x', 'clm', 100000)$$);
 SELECT regress_error($$SELECT camembert_generate('x', 'clm', 5, -1)$$);

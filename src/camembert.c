@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memdebug.h"
 #include "utils/memutils.h"
 
 #include "camembert.h"
@@ -36,19 +37,46 @@ void		_PG_init(void);
 /*
  * The core allocates through these: memory belongs to the current memory
  * context, so an ERROR raised while core code is on the stack (from
- * CHECK_FOR_INTERRUPTS in the interrupt hook, or an OOM) frees everything.
+ * CHECK_FOR_INTERRUPTS in the interrupt hook) frees everything.  They never
+ * raise an ERROR themselves: on failure they return NULL and the core
+ * reports CB_ERR_NOMEM (cb_common.h, rule 2), after closing whatever file it
+ * holds open.  palloc's request size check (elog ERROR over
+ * MaxAllocHugeSize) is done here first for the same reason.
  */
 static void *
 core_alloc(size_t size)
 {
-	return MemoryContextAllocExtended(CurrentMemoryContext, size ? size : 1,
+	if (size == 0)
+		size = 1;
+	if (!AllocHugeSizeIsValid(size))
+		return NULL;
+	return MemoryContextAllocExtended(CurrentMemoryContext, size,
 									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 }
 
+/*
+ * repalloc_huge() without the ERROR: PostgreSQL 15 has no
+ * repalloc_extended(MCXT_ALLOC_NO_OOM), so do what repalloc does (and what
+ * PostgreSQL 16's repalloc_extended does with that flag) but return NULL
+ * where it would ereport.  The block stays in its own context; on failure
+ * the old block is left as it was, as realloc(3) does.
+ */
 static void *
 core_realloc(void *ptr, size_t size)
 {
-	return repalloc_huge(ptr, size ? size : 1);
+	MemoryContext context = GetMemoryChunkContext(ptr);
+	void	   *ret;
+
+	if (size == 0)
+		size = 1;
+	if (!AllocHugeSizeIsValid(size))
+		return NULL;
+	Assert(!context->isReset);
+	ret = context->methods->realloc(context, ptr, size);
+	if (ret == NULL)
+		return NULL;
+	VALGRIND_MEMPOOL_CHANGE(context, ptr, ret, size);
+	return ret;
 }
 
 static void
@@ -95,6 +123,9 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 			break;
 		case CB_ERR_LIMIT:
 			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		case CB_ERR_ACCESS:
+			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
 			break;
 		case CB_ERR_INVALID:
 		default:

@@ -10,9 +10,9 @@
 
 #include "miscadmin.h"
 #include "storage/dsm.h"
-#include "storage/fd.h"
 
 #include "camembert.h"
+#include "file_io.h"
 #include "model_image.h"
 #include "model_segment.h"
 #include "tokenizer.h"
@@ -69,32 +69,33 @@ camembert_resolve_model_path(const char *path)
 	return pstrdup(resolved);
 }
 
+/* camembert.model_dir if set: every file of a model must lie below it. */
+static const char *
+confinement_root(void)
+{
+	return camembert_model_dir != NULL && camembert_model_dir[0] != '\0' ? camembert_model_dir : NULL;
+}
+
+/* Hint for a core error about a model's files. */
+static const char *
+files_hint(const cb_error *err, const char *dflt)
+{
+	if (err->status == CB_ERR_ACCESS)
+		return psprintf("camembert.model_dir is \"%s\": the files of a model directory, and the targets "
+						"of their symbolic links, must lie below it.", camembert_model_dir);
+	return dflt;
+}
+
+/* The whole file, opened by the core (regular files only, never blocking, confined). */
 static void *
 read_whole_file(const char *path, size_t max_size, size_t *len_out)
 {
-	FILE	   *f;
-	struct stat st;
 	char	   *buf;
-	size_t		got;
+	cb_error	err;
 
-	f = AllocateFile(path, PG_BINARY_R);
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path),
-				 errhint("A model directory holds config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model.")));
-	if (fstat(fileno(f), &st) != 0)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not stat file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode) || (size_t) st.st_size > max_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("\"%s\" is not a regular file of at most %zu bytes", path, max_size)));
-	buf = palloc_extended(st.st_size + 1, MCXT_ALLOC_HUGE);
-	got = fread(buf, 1, st.st_size, f);
-	if (got != (size_t) st.st_size || ferror(f))
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not read file \"%s\": %m", path)));
-	FreeFile(f);
-	*len_out = got;
+	if (cb_file_read_all(path, confinement_root(), max_size, &buf, len_out, &err) != CB_OK)
+		camembert_report_core_error(&err, NULL,
+									files_hint(&err, "A model directory holds config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model."));
 	return buf;
 }
 
@@ -118,11 +119,12 @@ camembert_build_segment(const char *path, Size *size_out)
 	sp_bytes = read_whole_file(sp_path, MAX_TOKENIZER_FILE, &sp_len);
 	if (cb_tokenizer_build(sp_bytes, sp_len, &tok_image, &tok_len, &err) != CB_OK)
 		camembert_report_core_error(&err, sp_path, "The tokenizer must be CamemBERT's SentencePiece BPE model (sentencepiece.bpe.model).");
-	pfree(sp_bytes);
+	cb_free(sp_bytes);
 
 	/* the core's messages name the directory and file themselves */
-	if (cb_model_source_open(path, &source, &err) != CB_OK)
-		camembert_report_core_error(&err, NULL, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, or pytorch_model.bin).");
+	if (cb_model_source_open_in(path, confinement_root(), &source, &err) != CB_OK)
+		camembert_report_core_error(&err, NULL,
+									files_hint(&err, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, or pytorch_model.bin)."));
 	vsource = source;
 
 	PG_TRY();
@@ -150,7 +152,7 @@ camembert_build_segment(const char *path, Size *size_out)
 		hdr->model_length = model_len;
 		memcpy(base + tok_off, tok_image, tok_len);
 		if (cb_model_source_write_image(source, base + model_off, model_len, &err) != CB_OK)
-			camembert_report_core_error(&err, NULL, NULL);
+			camembert_report_core_error(&err, NULL, files_hint(&err, NULL));
 		*size_out = total;
 	}
 	PG_FINALLY();

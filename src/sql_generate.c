@@ -99,6 +99,8 @@ camembert_generate(PG_FUNCTION_ARGS)
 		camembert_report_core_error(&err, "could not tokenize", NULL);
 	/* <s> + pieces, truncated so that at least one new token fits */
 	max_prompt = camembert_max_input_tokens(model) - 1;
+	if (max_prompt < 1)			/* refused at load: cb_config_validate */
+		elog(ERROR, "model \"%s\" has no room for a prompt token and a new one", model->name);
 	prompt_len = (int) Min((size_t) max_prompt, n_pieces + 1);
 	prompt = palloc(sizeof(int32_t) * (prompt_len + 1));
 	prompt[0] = model->tokenizer.cls_id;

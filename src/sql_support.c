@@ -14,6 +14,7 @@
 
 #include "camembert.h"
 #include "model_registry.h"
+#include "config.h"
 #include "forward.h"
 #include "sql_support.h"
 
@@ -183,7 +184,12 @@ int
 camembert_max_input_tokens(const CamembertModel *model)
 {
 	/* RoBERTa positions start at pad_token_id + 1 */
-	return model->model.config.max_position_embeddings - model->model.config.pad_token_id - 1;
+	int64_t		n = cb_config_max_sequence(&model->model.config);
+
+	/* callers keep <s> and </s>: refused at load (cb_config_validate) */
+	if (n < CB_CONFIG_MIN_SEQUENCE)
+		elog(ERROR, "model \"%s\" accepts fewer than %d tokens", model->name, CB_CONFIG_MIN_SEQUENCE);
+	return (int) n;
 }
 
 int32_t *

@@ -70,6 +70,8 @@ cb_status_name(cb_status status)
 			return "invalid argument";
 		case CB_ERR_LIMIT:
 			return "limit exceeded";
+		case CB_ERR_ACCESS:
+			return "access denied";
 	}
 	return "unknown";
 }

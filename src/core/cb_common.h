@@ -32,7 +32,8 @@ typedef enum cb_status
 	CB_ERR_UNSUPPORTED, /* well-formed, but a feature we do not implement */
 	CB_ERR_NOMEM,		/* an allocation failed */
 	CB_ERR_INVALID,		/* a bad argument from the caller */
-	CB_ERR_LIMIT		/* a size or count over a documented limit */
+	CB_ERR_LIMIT,		/* a size or count over a documented limit */
+	CB_ERR_ACCESS		/* a file outside the directory it is confined to */
 } cb_status;
 
 #define CB_ERROR_MESSAGE_MAX 512

@@ -191,6 +191,13 @@ cb_config_validate(const cb_config *c, const char *what, cb_error *err)
 		return cb_set_error(err, CB_ERR_FORMAT,
 							"%s: hidden_size %d is not a multiple of num_attention_heads %d",
 							what, c->hidden_size, c->num_attention_heads);
+	if (cb_config_max_sequence(c) < CB_CONFIG_MIN_SEQUENCE)
+		return cb_set_error(err, CB_ERR_FORMAT,
+							"%s: max_position_embeddings = %d with pad_token_id = %d leaves room for %lld "
+							"tokens (positions start at pad_token_id + 1); at least %d are needed: "
+							"<s> and </s>, or a prompt token and a generated one",
+							what, c->max_position_embeddings, c->pad_token_id,
+							(long long) cb_config_max_sequence(c), CB_CONFIG_MIN_SEQUENCE);
 	if (c->architecture == CB_ARCH_SEQUENCE_CLASSIFICATION)
 	{
 		RANGE(num_labels, 1, CB_MAX_LABELS);
@@ -450,13 +457,13 @@ cb_config_parse(const char *text, size_t len, const char *what,
 }
 
 cb_status
-cb_config_load(const char *path, cb_model_config **out, cb_error *err)
+cb_config_load(const char *path, const char *root, cb_model_config **out, cb_error *err)
 {
 	cb_json_doc *doc;
 	cb_status	st;
 
 	*out = NULL;
-	st = cb_json_load_file(path, &config_limits, &doc, err);
+	st = cb_json_load_file_in(path, root, &config_limits, &doc, err);
 	if (st != CB_OK)
 		return st;
 	return from_doc(doc, path, out, err);

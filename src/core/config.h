@@ -29,7 +29,8 @@
  * Sizes are checked: every size positive, hidden_size divisible by
  * num_attention_heads, and capped (CB_CONFIG_MAX_*) so that a hostile
  * config cannot ask for absurd allocations; token ids within the vocabulary
- * (bos/eos may be null: then -1).
+ * (bos/eos may be null: then -1); and the position embeddings must hold at
+ * least CB_CONFIG_MIN_SEQUENCE tokens (see cb_config_max_sequence).
  */
 #ifndef CB_CONFIG_H
 #define CB_CONFIG_H
@@ -43,6 +44,9 @@
 #define CB_CONFIG_MAX_TYPE_VOCAB	65536
 #define CB_CONFIG_MAX_LABEL_BYTES	1024	/* one label string */
 #define CB_CONFIG_MAX_FILE_BYTES	(16 * 1024 * 1024)	/* config.json */
+/* Shortest sequence a model must accept: <s> + </s> (an empty text), or one
+ * prompt token + one generated token for a causal LM. */
+#define CB_CONFIG_MIN_SEQUENCE		2
 
 typedef struct cb_model_config
 {
@@ -56,8 +60,10 @@ typedef struct cb_model_config
 cb_status	cb_config_parse(const char *text, size_t len, const char *what,
 							cb_model_config **out, cb_error *err);
 
-/* Read and parse a config.json file. */
-cb_status	cb_config_load(const char *path, cb_model_config **out, cb_error *err);
+/* Read and parse a config.json file (opened as cb_file_open does: regular
+ * files only, never blocking, confined to root unless root is NULL). */
+cb_status	cb_config_load(const char *path, const char *root, cb_model_config **out,
+						   cb_error *err);
 
 void		cb_config_free(cb_model_config *config);
 
@@ -67,6 +73,18 @@ void		cb_config_free(cb_model_config *config);
  * the copy stored in an image.
  */
 cb_status	cb_config_validate(const cb_config *config, const char *what, cb_error *err);
+
+/*
+ * Longest sequence the position embeddings allow: RoBERTa gives a pad token
+ * position pad_token_id and the i-th other token pad_token_id + i (i from 1),
+ * so max_position_embeddings - pad_token_id - 1 tokens.  int64: never
+ * overflows, negative for an invalid configuration.
+ */
+static inline int64_t
+cb_config_max_sequence(const cb_config *c)
+{
+	return (int64_t) c->max_position_embeddings - (int64_t) c->pad_token_id - 1;
+}
 
 /* Names as used by transformers. */
 const char *cb_architecture_name(cb_architecture arch);	/* "CamembertForMaskedLM" ... */

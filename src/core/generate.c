@@ -2,6 +2,7 @@
  * generate.c — KV-cache decoder, greedy search and sampling (see generate.h).
  */
 #include "generate.h"
+#include "config.h"
 #include "forward.h"
 #include "kernels.h"
 
@@ -85,14 +86,20 @@ check_causal_model(const cb_model *model, cb_error *err)
 	if (model->config.architecture != CB_ARCH_CAUSAL_LM || !model->config.is_decoder)
 		return cb_set_error(err, CB_ERR_INVALID,
 							"generation needs a causal LM model (CamembertForCausalLM with is_decoder)");
+	/* a prompt token and a new one (cb_config_validate refuses less at load) */
+	if (cb_config_max_sequence(&model->config) < CB_CONFIG_MIN_SEQUENCE)
+		return cb_set_error(err, CB_ERR_FORMAT,
+							"max_position_embeddings %d with pad_token_id %d leaves room for fewer than %d tokens",
+							model->config.max_position_embeddings, model->config.pad_token_id,
+							CB_CONFIG_MIN_SEQUENCE);
 	return CB_OK;
 }
 
-/* Longest sequence the position embeddings allow. */
+/* Longest sequence the position embeddings allow (>= 2 after check_causal_model). */
 static int32_t
 max_sequence(const cb_config *c)
 {
-	return c->max_position_embeddings - c->pad_token_id - 1;
+	return (int32_t) cb_config_max_sequence(c);
 }
 
 cb_status
@@ -345,14 +352,20 @@ cb_sample_token(const float *logits, int32_t vocab_size, const cb_generate_optio
 				u,
 				acc;
 
-	/* temperature: scores = logits / T (in float, as torch) */
-	for (size_t i = 0; i < v; i++)
-	{
-		w[i] = (double) (logits[i] / t);
-		if (w[i] > w[best])
+	/*
+	 * temperature: scores = logits / T, computed as (logit - max logit) / T
+	 * in double.  The softmax is the same (transformers divides in float and
+	 * subtracts the max in the softmax), but nothing can overflow: with a
+	 * tiny T, logit / T in float is inf for every token (inf - inf in the
+	 * softmax), while here the most likely token gets 0 and the others a
+	 * large negative score, so tiny temperatures converge to greedy search.
+	 */
+	for (size_t i = 1; i < v; i++)
+		if (logits[i] > logits[best])
 			best = i;
-	}
-	max = w[best];
+	for (size_t i = 0; i < v; i++)
+		w[i] = ((double) logits[i] - (double) logits[best]) / (double) t;
+	max = w[best];				/* 0 */
 
 	/* top-k: the k-th largest score is the threshold; ties with it are kept */
 	if (opt->top_k > 0 && (size_t) opt->top_k < v)

@@ -12,7 +12,9 @@
  * rounding.  The attention mask is all ones (prompts are not padded).
  *
  * Sampling applies transformers' logits warpers in its order:
- * temperature (scores / T), then top-k (tokens whose score is below the k-th
+ * temperature (scores / T, computed as (logit - max logit) / T in double:
+ * the same softmax, but it cannot overflow, so a tiny T converges to greedy
+ * search instead of giving inf - inf), then top-k (tokens whose score is below the k-th
  * largest are removed; ties with it are kept), then top-p (nucleus: tokens
  * sorted by probability, the least likely ones whose cumulative probability
  * is <= 1 - top_p are removed, the most likely token is always kept); then
@@ -95,7 +97,8 @@ typedef void (*cb_generate_step_fn) (void *arg, int32_t step, const float *logit
  * tokenizer gives them, usually starting with <s>).  Writes up to
  * max_new_tokens ids to new_ids and their count to *n_new.  Stops after the
  * eos token, after max_new_tokens, or when the sequence reaches the longest
- * the model accepts (max_position_embeddings - pad_token_id - 1 tokens).
+ * the model accepts (max_position_embeddings - pad_token_id - 1 tokens,
+ * which must be at least 2: else CB_ERR_FORMAT).
  * on_step may be NULL.  Calls cb_check_interrupts() at every step.
  */
 cb_status	cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,

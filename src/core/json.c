@@ -7,12 +7,10 @@
  * into the arena once complete.
  */
 #include "json.h"
+#include "file_io.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <locale.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -823,65 +821,23 @@ cb_status
 cb_json_load_file(const char *path, const cb_json_limits *limits,
 				  cb_json_doc **out, cb_error *err)
 {
-	int			fd;
-	struct stat st;
+	return cb_json_load_file_in(path, NULL, limits, out, err);
+}
+
+cb_status
+cb_json_load_file_in(const char *path, const char *root, const cb_json_limits *limits,
+					 cb_json_doc **out, cb_error *err)
+{
 	char	   *buf;
-	size_t		len,
-				got = 0;
+	size_t		len;
 	cb_status	status;
 
 	*out = NULL;
 	if (limits == NULL)
 		limits = &cb_json_default_limits;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-	{
-		int			e = errno;
-
-		cb_set_error(err, CB_ERR_IO, "%s: cannot open: %s", path, strerror(e));
-		if (err)
-			err->sys_errno = e;
-		return CB_ERR_IO;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-	{
-		close(fd);
-		return cb_set_error(err, CB_ERR_IO, "%s: not a regular file", path);
-	}
-	if ((uint64_t) st.st_size > limits->max_input)
-	{
-		close(fd);
-		return cb_set_error(err, CB_ERR_LIMIT, "%s: file of %lld bytes exceeds the limit of %zu bytes",
-							path, (long long) st.st_size, limits->max_input);
-	}
-	len = (size_t) st.st_size;
-	buf = cb_malloc(len + 1);
-	if (buf == NULL)
-	{
-		close(fd);
-		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, len);
-	}
-	while (got < len)
-	{
-		ssize_t		r = read(fd, buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-		{
-			int			e = r < 0 ? errno : 0;
-
-			close(fd);
-			cb_free(buf);
-			cb_set_error(err, CB_ERR_IO, "%s: read failed: %s", path,
-						 e ? strerror(e) : "file shrank while reading");
-			if (err)
-				err->sys_errno = e;
-			return CB_ERR_IO;
-		}
-		got += (size_t) r;
-	}
-	close(fd);
+	status = cb_file_read_all(path, root, limits->max_input, &buf, &len, err);
+	if (status != CB_OK)
+		return status;
 	status = cb_json_parse(buf, len, path, limits, out, err);
 	cb_free(buf);
 	return status;

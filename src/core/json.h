@@ -83,10 +83,15 @@ void		cb_json_free(cb_json_doc *doc);
 
 /*
  * Read the file at path (at most limits->max_input bytes, else CB_ERR_LIMIT)
- * and parse it.  CB_ERR_IO names the path and carries errno.
+ * and parse it.  CB_ERR_IO names the path and carries errno.  The file is
+ * opened by cb_file_open (file_io.h): regular files only, never blocking;
+ * the _in variant also confines it to root (NULL: anywhere).
  */
 cb_status	cb_json_load_file(const char *path, const cb_json_limits *limits,
 							  cb_json_doc **out, cb_error *err);
+cb_status	cb_json_load_file_in(const char *path, const char *root,
+								 const cb_json_limits *limits, cb_json_doc **out,
+								 cb_error *err);
 
 /* Object member lookup by key (NUL-terminated); NULL if absent or not an object. */
 const cb_json_value *cb_json_get(const cb_json_value *object, const char *key);

@@ -236,6 +236,7 @@ typedef struct slot
 struct cb_model_source
 {
 	char	   *dir;
+	char	   *root;			/* files must lie below it (NULL: anywhere) */
 	cb_model_config *mc;
 	char		weights_file[64];
 	file_identity *files;
@@ -292,6 +293,7 @@ cb_model_source_close(cb_model_source *src)
 	cb_tensor_list_free(&src->tensors);
 	cb_free(src->slots);
 	cb_free(src->dir);
+	cb_free(src->root);
 	cb_free(src);
 }
 
@@ -321,7 +323,7 @@ read_weight_file(cb_model_source *src, const char *path, tensor_file_reader fn,
 	memcpy(fi->path, path, strlen(path) + 1);
 	src->num_files++;
 
-	status = cb_file_reader_open(&r, fi->path, err);
+	status = cb_file_reader_open(&r, fi->path, src->root, err);
 	if (status != CB_OK)
 		return status;
 	if (fstat(r.fd, &st) != 0)
@@ -345,7 +347,7 @@ read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn
 	cb_status	status;
 	cb_tensor_list *shard_lists = NULL;
 
-	status = cb_shard_index_load(index_path, &idx, err);
+	status = cb_shard_index_load(index_path, src->root, &idx, err);
 	if (status != CB_OK)
 		return status;
 	shard_lists = cb_calloc(idx->num_files, sizeof(cb_tensor_list));
@@ -671,6 +673,22 @@ layout(cb_model_source *src, cb_error *err)
 cb_status
 cb_model_source_open(const char *dir, cb_model_source **out, cb_error *err)
 {
+	return cb_model_source_open_in(dir, NULL, out, err);
+}
+
+static char *
+copy_string(const char *s)
+{
+	char	   *p = cb_malloc(strlen(s) + 1);
+
+	if (p != NULL)
+		memcpy(p, s, strlen(s) + 1);
+	return p;
+}
+
+cb_status
+cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out, cb_error *err)
+{
 	cb_model_source *src;
 	cb_status	st;
 	char	   *path = NULL;
@@ -696,13 +714,16 @@ cb_model_source_open(const char *dir, cb_model_source **out, cb_error *err)
 	src = cb_calloc(1, sizeof(*src));
 	if (src == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory");
-	src->dir = cb_malloc(strlen(dir) + 1);
-	if (src->dir == NULL)
+	src->dir = copy_string(dir);
+	if (root != NULL && root[0] != '\0')
+		src->root = copy_string(root);
+	if (src->dir == NULL || (root != NULL && root[0] != '\0' && src->root == NULL))
 	{
+		cb_free(src->dir);
+		cb_free(src->root);
 		cb_free(src);
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory");
 	}
-	memcpy(src->dir, dir, strlen(dir) + 1);
 
 	path = path_join(dir, "config.json");
 	if (path == NULL)
@@ -710,7 +731,7 @@ cb_model_source_open(const char *dir, cb_model_source **out, cb_error *err)
 		st = cb_set_error(err, CB_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	st = cb_config_load(path, &src->mc, err);
+	st = cb_config_load(path, src->root, &src->mc, err);
 	cb_free(path);
 	path = NULL;
 	if (st != CB_OK)
@@ -870,10 +891,10 @@ widen_in_place(unsigned char *dst, uint64_t count, bool bf16)
 }
 
 static cb_status
-open_checked(const file_identity *fi, cb_file_reader *r, cb_error *err)
+open_checked(const file_identity *fi, const char *root, cb_file_reader *r, cb_error *err)
 {
 	struct stat st;
-	cb_status	s = cb_file_reader_open(r, fi->path, err);
+	cb_status	s = cb_file_reader_open(r, fi->path, root, err);
 
 	if (s != CB_OK)
 		return s;
@@ -983,7 +1004,7 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 		if (t == NULL)
 			continue;
 		dst = img + s->offset;
-		st = open_checked(&src->files[t->file], &r, err);
+		st = open_checked(&src->files[t->file], src->root, &r, err);
 		if (st != CB_OK)
 			return st;
 		if (t->dtype == CB_TENSOR_F32)

@@ -69,6 +69,14 @@
 typedef struct cb_model_source cb_model_source;
 
 cb_status	cb_model_source_open(const char *dir, cb_model_source **out, cb_error *err);
+/*
+ * The same, with every file the source reads (config.json, weights, index,
+ * shards; again when the image is written) confined to root: its real path
+ * must lie inside root's (file_io.h), else CB_ERR_ACCESS.  root NULL or "":
+ * no confinement.  Files are opened without blocking, regular files only.
+ */
+cb_status	cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out,
+									cb_error *err);
 size_t		cb_model_source_image_size(const cb_model_source *src);
 cb_status	cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_len,
 										cb_error *err);

@@ -6,11 +6,9 @@
 #include "json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- dtypes --------------------------------------------------------------- */
@@ -182,33 +180,18 @@ cb_tensor_list_free(cb_tensor_list *list)
 /* ---- readers -------------------------------------------------------------- */
 
 cb_status
-cb_file_reader_open(cb_file_reader *r, const char *path, cb_error *err)
+cb_file_reader_open(cb_file_reader *r, const char *path, const char *root, cb_error *err)
 {
-	struct stat st;
-	int			fd;
+	cb_status	st;
 
 	r->path = path;
 	r->fd = -1;
 	r->data = NULL;
 	r->size = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-	{
-		int			e = errno;
-
-		cb_set_error(err, CB_ERR_IO, "%s: cannot open: %s", path, strerror(e));
-		if (err)
-			err->sys_errno = e;
-		return CB_ERR_IO;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0)
-	{
-		close(fd);
-		return cb_set_error(err, CB_ERR_IO, "%s: not a regular file", path);
-	}
-	r->fd = fd;
-	r->size = (uint64_t) st.st_size;
-	return CB_OK;
+	st = cb_file_open(path, root, &r->fd, &r->size, err);
+	if (st != CB_OK)
+		r->fd = -1;
+	return st;
 }
 
 void
@@ -666,13 +649,13 @@ cb_shard_index_parse(const char *text, size_t len, const char *what,
 }
 
 cb_status
-cb_shard_index_load(const char *path, cb_shard_index **out, cb_error *err)
+cb_shard_index_load(const char *path, const char *root, cb_shard_index **out, cb_error *err)
 {
 	cb_json_doc *doc;
 	cb_status	st;
 
 	*out = NULL;
-	st = cb_json_load_file(path, &index_limits, &doc, err);
+	st = cb_json_load_file_in(path, root, &index_limits, &doc, err);
 	if (st != CB_OK)
 		return st;
 	return index_finish(doc, path, out, err);

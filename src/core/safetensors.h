@@ -26,6 +26,7 @@
 #define CB_SAFETENSORS_H
 
 #include "cb_common.h"
+#include "file_io.h"
 
 #define CB_SAFETENSORS_MAX_HEADER	(100u * 1024u * 1024u)
 #define CB_TENSOR_MAX_DIMS			8
@@ -99,8 +100,10 @@ typedef struct cb_file_reader
 	const unsigned char *data;	/* memory reader: the bytes; else NULL */
 } cb_file_reader;
 
-/* Open path read-only (regular files only) and fstat it. */
-cb_status	cb_file_reader_open(cb_file_reader *r, const char *path, cb_error *err);
+/* Open path with cb_file_open (file_io.h: regular files only, never blocking,
+ * confined to root unless root is NULL). */
+cb_status	cb_file_reader_open(cb_file_reader *r, const char *path, const char *root,
+								cb_error *err);
 /* A reader over memory; path names it in messages. */
 void		cb_file_reader_memory(cb_file_reader *r, const void *data, size_t len, const char *path);
 /* Exactly len bytes at offset; [offset, offset+len) must lie inside the file. */
@@ -135,7 +138,9 @@ typedef struct cb_shard_index
 
 cb_status	cb_shard_index_parse(const char *text, size_t len, const char *what,
 								 cb_shard_index **out, cb_error *err);
-cb_status	cb_shard_index_load(const char *path, cb_shard_index **out, cb_error *err);
+/* Read and parse an index file (opened as cb_file_open does, confined to root). */
+cb_status	cb_shard_index_load(const char *path, const char *root, cb_shard_index **out,
+								cb_error *err);
 void		cb_shard_index_free(cb_shard_index *index);
 
 #endif							/* CB_SAFETENSORS_H */

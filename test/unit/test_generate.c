@@ -598,12 +598,114 @@ test_hooks(void)
 	CHECK_EQ_INT(live_allocations, 0);
 }
 
+/*
+ * A temperature so small that logits / T overflows float (|logit| / T >
+ * FLT_MAX, from about 1e-37 for these logits down to the smallest subnormal)
+ * converges to greedy search instead of softmaxing inf - inf.
+ */
+static void
+test_tiny_temperature_tokens(void)
+{
+	float		logits[5] = {1.0f, 3.0f, 2.5f, -1.0f, 2.9999998f};
+	float		negative[3] = {-50.0f, -40.0f, -60.0f};
+	const float temps[] = {1e-39f, 1e-45f, 1e-38f, 1e-30f, 1e-20f};
+	int32_t		ids[5];
+	double		w[5];
+	cb_generate_options opt;
+	cb_rng		r;
+
+	cb_generate_default_options(NULL, &opt);
+	opt.top_k = 0;
+	cb_rng_seed(&r, 1);
+	for (size_t t = 0; t < sizeof(temps) / sizeof(temps[0]); t++)
+	{
+		opt.temperature = temps[t];
+		CHECK(opt.temperature > 0.0f);
+		for (int i = 0; i < 200; i++)
+		{
+			int32_t		a = cb_sample_token(logits, 5, &opt, &r, ids, w);
+			int32_t		b = cb_sample_token(negative, 3, &opt, &r, ids, w);
+
+			CHECK_MSG(a == 1, "T = %g: token %d, expected 1", (double) temps[t], a);
+			CHECK_MSG(b == 1, "T = %g: token %d, expected 1 (negative logits)", (double) temps[t], b);
+		}
+		/* with the filters on */
+		opt.top_k = 2;
+		opt.top_p = 0.5f;
+		CHECK_EQ_INT(cb_sample_token(logits, 5, &opt, &r, ids, w), 1);
+		opt.top_k = 0;
+		opt.top_p = 1.0f;
+	}
+}
+
+/* ... and generation with it equals greedy generation */
+static void
+test_tiny_temperature_generate(void)
+{
+	int32_t		prompt[] = {5, 280, 113, 109};
+	int32_t		greedy[12],
+				tiny[12],
+				n_greedy = -1,
+				n_tiny = -2;
+	cb_generate_options opt;
+	cb_error	err;
+
+	cb_generate_default_options(model, &opt);
+	opt.max_new_tokens = 12;
+	opt.eos_token_id = -1;
+	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
+	opt.temperature = 1e-39f;
+	opt.seed = 1;
+	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, tiny, &n_tiny, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(n_tiny, n_greedy);
+	CHECK(n_greedy == 12 && memcmp(greedy, tiny, sizeof(greedy)) == 0);
+}
+
+/*
+ * A model whose positions leave room for fewer than a prompt token and a new
+ * one is refused (cb_config_validate refuses it at load; this is the core's
+ * own guard for a model built otherwise); two positions generate one token.
+ */
+static void
+test_short_position_table(void)
+{
+	cb_model	m = *model;
+	int32_t		prompt[] = {5, 280};
+	int32_t		out[4],
+				n = -1;
+	cb_generate_options opt;
+	cb_decoder *dec = NULL;
+	cb_error	err;
+
+	cb_generate_default_options(&m, &opt);
+	opt.max_new_tokens = 4;
+	opt.eos_token_id = -1;
+	for (int32_t room = -1; room < 2; room++)
+	{
+		m.config.max_position_embeddings = m.config.pad_token_id + 1 + room;
+		CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_ERR_FORMAT);
+		CHECK_EQ_INT(n, 0);
+		CHECK(strstr(err.message, "max_position_embeddings") != NULL);
+		CHECK_EQ_INT(cb_decoder_create(&m, 4, &dec, &err), CB_ERR_FORMAT);
+		CHECK(dec == NULL);
+		cb_decoder_free(dec);
+		dec = NULL;
+	}
+	m.config.max_position_embeddings = m.config.pad_token_id + 3;
+	CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(cb_generate(&m, prompt, 2, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(n, 0);
+	CHECK_EQ_INT(cb_generate(&m, prompt, 3, &opt, out, &n, NULL, NULL, &err), CB_ERR_INVALID);
+}
+
 int
 main(void)
 {
 	RUN(test_rng);
 	RUN(test_sample_warpers);
 	RUN(test_sample_nucleus_bruteforce);
+	RUN(test_tiny_temperature_tokens);
 	if (ut_load_model("test/golden/models/clm", &clm) != 0)
 	{
 		CHECK_MSG(false, "cannot load the clm golden model");
@@ -614,6 +716,8 @@ main(void)
 	RUN(test_sampling_model);
 	RUN(test_decoder);
 	RUN(test_hooks);
+	RUN(test_tiny_temperature_generate);
+	RUN(test_short_position_table);
 	ut_unload_model(&clm);
 	return unit_finish("test_generate");
 }

@@ -13,12 +13,17 @@
 #include "support/ut_files.h"
 
 #include "config.h"
+#include "file_io.h"
 #include "json.h"
 #include "model_image.h"
 #include "safetensors.h"
 #include "torch_bin.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GOLDEN "test/golden/models/"
@@ -303,6 +308,11 @@ test_config_rules(void)
 					   "\"id2label\":{\"0\":\"a\"},\"problem_type\":\"single_label_classification\"}", &mc, &err) == CB_OK);
 	CHECK_EQ_INT(mc->config.problem_type, CB_PROBLEM_SINGLE_LABEL);
 	cb_config_free(mc);
+	/* the shortest position table: 2 tokens after pad_token_id (<s> </s>, or a prompt token and a new one) */
+	CHECK(parse_config("{\"architectures\":[\"CamembertForCausalLM\"],\"max_position_embeddings\":4}", &mc, &err) == CB_OK);
+	cb_config_free(mc);
+	CHECK(parse_config("{\"architectures\":[\"CamembertModel\"],\"max_position_embeddings\":3,\"pad_token_id\":0}", &mc, &err) == CB_OK);
+	cb_config_free(mc);
 	CHECK(parse_config("{\"architectures\":[\"CamembertForCausalLM\"],\"is_decoder\":true,\"bos_token_id\":null}", &mc, &err) == CB_OK);
 	CHECK_EQ_INT(mc->config.is_decoder, 1);
 	CHECK_EQ_INT(mc->config.bos_token_id, -1);
@@ -332,6 +342,11 @@ test_config_rules(void)
 			{"{\"architectures\":[\"CamembertModel\"],\"num_hidden_layers\":100000}", CB_ERR_FORMAT, "num_hidden_layers"},
 			{"{\"architectures\":[\"CamembertModel\"],\"intermediate_size\":4000000000}", CB_ERR_FORMAT, "intermediate_size"},
 			{"{\"architectures\":[\"CamembertModel\"],\"pad_token_id\":40000}", CB_ERR_FORMAT, "pad_token_id"},
+			/* positions start at pad_token_id + 1: room for 1 token, 0, or none at all */
+			{"{\"architectures\":[\"CamembertForCausalLM\"],\"max_position_embeddings\":3}", CB_ERR_FORMAT, "leaves room for 1 tokens"},
+			{"{\"architectures\":[\"CamembertModel\"],\"max_position_embeddings\":1,\"pad_token_id\":0}", CB_ERR_FORMAT, "max_position_embeddings = 1"},
+			{"{\"architectures\":[\"CamembertForMaskedLM\"],\"max_position_embeddings\":12,\"pad_token_id\":11}", CB_ERR_FORMAT, "room for 0 tokens"},
+			{"{\"architectures\":[\"CamembertForSequenceClassification\"],\"max_position_embeddings\":130,\"pad_token_id\":200}", CB_ERR_FORMAT, "pad_token_id = 200"},
 			{"{\"architectures\":[\"CamembertModel\"],\"layer_norm_eps\":-1}", CB_ERR_FORMAT, "layer_norm_eps"},
 			{"{\"architectures\":[\"CamembertModel\"],\"layer_norm_eps\":1e-300}", CB_ERR_FORMAT, "layer_norm_eps"},
 			{"{\"architectures\":[\"CamembertModel\"],\"hidden_act\":\"relu\"}", CB_ERR_UNSUPPORTED, "hidden_act"},
@@ -1845,6 +1860,209 @@ test_safetensors_memory(void)
 	cb_tensor_list_free(&list);
 }
 
+/* ---- what a model file may be: regular files only, confined to a root ------ */
+
+/* mlm's config.json and model.safetensors copied into dir (created). */
+static int
+copy_mlm(const char *dir)
+{
+	if (mkdir(dir, 0700) != 0)
+		return -1;
+	if (ut_copy_file(GOLDEN "mlm/config.json", ut_path(dir, "config.json")) != 0 ||
+		ut_copy_file(GOLDEN "mlm/model.safetensors", ut_path(dir, "model.safetensors")) != 0)
+		return -1;
+	return 0;
+}
+
+/* EXPECT_OPEN_FAILS with a root */
+#define EXPECT_OPEN_IN(dir, root, st, a, b) do { \
+	cb_model_source *_s = NULL; cb_error _e; const char *_root = (root); cb_clear_error(&_e); \
+	cb_status _r = cb_model_source_open_in((dir), _root, &_s, &_e); \
+	CHECK_MSG(_r == (st), "open %s in %s: expected %s, got %s: %s", (dir), _root ? _root : "(null)", \
+			  cb_status_name(st), cb_status_name(_r), _e.message); \
+	CHECK_MSG(_r == CB_OK || (contains(_e.message, a) && contains(_e.message, b)), \
+		"message \"%s\" should mention \"%s\" \"%s\"", _e.message, (a) ? (a) : "", (b) ? (b) : ""); \
+	if (getenv("UT_VERBOSE")) printf("  [%s] %s\n", cb_status_name(_r), _e.message); \
+	cb_model_source_close(_s); \
+} while (0)
+
+/*
+ * A FIFO, a directory or a device where a model file should be is refused at
+ * once: a blocking open() of a FIFO would wait for a writer forever, out of
+ * reach of any interrupt.  The alarm turns such a hang into a failure.
+ */
+static void
+test_file_kinds(void)
+{
+	char	   *tmp = ut_make_temp_dir("cb_kinds");
+	char		dir[1024];
+	char	   *buf = NULL;
+	size_t		len;
+	cb_error	err;
+	int			fd;
+	uint64_t	size;
+
+	if (tmp == NULL)
+	{
+		CHECK(0);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/m", tmp);
+	CHECK(copy_mlm(dir) == 0);
+	alarm(120);
+
+	/* config.json a FIFO (nobody writes it) */
+	unlink(ut_path(dir, "config.json"));
+	CHECK(mkfifo(ut_path(dir, "config.json"), 0600) == 0);
+	EXPECT_OPEN_FAILS(dir, CB_ERR_IO, "config.json", "a FIFO", "regular file");
+	CHECK(cb_file_read_all(ut_path(dir, "config.json"), NULL, 1024, &buf, &len, &err) == CB_ERR_IO);
+	CHECK(buf == NULL && contains(err.message, "FIFO"));
+	CHECK(cb_file_open(ut_path(dir, "config.json"), NULL, &fd, &size, &err) == CB_ERR_IO);
+	CHECK_EQ_INT(fd, -1);
+	unlink(ut_path(dir, "config.json"));
+	CHECK(ut_copy_file(GOLDEN "mlm/config.json", ut_path(dir, "config.json")) == 0);
+	EXPECT_OPEN_OK(dir);
+
+	/* the weights a FIFO */
+	unlink(ut_path(dir, "model.safetensors"));
+	CHECK(mkfifo(ut_path(dir, "model.safetensors"), 0600) == 0);
+	EXPECT_OPEN_FAILS(dir, CB_ERR_IO, "model.safetensors", "not a regular file", NULL);
+	unlink(ut_path(dir, "model.safetensors"));
+
+	/* a directory, a device */
+	CHECK(cb_file_read_all(tmp, NULL, 1024, &buf, &len, &err) == CB_ERR_IO);
+	CHECK(contains(err.message, "a directory"));
+	CHECK(cb_file_read_all("/dev/null", NULL, 1024, &buf, &len, &err) == CB_ERR_IO);
+	CHECK(contains(err.message, "a device"));
+	/* missing: errno kept */
+	CHECK(cb_file_read_all(ut_path(dir, "nothing.json"), NULL, 1024, &buf, &len, &err) == CB_ERR_IO);
+	CHECK_EQ_INT(err.sys_errno, ENOENT);
+	CHECK(contains(err.message, "nothing.json"));
+	/* a regular file: read whole, NUL-terminated; over the limit */
+	CHECK(cb_file_read_all(GOLDEN "mlm/config.json", NULL, 1 << 20, &buf, &len, &err) == CB_OK);
+	CHECK(buf != NULL && len > 100 && buf[len] == '\0' && strlen(buf) == len);
+	cb_free(buf);
+	CHECK(cb_file_read_all(GOLDEN "mlm/config.json", NULL, 10, &buf, &len, &err) == CB_ERR_LIMIT);
+	alarm(0);
+
+	ut_remove_dir(dir);
+	ut_remove_dir(tmp);
+	free(tmp);
+}
+
+/*
+ * With a root, every file a source reads must have its real path inside it:
+ * a symbolic link out of the root is refused (and the target not opened),
+ * one that stays inside (a Hugging Face cache snapshot) is fine.
+ */
+static void
+test_confinement(void)
+{
+	char	   *root = ut_make_temp_dir("cb_root");
+	char	   *outside = ut_make_temp_dir("cb_outside");
+	char		dir[1024],
+				blobs[1024],
+				link[1024],
+				real_root[PATH_MAX];
+	char	   *buf = NULL;
+	size_t		len;
+	cb_error	err;
+
+	if (root == NULL || outside == NULL || realpath(root, real_root) == NULL)
+	{
+		CHECK(0);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/m", root);
+	snprintf(blobs, sizeof(blobs), "%s/blobs", root);
+	snprintf(link, sizeof(link), "%s/link", outside);
+	CHECK(copy_mlm(dir) == 0);
+	CHECK(mkdir(blobs, 0700) == 0);
+	CHECK(ut_copy_file(GOLDEN "mlm/config.json", ut_path(outside, "config.json")) == 0);
+	CHECK(ut_copy_file(GOLDEN "mlm/model.safetensors", ut_path(outside, "model.safetensors")) == 0);
+	CHECK(mkfifo(ut_path(outside, "fifo"), 0600) == 0);
+	alarm(120);
+
+	EXPECT_OPEN_IN(dir, root, CB_OK, NULL, NULL);
+	EXPECT_OPEN_IN(dir, NULL, CB_OK, NULL, NULL);
+	EXPECT_OPEN_IN(dir, "", CB_OK, NULL, NULL);
+
+	/* config.json links out of the root */
+	unlink(ut_path(dir, "config.json"));
+	CHECK(symlink(ut_path(outside, "config.json"), ut_path(dir, "config.json")) == 0);
+	EXPECT_OPEN_IN(dir, root, CB_ERR_ACCESS, "m/config.json", "outside");
+	EXPECT_OPEN_IN(dir, NULL, CB_OK, NULL, NULL);	/* not confined */
+	/* ... to a FIFO: refused without being opened */
+	unlink(ut_path(dir, "config.json"));
+	CHECK(symlink(ut_path(outside, "fifo"), ut_path(dir, "config.json")) == 0);
+	EXPECT_OPEN_IN(dir, root, CB_ERR_ACCESS, "config.json", root);
+	/* ... through "..": the same */
+	unlink(ut_path(dir, "config.json"));
+	CHECK(symlink("../../../../../../../../../../../../etc/passwd", ut_path(dir, "config.json")) == 0);
+	EXPECT_OPEN_IN(dir, root, CB_ERR_ACCESS, "config.json", "outside");
+	/* a link inside the root, relative, as in a Hugging Face cache */
+	unlink(ut_path(dir, "config.json"));
+	CHECK(ut_copy_file(GOLDEN "mlm/config.json", ut_path(blobs, "0123abcd")) == 0);
+	CHECK(symlink("../blobs/0123abcd", ut_path(dir, "config.json")) == 0);
+	EXPECT_OPEN_IN(dir, root, CB_OK, NULL, NULL);
+
+	/* the weights link out of the root: refused, also when the image is written */
+	unlink(ut_path(dir, "model.safetensors"));
+	CHECK(symlink(ut_path(outside, "model.safetensors"), ut_path(dir, "model.safetensors")) == 0);
+	EXPECT_OPEN_IN(dir, root, CB_ERR_ACCESS, "model.safetensors", "outside");
+	{
+		cb_model_source *src = NULL;
+		void	   *image = NULL;
+
+		/* validated in the root, then swapped for a link out of it */
+		unlink(ut_path(dir, "model.safetensors"));
+		CHECK(ut_copy_file(GOLDEN "mlm/model.safetensors", ut_path(dir, "model.safetensors")) == 0);
+		CHECK(cb_model_source_open_in(dir, root, &src, &err) == CB_OK);
+		if (src != NULL)
+		{
+			size_t		size = cb_model_source_image_size(src);
+
+			image = aligned_alloc(64, (size + 63) & ~(size_t) 63);
+			unlink(ut_path(dir, "model.safetensors"));
+			CHECK(symlink(ut_path(outside, "model.safetensors"), ut_path(dir, "model.safetensors")) == 0);
+			CHECK_EQ_INT(cb_model_source_write_image(src, image, size, &err), CB_ERR_ACCESS);
+			CHECK(contains(err.message, "model.safetensors"));
+			free(image);
+			cb_model_source_close(src);
+		}
+	}
+
+	/* the root itself may be reached through a link */
+	unlink(ut_path(dir, "model.safetensors"));
+	CHECK(ut_copy_file(GOLDEN "mlm/model.safetensors", ut_path(dir, "model.safetensors")) == 0);
+	CHECK(symlink(root, link) == 0);
+	EXPECT_OPEN_IN(dir, link, CB_OK, NULL, NULL);
+	/* a missing root */
+	EXPECT_OPEN_IN(dir, ut_path(outside, "none"), CB_ERR_IO, "none", NULL);
+
+	/* cb_file_read_all takes the same root */
+	CHECK(cb_file_read_all(ut_path(dir, "config.json"), root, 1 << 20, &buf, &len, &err) == CB_OK);
+	cb_free(buf);
+	CHECK(cb_file_read_all(ut_path(outside, "config.json"), root, 1 << 20, &buf, &len, &err) == CB_ERR_ACCESS);
+	alarm(0);
+
+	/* the prefix test itself */
+	CHECK(cb_path_is_inside("/a/b", "/a"));
+	CHECK(cb_path_is_inside("/a", "/a"));
+	CHECK(cb_path_is_inside("/a/b", "/a/"));
+	CHECK(!cb_path_is_inside("/ab", "/a"));
+	CHECK(!cb_path_is_inside("/", "/a"));
+	CHECK(cb_path_is_inside("/x/y", "/"));
+	CHECK(cb_path_is_inside(real_root, real_root));
+
+	ut_remove_dir(dir);
+	ut_remove_dir(blobs);
+	ut_remove_dir(root);
+	ut_remove_dir(outside);
+	free(root);
+	free(outside);
+}
+
 int
 main(void)
 {
@@ -1868,5 +2086,7 @@ main(void)
 	RUN(test_corrupt_shards);
 	RUN(test_corrupt_torch_bin);
 	RUN(test_safetensors_memory);
+	RUN(test_file_kinds);
+	RUN(test_confinement);
 	return unit_finish("test_model_files");
 }
