@@ -10,6 +10,7 @@
 #include "camembert.h"
 #include "config.h"
 #include "model_resolve.h"
+#include "sql_support.h"
 
 static const char *
 task_description(CamembertTask task)
@@ -85,7 +86,7 @@ checked(CamembertModel *m, CamembertTask task)
 	if (!camembert_model_can(m, task))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" (%s) cannot %s", m->name,
+				 errmsg("model \"%s\" (%s) cannot %s", camembert_printable(m->name),
 						cb_architecture_name(m->model.config.architecture), task_description(task)),
 				 errhint("Pass the name of a suitable model; camembert_models() lists them.")));
 	return m;
@@ -114,7 +115,7 @@ camembert_resolve_model(const char *name, CamembertTask task)
 
 		if (m == NULL || !camembert_model_can(m, task))
 			continue;
-		appendStringInfo(&all, "%s%s", matches ? ", " : "", n);
+		appendStringInfo(&all, "%s%s", matches ? ", " : "", camembert_printable(n));
 		found = n;
 		matches++;
 	}

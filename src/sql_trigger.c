@@ -143,7 +143,7 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 			if (scores[i] > scores[best])
 				best = i;
 		nulls[0] = nulls[1] = false;
-		values[0] = CStringGetTextDatum(camembert_label_name(model, best));
+		values[0] = PointerGetDatum(camembert_label_text(model, best));
 		values[1] = score_type == FLOAT4OID ? Float4GetDatum((float4) scores[best]) : Float8GetDatum(scores[best]);
 	}
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), ncols, cols, values, nulls));
