@@ -147,6 +147,49 @@ CREATE TABLE bad (body text, label text);
 CREATE TRIGGER t BEFORE INSERT ON bad FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'nope');
 SELECT regress_error($$INSERT INTO bad VALUES ('x', NULL)$$);
 DROP TABLE bad;
+-- the label is stored as the target column's type and typmod make it, as
+-- INSERT ... VALUES ('negatif') would: varchar(n) and char(n) lengths, char(n)
+-- padding, domains and their constraints (the score column's too)
+CREATE DOMAIN label3 AS varchar(3);
+CREATE DOMAIN not_negatif AS text CHECK (VALUE <> 'negatif');
+CREATE DOMAIN required_label AS text NOT NULL;
+CREATE DOMAIN low_score AS float8 CHECK (VALUE < 0.5);
+CREATE DOMAIN any_score AS real;
+CREATE TABLE typed (id int, body text, v varchar(10), c char(10), l text, s any_score);
+CREATE TRIGGER a BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'v', 'cls3');
+CREATE TRIGGER b BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'c', 'cls3');
+CREATE TRIGGER c BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'l', 'cls3', 's');
+INSERT INTO typed (id, body) VALUES (1, 'Bonjour !'), (2, NULL);
+SELECT id, v, c, octet_length(c) AS c_bytes, l, round(s::numeric, 4) AS s FROM typed ORDER BY id;
+DROP TABLE typed;
+CREATE TABLE typed (body text, v varchar(2), c char(2), l3 label3, nn not_negatif, l text, s low_score,
+                    r required_label DEFAULT 'unset');
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'v', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+SELECT regress_error($$INSERT INTO typed (v) VALUES ('negatif')$$);
+DROP TRIGGER t ON typed;
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'c', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+SELECT regress_error($$INSERT INTO typed (c) VALUES ('negatif')$$);
+DROP TRIGGER t ON typed;
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'l3', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+SELECT regress_error($$INSERT INTO typed (l3) VALUES ('negatif')$$);
+DROP TRIGGER t ON typed;
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'nn', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+DROP TRIGGER t ON typed;
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'r', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES (NULL)$$);
+DROP TRIGGER t ON typed;
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'l', 'cls3', 's');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+DROP TABLE typed;
+CREATE TABLE typed (body text, label int);
+CREATE TRIGGER t BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION camembert_label_trigger('body', 'label', 'cls3');
+SELECT regress_error($$INSERT INTO typed (body) VALUES ('Bonjour !')$$);
+DROP TABLE typed;
+DROP DOMAIN label3, not_negatif, required_label, low_score, any_score;
 
 -- a parallel plan runs the function in the workers
 SET parallel_setup_cost = 0;

@@ -19,6 +19,7 @@
 #include "camembert.h"
 #include "kernels.h"
 #include "model_registry.h"
+#include "sql_support.h"
 
 PG_MODULE_MAGIC;
 
@@ -98,13 +99,16 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 {
 	int			code;
 
+	/* a path or a string of the model files: never invalid text in a message */
+	const char *message = camembert_printable(err->message);
+
 	if (err->status == CB_ERR_IO && err->sys_errno != 0)
 	{
 		/* errcode_for_file_access() reads errno and must run inside ereport */
 		errno = err->sys_errno;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 context ? errmsg("%s: %s", context, err->message) : errmsg("%s", err->message),
+				 context ? errmsg("%s: %s", context, message) : errmsg("%s", message),
 				 hint ? errhint("%s", hint) : 0));
 	}
 	switch (err->status)
@@ -134,7 +138,7 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 	}
 	ereport(ERROR,
 			(errcode(code),
-			 context ? errmsg("%s: %s", context, err->message) : errmsg("%s", err->message),
+			 context ? errmsg("%s: %s", context, message) : errmsg("%s", message),
 			 hint ? errhint("%s", hint) : 0));
 	pg_unreachable();
 }

@@ -61,6 +61,7 @@
 #include "model_catalog.h"
 #include "model_registry.h"
 #include "model_segment.h"
+#include "sql_support.h"
 
 #define CATALOG_TABLE	"camembert_registered_models"
 
@@ -354,8 +355,8 @@ ensure_loaded(const char *name, const char *path)
 			if (!same)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("model \"%s\" is already loaded from \"%s\"", name, slot->path),
-						 errhint("Run camembert_unload('%s') first, or choose another name.", name)));
+						 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(slot->path)),
+						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
 			return;
 		}
 		if (slot != NULL && slot->state == SLOT_LOADING)
@@ -375,7 +376,7 @@ ensure_loaded(const char *name, const char *path)
 			LWLockRelease(registry->lock);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("cannot load model \"%s\": all %d model slots are in use", name, registry->nslots),
+					 errmsg("cannot load model \"%s\": all %d model slots are in use", camembert_printable(name), registry->nslots),
 					 errhint("Unload a model with camembert_unload(), or raise camembert.max_models and restart.")));
 		}
 		free_slot->state = SLOT_LOADING;
@@ -700,7 +701,7 @@ attach_handle(CamembertModel *handle, const char *name, const SlotView *view)
 		hdr->tokenizer_length > dsm_segment_map_length(seg) - hdr->tokenizer_offset ||
 		hdr->model_offset > dsm_segment_map_length(seg) ||
 		hdr->model_length > dsm_segment_map_length(seg) - hdr->model_offset)
-		elog(ERROR, "shared memory of model \"%s\" is corrupted", name);
+		elog(ERROR, "shared memory of model \"%s\" is corrupted", camembert_printable(name));
 
 	old = MemoryContextSwitchTo(handle->context);
 	if (cb_tokenizer_open(base + hdr->tokenizer_offset, hdr->tokenizer_length,
@@ -841,7 +842,7 @@ check_parallel_resolution(const char *name)
 	if (last_unload >= parallel_start_generation)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" changed while a parallel query was running", name),
+				 errmsg("model \"%s\" changed while a parallel query was running", camembert_printable(name)),
 				 errhint("Run the statement again.")));
 }
 
@@ -955,7 +956,7 @@ camembert_model_get(const char *name, int flags)
 			{
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("model \"%s\" of the parallel query's leader is gone", name),
+						 errmsg("model \"%s\" of the parallel query's leader is gone", camembert_printable(name)),
 						 errhint("Run the statement again.")));
 			}
 			handle->segment_size = dsm_segment_map_length(handle->segment);
@@ -1021,7 +1022,7 @@ camembert_model_get(const char *name, int flags)
 			return NULL;
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" is not loaded", name),
-				 errhint("Load it with SELECT camembert_load('%s', '/path/to/model/directory').", name)));
+				 errmsg("model \"%s\" is not loaded", camembert_printable(name)),
+				 errhint("Load it with SELECT camembert_load('%s', '/path/to/model/directory').", camembert_printable(name))));
 	}
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "model_catalog.h"
 #include "model_resolve.h"
+#include "sql_support.h"
 
 static const char *
 task_description(CamembertTask task)
@@ -123,7 +124,7 @@ checked(CamembertModel *m, CamembertTask task)
 	if (!camembert_model_can(m, task))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" (%s) cannot %s", m->name,
+				 errmsg("model \"%s\" (%s) cannot %s", camembert_printable(m->name),
 						cb_architecture_name(m->model.config.architecture), task_description(task)),
 				 errhint("Pass the name of a suitable model; camembert_models() lists them.")));
 	return m;
@@ -149,7 +150,7 @@ camembert_resolve_model(const char *name, CamembertTask task)
 	{
 		char	   *n = (char *) lfirst(lc);
 
-		appendStringInfo(&all, "%s%s", matches ? ", " : "", n);
+		appendStringInfo(&all, "%s%s", matches ? ", " : "", camembert_printable(n));
 		found = n;
 		matches++;
 	}

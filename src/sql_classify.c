@@ -122,6 +122,21 @@ camembert_label_name(const CamembertModel *model, int id)
 	return label ? label : psprintf("LABEL_%d", id);
 }
 
+char *
+camembert_label_cstring(const CamembertModel *model, int id)
+{
+	const char *label = camembert_label_name(model, id);
+	size_t		len;
+
+	return camembert_utf8_to_cstring(label, strlen(label), &len, model);
+}
+
+text *
+camembert_label_text(const CamembertModel *model, int id)
+{
+	return cstring_to_text(camembert_label_cstring(model, id));
+}
+
 /* camembert_classify(input text, model text) → text: the top label */
 Datum
 camembert_classify(PG_FUNCTION_ARGS)
@@ -141,7 +156,7 @@ camembert_classify(PG_FUNCTION_ARGS)
 	input = PG_GETARG_TEXT_PP(0);
 	camembert_classify_texts(model, &input, 1, logits);
 	camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
-	PG_RETURN_TEXT_P(cstring_to_text(camembert_label_name(model, argmax(scores, num_labels))));
+	PG_RETURN_TEXT_P(camembert_label_text(model, argmax(scores, num_labels)));
 }
 
 typedef struct LabelScore
@@ -205,7 +220,7 @@ camembert_classify_scores(PG_FUNCTION_ARGS)
 		Datum		values[2];
 		bool		nulls[2] = {0};
 
-		values[0] = CStringGetTextDatum(camembert_label_name(model, ranked[i].id));
+		values[0] = PointerGetDatum(camembert_label_text(model, ranked[i].id));
 		values[1] = Float8GetDatum(ranked[i].score);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
@@ -276,7 +291,7 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 
 			camembert_apply_score_function(fn, logits + (Size) next * num_labels, num_labels, scores);
 			best = argmax(scores, num_labels);
-			values[1] = CStringGetTextDatum(camembert_label_name(model, best));
+			values[1] = PointerGetDatum(camembert_label_text(model, best));
 			values[2] = Float8GetDatum(scores[best]);
 			next++;
 		}

@@ -23,7 +23,14 @@ extern void camembert_apply_score_function(ScoreFunction fn, const float *logits
 /* Classifier logits [n][num_labels] of n texts, in padded batches. */
 extern void camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits);
 
-/* id2label[id], or "LABEL_<id>" */
+/* id2label[id], or "LABEL_<id>": UTF-8, as in config.json */
 extern const char *camembert_label_name(const CamembertModel *model, int id);
+
+/*
+ * The label in the database encoding, as a C string or text: what every SQL
+ * result holds.  ERROR 22P05 (with a hint) if the encoding cannot represent it.
+ */
+extern char *camembert_label_cstring(const CamembertModel *model, int id);
+extern text *camembert_label_text(const CamembertModel *model, int id);
 
 #endif							/* SQL_CLASSIFY_H */

@@ -54,7 +54,7 @@ camembert_logits(PG_FUNCTION_ARGS)
 	if (cfg->architecture == CB_ARCH_ENCODER)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" has no head: it gives hidden states, not logits", model->name),
+				 errmsg("model \"%s\" has no head: it gives hidden states, not logits", camembert_printable(model->name)),
 				 errhint("Use camembert_hidden_states().")));
 	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
 
@@ -111,7 +111,7 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("layer %d is out of range", layer),
 				 errhint("Model \"%s\" has layers 0 (embeddings) to %d; negative layers count from the end.",
-						 model->name, num_layers)));
+						 camembert_printable(model->name), num_layers)));
 	if (layer < 0)
 		layer += num_layers + 1;
 

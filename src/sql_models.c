@@ -16,6 +16,7 @@
 #include "config.h"
 #include "model_image.h"
 #include "model_registry.h"
+#include "sql_classify.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_load);
@@ -85,8 +86,8 @@ camembert_loaded_models(PG_FUNCTION_ARGS)
 		if (m == NULL)
 			continue;			/* unloaded meanwhile */
 		cfg = &m->model.config;
-		values[0] = CStringGetTextDatum(m->name);
-		values[1] = CStringGetTextDatum(m->path);
+		values[0] = PointerGetDatum(camembert_db_string_to_text(m->name, "name", m->name));
+		values[1] = PointerGetDatum(camembert_db_string_to_text(m->path, "path", m->name));
 		values[2] = CStringGetTextDatum(cb_architecture_name(cfg->architecture));
 		values[3] = CStringGetTextDatum(camembert_task_name(cfg));
 		if (m->model.labels != NULL && cfg->num_labels > 0)
@@ -94,7 +95,7 @@ camembert_loaded_models(PG_FUNCTION_ARGS)
 			Datum	   *elems = palloc(sizeof(Datum) * cfg->num_labels);
 
 			for (int j = 0; j < cfg->num_labels; j++)
-				elems[j] = CStringGetTextDatum(m->model.labels[j]);
+				elems[j] = PointerGetDatum(camembert_label_text(m, j));
 			values[4] = PointerGetDatum(construct_array(elems, cfg->num_labels, TEXTOID, -1, false, TYPALIGN_INT));
 		}
 		else

@@ -10,6 +10,7 @@
 #include "utils/builtins.h"
 
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
 #include "camembert.h"
@@ -67,15 +68,42 @@ camembert_text_to_utf8(text *t, size_t *len_out)
 	return utf8;
 }
 
-text *
-camembert_utf8_to_text(const char *s, size_t len)
+/*
+ * Strings leaving the extension.
+ *
+ * The model's own strings (class labels, pieces, decoded text) are UTF-8 and
+ * are converted to the database encoding; a character that encoding lacks is
+ * ERROR 22P05.  Model names and paths are not the model's: the database that
+ * loaded the model gave them as text, and a path is bytes for the file system
+ * (PostgreSQL passes file names to it as they are in the database encoding).
+ * The registry does not record which encoding that was, so they leave as they
+ * are, as pg_ls_dir() returns file names, but only when they are valid text in
+ * this database's encoding: else ERROR 22021, never invalid text.
+ *
+ * Every hint here is ASCII: PostgreSQL converts messages from the database
+ * encoding to the client's, and a character the database encoding lacks would
+ * turn the error into another one (22021) on its way to the client.
+ */
+
+char *
+camembert_utf8_to_cstring(const char *s, size_t len, size_t *len_out,
+						  const struct CamembertModel *label_of)
 {
 	char	   *volatile conv = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 
+	if (len >= MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("result of %zu bytes is too long", len)));
+	/*
+	 * The core checks what it reads; check again, since a UTF8 (or SQL_ASCII)
+	 * database takes the bytes without any conversion.
+	 */
+	(void) pg_verify_mbstr(PG_UTF8, s, (int) len, false);
 	PG_TRY();
 	{
-		conv = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+		conv = (char *) pg_do_encoding_conversion((unsigned char *) s, (int) len,
 												  PG_UTF8, GetDatabaseEncoding());
 	}
 	PG_CATCH();
@@ -84,17 +112,70 @@ camembert_utf8_to_text(const char *s, size_t len)
 
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNTRANSLATABLE_CHARACTER)
+			PG_RE_THROW();
 		FlushErrorState();
+		if (label_of != NULL)
+			ereport(ERROR,
+					(errcode(edata->sqlerrcode),
+					 errmsg("%s", edata->message),
+					 errhint("Model \"%s\" has class labels (config.json id2label) that the database encoding %s cannot represent: use a UTF8 database, or load a copy of the model with other labels.",
+							 camembert_printable(label_of->name), GetDatabaseEncodingName())));
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("%s", edata->message),
-				 errhint("The result holds characters that the database encoding %s cannot represent (SentencePiece pieces start with \"\u2581\", U+2581); camembert_tokenize gives ids in any encoding, or use a UTF8 database.",
+				 errhint("The result holds characters that the database encoding %s cannot represent (SentencePiece pieces start with U+2581); camembert_tokenize gives ids in any encoding, or use a UTF8 database.",
 						 GetDatabaseEncodingName())));
 	}
 	PG_END_TRY();
 	if (conv == s)
-		return cstring_to_text_with_len(s, len);
-	return cstring_to_text(conv);
+	{
+		*len_out = len;
+		return pnstrdup(s, len);
+	}
+	*len_out = strlen(conv);
+	return conv;
+}
+
+text *
+camembert_utf8_to_text(const char *s, size_t len)
+{
+	size_t		conv_len;
+	char	   *conv = camembert_utf8_to_cstring(s, len, &conv_len, NULL);
+	text	   *t = cstring_to_text_with_len(conv, conv_len);
+
+	pfree(conv);
+	return t;
+}
+
+text *
+camembert_db_string_to_text(const char *s, const char *what, const char *model_name)
+{
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), s, strlen(s), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("%s of model \"%s\" is not valid in encoding \"%s\"",
+						what, camembert_printable(model_name), GetDatabaseEncodingName()),
+				 errhint("Model names and paths are the bytes that the database which loaded the model gave (a path in the file system's encoding); use ASCII names and paths, or a database whose encoding they are valid in.")));
+	return cstring_to_text(s);
+}
+
+const char *
+camembert_printable(const char *s)
+{
+	StringInfoData buf;
+
+	if (pg_verify_mbstr(GetDatabaseEncoding(), s, strlen(s), true))
+		return s;
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) s; *p != '\0'; p++)
+	{
+		if (*p < 0x80)
+			appendStringInfoChar(&buf, (char) *p);
+		else
+			appendStringInfo(&buf, "\\x%02x", *p);
+	}
+	return buf.data;
 }
 
 ArrayType *

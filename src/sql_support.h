@@ -19,9 +19,29 @@ extern Tuplestorestate *camembert_srf_begin(FunctionCallInfo fcinfo, TupleDesc *
 /* "fill-mask", "text-classification", ... */
 extern const char *camembert_task_name(const cb_config *config);
 
-/* text argument → UTF-8 C string (converted from the database encoding), and back */
+/* text argument → UTF-8 C string (converted from the database encoding) */
 extern char *camembert_text_to_utf8(text *t, size_t *len_out);
+
+/*
+ * Every string that leaves the extension goes through one of these (see
+ * sql_support.c).  A UTF-8 string of the model (a class label of label_of, or
+ * else a piece or decoded text) in the database encoding: palloc'ed, ERROR
+ * 22P05 with a hint when the encoding lacks one of its characters.
+ */
+struct CamembertModel;
+extern char *camembert_utf8_to_cstring(const char *s, size_t len, size_t *len_out,
+									   const struct CamembertModel *label_of);
 extern text *camembert_utf8_to_text(const char *s, size_t len);
+
+/*
+ * A model name or path (bytes in the encoding of the database that loaded the
+ * model) as text: ERROR 22021 unless valid in this database's encoding.
+ * what: "name" or "path".
+ */
+extern text *camembert_db_string_to_text(const char *s, const char *what, const char *model_name);
+
+/* s for a message: itself if valid in the database encoding, else non-ASCII bytes as \xNN */
+extern const char *camembert_printable(const char *s);
 
 /* Build int4[] and real[] arrays straight from C arrays (dims: ndims sizes). */
 extern ArrayType *camembert_int4_array(const int32_t *values, int n);

@@ -114,7 +114,7 @@ camembert_decode(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("token id %d at position %d is out of range", ids[i], i + 1),
-					 errhint("Ids of model \"%s\" are 0 to %d.", model->name, model->tokenizer.vocab_size - 1)));
+					 errhint("Ids of model \"%s\" are 0 to %d.", camembert_printable(model->name), model->tokenizer.vocab_size - 1)));
 	if (cb_tokenizer_decode(&model->tokenizer, ids, n, true, true, &out, &out_len, &err) != CB_OK)
 		camembert_report_core_error(&err, "could not decode", NULL);
 	result = camembert_utf8_to_text(out, out_len);

@@ -4,10 +4,16 @@
  *   CREATE TRIGGER label BEFORE INSERT OR UPDATE ON posts FOR EACH ROW
  *     EXECUTE FUNCTION camembert_label_trigger('body', 'label' [, 'model' [, 'score']]);
  *
- * Classifies NEW.<source> and writes the top label into NEW.<target> (a text
- * column) and, if given, its score into NEW.<score> (float8 or real).  A NULL
- * source gives NULL label and score.  On UPDATE, rows whose source did not
+ * Classifies NEW.<source> and writes the top label into NEW.<target> and, if
+ * given, its score into NEW.<score> (float8 or real, or a domain over one).  A
+ * NULL source gives NULL label and score.  On UPDATE, rows whose source did not
  * change are left as they are (no forward pass).
+ *
+ * The target is text, varchar(n), char(n) (any string type) or a domain over
+ * one.  The label, in the database encoding, goes through the column type's
+ * input function with the column's typmod, as INSERT ... VALUES ('label')
+ * does: an over-long label for varchar(n) is the same ERROR 22001, char(n)
+ * pads it, and a domain's constraints are checked (the score's too).
  */
 #include "postgres.h"
 
@@ -43,6 +49,17 @@ column_number(Relation rel, const char *name, const char *role, Oid *type)
 	return attnum;
 }
 
+/* text, varchar, char(n), name, citext, ...: a string type, or a domain over one */
+static bool
+is_string_type(Oid type)
+{
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(getBaseType(type), &category, &preferred);
+	return category == TYPCATEGORY_STRING;
+}
+
 Datum
 camembert_label_trigger(PG_FUNCTION_ARGS)
 {
@@ -54,6 +71,13 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 	int			dst_col;
 	int			score_col = 0;
 	Oid			type;
+	Oid			dst_type;
+	int32		dst_typmod;
+	Oid			dst_input;
+	Oid			dst_ioparam;
+	FmgrInfo	dst_finfo;
+	char	   *label = NULL;
+	Oid			score_domain = InvalidOid;
 	Oid			score_type = InvalidOid;
 	bool		isnull;
 	Datum		source;
@@ -83,21 +107,25 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 				 errhint("(source column, target column [, model [, score column]])")));
 
 	src_col = column_number(rel, trigger->tgargs[0], "source", &type);
+	type = getBaseType(type);
 	if (type != TEXTOID && type != VARCHAROID && type != BPCHAROID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("camembert_label_trigger: source column \"%s\" must be of type text", trigger->tgargs[0]),
 				 errhint("Classify a text, varchar or char column.")));
-	dst_col = column_number(rel, trigger->tgargs[1], "target", &type);
-	if (type != TEXTOID && type != VARCHAROID)
+	dst_col = column_number(rel, trigger->tgargs[1], "target", &dst_type);
+	if (!is_string_type(dst_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("camembert_label_trigger: target column \"%s\" must be of type text", trigger->tgargs[1])));
+				 errmsg("camembert_label_trigger: target column \"%s\" must be of type text", trigger->tgargs[1]),
+				 errhint("Write the label into a text, varchar(n) or char(n) column, or a domain over one.")));
+	dst_typmod = TupleDescAttr(RelationGetDescr(rel), dst_col - 1)->atttypmod;
 	if (trigger->tgnargs >= 3 && trigger->tgargs[2][0] != '\0')
 		model_name = trigger->tgargs[2];
 	if (trigger->tgnargs == 4)
 	{
-		score_col = column_number(rel, trigger->tgargs[3], "score", &score_type);
+		score_col = column_number(rel, trigger->tgargs[3], "score", &score_domain);
+		score_type = getBaseType(score_domain);
 		if (score_type != FLOAT8OID && score_type != FLOAT4OID)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -122,8 +150,8 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 	ncols = score_col ? 2 : 1;
 	if (isnull)
 	{
-		nulls[0] = nulls[1] = true;
-		values[0] = values[1] = (Datum) 0;
+		nulls[1] = true;
+		values[1] = (Datum) 0;
 	}
 	else
 	{
@@ -142,9 +170,21 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 		for (int i = 1; i < num_labels; i++)
 			if (scores[i] > scores[best])
 				best = i;
-		nulls[0] = nulls[1] = false;
-		values[0] = CStringGetTextDatum(camembert_label_name(model, best));
+		label = camembert_label_cstring(model, best);
+		nulls[1] = false;
 		values[1] = score_type == FLOAT4OID ? Float4GetDatum((float4) scores[best]) : Float8GetDatum(scores[best]);
+	}
+
+	/* the label (or NULL) as the column's type and typmod: as INSERT would store it */
+	getTypeInputInfo(dst_type, &dst_input, &dst_ioparam);
+	fmgr_info(dst_input, &dst_finfo);
+	values[0] = InputFunctionCall(&dst_finfo, label, dst_ioparam, dst_typmod);
+	nulls[0] = label == NULL;
+	if (score_col && score_domain != score_type)
+	{
+		void	   *extra = NULL;
+
+		domain_check(values[1], nulls[1], score_domain, &extra, CurrentMemoryContext);
 	}
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), ncols, cols, values, nulls));
 }
