@@ -292,5 +292,22 @@ like($leader->query_safe("SELECT string_agg(DISTINCT camembert_classify(body, 'm
 	'the next transaction uses the reloaded model, in the workers too');
 $leader->quit;
 
+# --- ALTER EXTENSION camembert UPDATE from the released 0.1 --------------------------
+# (a name loaded already from the same path: registering it loads nothing more)
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', "CREATE EXTENSION camembert VERSION '0.1'; SELECT camembert_load('mlm', '$golden/mlm')");
+$node->safe_psql('old', 'ALTER EXTENSION camembert UPDATE');
+is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'camembert'"), '0.2', 'updated to 0.2');
+is($node->safe_psql('old', 'SELECT name, path IS NOT NULL, architecture IS NULL FROM camembert_registered_models'), 'mlm|t|t',
+	'the 0.1 registration is kept, without an architecture');
+is($node->safe_psql('old', "SELECT architecture, loaded FROM camembert_models() WHERE name = 'mlm'"), 'CamembertForMaskedLM|t',
+	'camembert_models() after the update');
+$node->safe_psql('old', "SELECT camembert_load('mlm', '$golden/mlm')");
+is($node->safe_psql('old', 'SELECT architecture FROM camembert_registered_models'), 'CamembertForMaskedLM',
+	'loading again records the architecture');
+is($node->safe_psql('old', q{SELECT count(*) FROM pg_proc WHERE proname = 'camembert_models'
+	AND array_to_string(proconfig, ',') = 'search_path=pg_catalog, pg_temp'}), '1',
+	'the updated camembert_models() pins its search_path');
+
 $node->stop;
 done_testing();
