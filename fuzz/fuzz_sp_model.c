@@ -2,7 +2,9 @@
  * fuzz_sp_model.c — arbitrary bytes as a sentencepiece.bpe.model.
  *
  * cb_tokenizer_build must either fail with a message or produce an image
- * that opens, encodes, tokenizes and decodes a fixed text.
+ * that opens, encodes, tokenizes and decodes a fixed text, and whose every
+ * piece, decoded text and token is UTF-8 without NUL (what a text datum may
+ * hold).
  * Seeds: fuzz/corpus/sp_model/ (the golden 8000-piece model and small
  * hand-made ones).
  */
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "tokenizer.h"
+#include "utf8.h"
 
 static const char kText[] = "Le <mask> est noir. Bonjour, ça va ? \xef\xbc\xa1\xe2\x91\xa0 \xf0\x9f\x98\x80 \xff <s>x</s>";
 
@@ -39,19 +42,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (cb_tokenizer_encode(&tok, NULL, kText, sizeof(kText) - 1, true, 0, &ids, &n, &err) != CB_OK)
 			abort();
-		if (cb_tokenizer_decode(&tok, ids, n, false, true, &text, NULL, &err) != CB_OK)
+		size_t		len = 0;
+
+		if (cb_tokenizer_decode(&tok, ids, n, false, true, &text, &len, &err) != CB_OK ||
+			!cb_utf8_is_text((const uint8_t *) text, len, NULL))
 			abort();
 		cb_free(text);
 		text = NULL;
-		if (cb_tokenizer_decode(&tok, ids, n, true, false, &text, NULL, &err) != CB_OK)
+		if (cb_tokenizer_decode(&tok, ids, n, true, false, &text, &len, &err) != CB_OK ||
+			!cb_utf8_is_text((const uint8_t *) text, len, NULL))
 			abort();
 		cb_free(text);
 		for (size_t i = 0; i < n; i++)
 			if (cb_tokenizer_id_to_piece(&tok, ids[i], NULL) == NULL)
 				abort();
 		cb_free(ids);
+		for (int32_t id = 0; id < tok.vocab_size; id++)
+		{
+			const char *piece = cb_tokenizer_id_to_piece(&tok, id, &len);
+
+			if (piece == NULL || !cb_utf8_is_text((const uint8_t *) piece, len, NULL))
+				abort();
+		}
 		if (cb_tokenizer_tokenize(&tok, NULL, kText, sizeof(kText) - 1, &list, &err) != CB_OK)
 			abort();
+		for (size_t i = 0; i < list->count; i++)
+			if (!cb_utf8_is_text((const uint8_t *) list->piece[i], list->length[i], NULL))
+				abort();
 		cb_free(list);
 	}
 	cb_free(image);

@@ -164,6 +164,7 @@ static cb_status
 check_model(const cb_sp_model *m, cb_error *err)
 {
 	int			n_unknown = 0;
+	size_t		bad;
 
 	if (!m->has_trainer_spec)
 		return cb_set_error(err, CB_ERR_FORMAT,
@@ -194,6 +195,15 @@ check_model(const cb_sp_model *m, cb_error *err)
 			return cb_set_error(err, CB_ERR_LIMIT,
 								"sentencepiece model: piece %zu is %zu bytes long (limit %d)",
 								i, p->piece.len, CB_SP_MAX_PIECE_BYTES);
+		/* pieces come out of camembert_tokens / camembert_decode as text */
+		if (!cb_utf8_is_text(p->piece.data, p->piece.len, &bad))
+			return p->piece.data[bad] == 0 ?
+				cb_set_error(err, CB_ERR_FORMAT,
+							 "sentencepiece model: piece %zu contains a NUL byte (at byte %zu of %zu)",
+							 i, bad, p->piece.len) :
+				cb_set_error(err, CB_ERR_FORMAT,
+							 "sentencepiece model: piece %zu is not valid UTF-8 (byte 0x%02X at byte %zu of %zu)",
+							 i, p->piece.data[bad], bad, p->piece.len);
 		if (isnan(p->score))
 			return cb_set_error(err, CB_ERR_FORMAT, "sentencepiece model: piece %zu has a NaN score", i);
 		if (p->type == CB_SP_BYTE)
@@ -206,13 +216,80 @@ check_model(const cb_sp_model *m, cb_error *err)
 			cb_utf8_lead_len(p->piece.data[0]) >= p->piece.len)
 			return cb_set_error(err, CB_ERR_UNSUPPORTED,
 								"sentencepiece model: control/unknown piece %zu is a single character", i);
-		if (p->type == CB_SP_USER_DEFINED && memchr(p->piece.data, 0, p->piece.len) != NULL)
-			return cb_set_error(err, CB_ERR_UNSUPPORTED,
-								"sentencepiece model: user-defined piece %zu contains a NUL byte", i);
+		if (i % 65536 == 65535)
+			cb_check_interrupts();
 	}
 	if (n_unknown == 0)
 		return cb_set_error(err, CB_ERR_FORMAT, "sentencepiece model: no unknown piece");
+	/* decoding an unknown piece gives unk_surface */
+	if (m->unk_surface.present && !cb_utf8_is_text(m->unk_surface.data, m->unk_surface.len, &bad))
+		return cb_set_error(err, CB_ERR_FORMAT,
+							"sentencepiece model: trainer_spec.unk_surface is not valid UTF-8 or contains a NUL byte (at byte %zu)",
+							bad);
 	return CB_OK;
+}
+
+/*
+ * The charsmap's replacement strings become part of the normalized text,
+ * whose bytes come out of camembert_tokens (an unknown piece is its own
+ * text): every replacement that a match can produce must be valid UTF-8.
+ * A match ends on a unit with a leaf, whose value (the pool offset) is in
+ * the unit at (that unit's index ^ its offset): check the string of every
+ * such unit, reachable or not (a superset of what matching can reach; value
+ * units, bit 31 set, cannot be matched).  ok_from[v]: the string that starts
+ * at pool offset v, up to its NUL (or the pool's end, where the image adds
+ * one), is valid UTF-8; computed right to left in one pass.
+ */
+static cb_status
+check_charsmap(const uint8_t *trie, size_t trie_bytes, const uint8_t *pool, size_t pool_len,
+			   cb_error *err)
+{
+	size_t		units = trie_bytes / 4;
+	uint8_t    *ok_from = cb_calloc(pool_len / 8 + 1, 1);
+	cb_status	st = CB_OK;
+
+	if (ok_from == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes", pool_len / 8 + 1);
+	for (size_t v = pool_len; v-- > 0;)
+	{
+		size_t		k;
+		bool		ok;
+
+		if (pool[v] == 0)
+			ok = true;
+		else if (pool[v] < 0x80)
+			ok = v + 1 == pool_len || (ok_from[(v + 1) / 8] >> ((v + 1) % 8)) & 1;
+		else
+			ok = cb_utf8_valid_sp(pool + v, pool_len - v, &k) &&
+				(v + k == pool_len || (ok_from[(v + k) / 8] >> ((v + k) % 8)) & 1);
+		if (ok)
+			ok_from[v / 8] |= (uint8_t) (1u << (v % 8));
+		if (v % 1048576 == 0)
+			cb_check_interrupts();
+	}
+	for (size_t i = 0; i < units && st == CB_OK; i++)
+	{
+		uint32_t	u,
+					value;
+		size_t		node;
+
+		memcpy(&u, trie + 4 * i, 4);
+		if ((u >> 31) != 0 || ((u >> 8) & 1u) == 0)
+			continue;
+		node = i ^ (size_t) ((u >> 10) << ((u & (1u << 9)) >> 6));
+		if (node >= units)
+			continue;
+		memcpy(&value, trie + 4 * node, 4);
+		value &= (1u << 31) - 1u;
+		if ((size_t) value < pool_len && !((ok_from[value / 8] >> (value % 8)) & 1))
+			st = cb_set_error(err, CB_ERR_FORMAT,
+							  "sentencepiece model: a precompiled_charsmap replacement (at pool offset %u) is not valid UTF-8",
+							  value);
+		if (i % 1048576 == 1048575)
+			cb_check_interrupts();
+	}
+	cb_free(ok_from);
+	return st;
 }
 
 cb_status
@@ -256,6 +333,8 @@ cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 	{
 		st = cb_charsmap_split(m.precompiled_charsmap.data, m.precompiled_charsmap.len,
 							   &trie, &trie_bytes, &pool, &pool_len, err);
+		if (st == CB_OK)
+			st = check_charsmap(trie, trie_bytes, pool, pool_len, err);
 		if (st != CB_OK)
 			goto done;
 	}

@@ -5,7 +5,10 @@
  * Two phases:
  *
  *   1. cb_tokenizer_build() reads a sentencepiece.bpe.model (protobuf,
- *      see sp_model.h) and compiles it into a *tokenizer image*: one
+ *      see sp_model.h), checks it (every piece, the unk_surface and every
+ *      charsmap replacement must be UTF-8 without NUL: they come out of
+ *      decoding and tokenize() as text; CB_ERR_FORMAT names the piece) and
+ *      compiles it into a *tokenizer image*: one
  *      contiguous, position-independent block of bytes (every internal
  *      reference is an offset from its start; no pointers).  The image
  *      depends on the host's byte order (checked by open) and may be
@@ -95,7 +98,7 @@ typedef struct cb_tok_workspace cb_tok_workspace;
 typedef struct cb_token_list
 {
 	size_t		count;
-	const char **piece;			/* piece[i]: NUL-terminated UTF-8 (may hold NUL bytes: see length) */
+	const char **piece;			/* piece[i]: NUL-terminated UTF-8; a NUL byte of the text stays one (see length) */
 	const uint32_t *length;		/* length[i]: bytes of piece[i] */
 } cb_token_list;
 
@@ -172,7 +175,8 @@ cb_status	cb_tokenizer_decode(const cb_tokenizer *tok, const int32_t *ids, size_
 
 /*
  * convert_ids_to_tokens(id): a NUL-terminated string inside the image (or a
- * static one for added tokens); NULL when id is out of range.
+ * static one for added tokens), valid UTF-8 without NUL (checked by build);
+ * NULL when id is out of range.
  */
 const char *cb_tokenizer_id_to_piece(const cb_tokenizer *tok, int32_t id, size_t *len);
 

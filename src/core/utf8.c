@@ -64,6 +64,31 @@ cb_utf8_decode_sp(const uint8_t *s, size_t avail, size_t *len)
 }
 
 bool
+cb_utf8_is_text(const uint8_t *s, size_t len, size_t *bad)
+{
+	size_t		pos = 0;
+
+	while (pos < len)
+	{
+		size_t		k;
+
+		if (s[pos] < 0x80)
+		{
+			if (s[pos] == 0)
+				break;
+			pos++;
+			continue;
+		}
+		if (!cb_utf8_valid_sp(s + pos, len - pos, &k))
+			break;
+		pos += k;
+	}
+	if (bad != NULL)
+		*bad = pos;
+	return pos == len;
+}
+
+bool
 cb_py_isspace(uint32_t cp)
 {
 	/* Python 3.11 _PyUnicode_IsWhitespace: bidi WS/B/S or category Zs. */

@@ -49,6 +49,14 @@ cb_utf8_valid_sp(const uint8_t *s, size_t avail, size_t *len)
 	return cp != CB_UNICODE_REPLACEMENT || *len == 3;
 }
 
+/*
+ * Is s[0..len) text that PostgreSQL accepts: well-formed UTF-8 (no overlong
+ * form, surrogate, code point over U+10FFFF or truncated sequence) without
+ * a NUL byte?  On false, *bad (if not NULL) is the offset of the first byte
+ * that is not.
+ */
+bool		cb_utf8_is_text(const uint8_t *s, size_t len, size_t *bad);
+
 /* Python 3's str.isspace() for one code point. */
 bool		cb_py_isspace(uint32_t cp);
 

@@ -1177,6 +1177,132 @@ test_handmade_models(void)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Pieces, unk_surface and charsmap replacements come out of camembert_tokens
+ * and camembert_decode as text: anything that is not UTF-8 without NUL is
+ * refused when the model is built, naming the piece. */
+
+static void
+test_invalid_pieces(void)
+{
+	static const struct
+	{
+		const char *bytes;
+		size_t		len;
+		const char *what;
+	}			bad[] = {
+		{"\xC0\xAF", 2, "overlong 2-byte"},
+		{"\xC0\x80", 2, "overlong NUL"},
+		{"\xE0\x80\xAF", 3, "overlong 3-byte"},
+		{"\xF0\x80\x80\xAF", 4, "overlong 4-byte"},
+		{"\xED\xA0\x80", 3, "surrogate"},
+		{"x\xED\xBF\xBF", 4, "low surrogate"},
+		{"\xF4\x90\x80\x80", 4, "over U+10FFFF"},
+		{"\xE2\x96", 2, "truncated 3-byte"},
+		{"ab\xF0\x9F\x98", 5, "truncated 4-byte"},
+		{"a\x80", 2, "stray continuation byte"},
+		{"\xFF\xFE", 2, "0xFF"},
+		{"a\0b", 3, "NUL"},
+		{"\0", 1, "lone NUL"},
+	};
+	static const struct
+	{
+		const char *bytes;
+		size_t		len;
+	}			good[] = {
+		{"\xEF\xBF\xBD", 3},		/* U+FFFD itself */
+		{"\xF4\x8F\xBF\xBF", 4},	/* U+10FFFF */
+		{"\xED\x9F\xBF", 3},		/* U+D7FF */
+		{"\xEE\x80\x80", 3},		/* U+E000 */
+		{"\xF0\x9F\x98\x80", 4},
+		{"\x7F", 1},
+	};
+	const int	types[] = {CB_SP_NORMAL, CB_SP_USER_DEFINED, CB_SP_UNUSED, CB_SP_CONTROL};
+	pbw		   *w = calloc(1, sizeof(pbw));
+	pbw		   *p = calloc(1, sizeof(pbw));
+	cb_error	err;
+	cb_status	st;
+
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+	{
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			tiny_model(w, CB_SP_MODEL_BPE, false);
+			p->len = 0;
+			pbw_bytes(p, 1, bad[i].bytes, bad[i].len);
+			pbw_float(p, 2, -5);
+			pbw_uint(p, 3, (uint64_t) types[t]);
+			pbw_bytes(w, 1, p->buf, p->len);	/* piece 7 */
+			st = try_build(w, &err);
+			CHECK_MSG(st == CB_ERR_FORMAT, "%s piece of type %d: %s (%s)", bad[i].what, types[t],
+					  cb_status_name(st), st == CB_OK ? "built" : err.message);
+			if (st != CB_OK)
+				CHECK_MSG(strstr(err.message, "piece 7 ") != NULL &&
+						  strstr(err.message, bad[i].bytes[0] == 0 || (bad[i].len == 3 && bad[i].bytes[1] == 0) ?
+								 "NUL" : "UTF-8") != NULL,
+						  "%s: message \"%s\"", bad[i].what, err.message);
+		}
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+	{
+		tiny_model(w, CB_SP_MODEL_BPE, false);
+		p->len = 0;
+		pbw_bytes(p, 1, good[i].bytes, good[i].len);
+		pbw_float(p, 2, -5);
+		pbw_bytes(w, 1, p->buf, p->len);
+		st = try_build(w, &err);
+		CHECK_MSG(st == CB_OK, "good piece %zu: %s", i, st == CB_OK ? "" : err.message);
+	}
+
+	/* unk_surface (what decoding an unknown piece gives); a second trainer_spec merges */
+	{
+		pbw		   *t = calloc(1, sizeof(pbw));
+
+		tiny_model(w, CB_SP_MODEL_BPE, false);
+		pbw_bytes(t, 44, "\xE2\x81", 2);
+		pbw_bytes(w, 2, t->buf, t->len);
+		CHECK_EQ_INT(try_build(w, &err), CB_ERR_FORMAT);
+		CHECK(strstr(err.message, "unk_surface") != NULL);
+		tiny_model(w, CB_SP_MODEL_BPE, false);
+		t->len = 0;
+		pbw_bytes(t, 44, " \xE2\x81\x87 ", 5);
+		pbw_bytes(w, 2, t->buf, t->len);
+		CHECK_EQ_INT(try_build(w, &err), CB_OK);
+		free(t);
+	}
+
+	/*
+	 * A charsmap replacement: the golden model with the first byte of the
+	 * replacement of U+FDFA (an Arabic letter, 0xD8 or 0xD9) set to 0xFF.
+	 * Built anyway, "\xEF\xB7\xBA" would come out of tokenize() with 0xFF in it.
+	 */
+	{
+		cb_sp_model m;
+		const char *rep = NULL;
+		size_t		rep_len = 0,
+					file_off;
+		uint32_t	trie_size;
+		uint8_t    *copy = malloc(g_model_len);
+
+		CHECK(cb_sp_model_parse(g_model, g_model_len, &m, &err) == CB_OK);
+		CHECK(cb_charsmap_match(&g_tok.normalizer, (const uint8_t *) "\xEF\xB7\xBA", 3, &rep, &rep_len) == 3);
+		CHECK(rep != NULL && rep_len > 10);
+		memcpy(&trie_size, m.precompiled_charsmap.data, 4);
+		file_off = (size_t) (m.precompiled_charsmap.data - g_model) + 4 + trie_size +
+			(size_t) (rep - g_tok.normalizer.pool);
+		CHECK(file_off < g_model_len && ((const char *) g_model)[file_off] == rep[0]);
+		memcpy(copy, g_model, g_model_len);
+		copy[file_off] = 0xFF;
+		st = build_and_probe(copy, g_model_len, &err);
+		CHECK_MSG(st == CB_ERR_FORMAT, "corrupted charsmap replacement: %s", st == CB_OK ? "built" : err.message);
+		CHECK(strstr(err.message, "precompiled_charsmap") != NULL);
+		cb_sp_model_free(&m);
+		free(copy);
+	}
+	free(p);
+	free(w);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Malformed UTF-8, NUL bytes, U+FFFD, "▁": transformers' golden data cannot
  * hold malformed UTF-8 (Python str), so these expected ids come from
  * SentencePiece 0.1.97 itself (Debian python3-sentencepiece,
@@ -1335,6 +1461,7 @@ main(void)
 	RUN(test_truncated_models);
 	RUN(test_corrupted_models);
 	RUN(test_handmade_models);
+	RUN(test_invalid_pieces);
 	RUN(test_malformed_utf8);
 	RUN(test_image_validation);
 	RUN(test_api_edges);
