@@ -312,7 +312,7 @@ mode_texts(int argc, char **argv)
 		cb_forward_input in;
 		cb_forward_output out;
 
-		if (cb_tokenizer_encode_ws(&tok, tws, line, len, true, max_tokens, &ids, &n_ids, &err) != CB_OK)
+		if (cb_tokenizer_encode_ws(&tok, tws, line, len, true, max_tokens, &ids, &n_ids, NULL, &err) != CB_OK)
 		{
 			fprintf(stderr, "tokenize: %s\n", err.message);
 			return 1;

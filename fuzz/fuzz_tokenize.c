@@ -10,7 +10,10 @@
  *      current directory (repository root or fuzz/).
  * Each input is encoded (with and without special tokens, truncated and
  * not), tokenized, split in two for a pair encoding, and the ids decoded in
- * every mode; the bytes are also decoded as a list of ids.
+ * every mode; the bytes are also decoded as a list of ids.  Encoding a
+ * window of 1 or 5 bytes at a time, counting, and truncating (which stops
+ * early) must agree with the full encoding; every piece of tokenize() is
+ * UTF-8 (NUL bytes of the input stay).
  * Seeds: fuzz/corpus/tokenize/.
  */
 #include <stdio.h>
@@ -18,12 +21,15 @@
 #include <string.h>
 
 #include "tokenizer.h"
+#include "utf8.h"
 
 #define MODEL_REL "test/golden/tokenizer_fr8k/sentencepiece.bpe.model"
 
 static cb_tokenizer g_tok;
 static void *g_image;
 static cb_tok_workspace *g_ws;
+static cb_tok_workspace *g_ws1;
+static cb_tok_workspace *g_ws5;
 
 int			LLVMFuzzerInitialize(int *argc, char ***argv);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -90,8 +96,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	free(model);
 	g_ws = cb_tok_workspace_create();
-	if (g_ws == NULL)
+	g_ws1 = cb_tok_workspace_create();
+	g_ws5 = cb_tok_workspace_create();
+	if (g_ws == NULL || g_ws1 == NULL || g_ws5 == NULL)
 		exit(1);
+	cb_tok_workspace_set_window(g_ws1, 1);
+	cb_tok_workspace_set_window(g_ws5, 5);
 	return 0;
 }
 
@@ -132,15 +142,55 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	decode_all_modes(ids, n);
 
-	/* tokenize agrees with encode on the count */
+	/* tokenize agrees with encode on the count; its pieces are UTF-8 */
 	if (cb_tokenizer_tokenize(&g_tok, g_ws, text, size, &list, &err) != CB_OK)
 		abort();
 	if (list->count != n - 2)
 		abort();
 	for (size_t i = 0; i < list->count; i++)
+	{
+		size_t		pos = 0,
+					bad;
+
 		if (cb_tokenizer_piece_to_id(&g_tok, list->piece[i], list->length[i]) != ids[i + 1])
 			abort();
+		while (!cb_utf8_is_text((const uint8_t *) list->piece[i] + pos, list->length[i] - pos, &bad))
+		{
+			if (list->piece[i][pos + bad] != '\0')
+				abort();
+			pos += bad + 1;
+		}
+	}
 	cb_free(list);
+
+	/* a window at a time, counting, stopping early: the same ids */
+	{
+		const int32_t *view;
+		size_t		m,
+					count;
+		bool		cut;
+
+		if (cb_tokenizer_encode_ws(&g_tok, g_ws1, text, size, true, 0, &view, &m, NULL, &err) != CB_OK ||
+			m != n || memcmp(view, ids, n * sizeof(int32_t)) != 0)
+			abort();
+		if (cb_tokenizer_encode_ws(&g_tok, g_ws5, text, size, true, 0, &view, &m, NULL, &err) != CB_OK ||
+			m != n || memcmp(view, ids, n * sizeof(int32_t)) != 0)
+			abort();
+		if (cb_tokenizer_count(&g_tok, g_ws5, text, size, true, &count, &err) != CB_OK || count != n)
+			abort();
+		for (int32_t max_length = 1; max_length <= 9; max_length += 4)
+		{
+			size_t		keep = n - 2;
+
+			if (n > (size_t) max_length && n - 2 > n - (size_t) max_length)
+				keep = (size_t) max_length - 2;
+			if (cb_tokenizer_encode_ws(&g_tok, max_length == 5 ? g_ws1 : g_ws, text, size, true, max_length,
+									   &view, &m, &cut, &err) != CB_OK ||
+				m != keep + 2 || cut != (keep < n - 2) ||
+				memcmp(view, ids, (keep + 1) * sizeof(int32_t)) != 0 || view[m - 1] != g_tok.sep_id)
+				abort();
+		}
+	}
 	cb_free(ids);
 
 	if (cb_tokenizer_encode(&g_tok, NULL, text, size, false, 0, &ids, &n, &err) != CB_OK)

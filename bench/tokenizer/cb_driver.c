@@ -130,7 +130,7 @@ main(int argc, char **argv)
 			size_t		n;
 
 			if (cb_tokenizer_encode_ws(&tok, ws, corpus + line_off[i], line_len[i], false, 0,
-									   &ids, &n, &err) != CB_OK)
+									   &ids, &n, NULL, &err) != CB_OK)
 			{
 				fprintf(stderr, "encode line %zu: %s\n", i + 1, err.message);
 				return 1;
@@ -169,7 +169,7 @@ main(int argc, char **argv)
 			}
 			memcpy(&n_sp, sp + pos, 4);
 			pos += 4;
-			cb_tokenizer_encode_ws(&tok, ws, corpus + line_off[i], line_len[i], false, 0, &ids, &n, &err);
+			cb_tokenizer_encode_ws(&tok, ws, corpus + line_off[i], line_len[i], false, 0, &ids, &n, NULL, &err);
 			if (has_added_token(corpus + line_off[i], line_len[i]))
 			{
 				skipped++;

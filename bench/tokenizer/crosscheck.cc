@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     sp.Encode(absl::string_view(s.data(), s.size()), &sp_ids).IgnoreError();
     const int32_t *ids;
     size_t n;
-    if (cb_tokenizer_encode_ws(&tok, ws, s.data(), s.size(), false, 0, &ids, &n, &err) != CB_OK) {
+    if (cb_tokenizer_encode_ws(&tok, ws, s.data(), s.size(), false, 0, &ids, &n, nullptr, &err) != CB_OK) {
       std::fprintf(stderr, "ours failed: %s\n", err.message);
       return 1;
     }

@@ -8,23 +8,13 @@
 #include "sp_model.h"
 #include "utf8.h"
 
-struct cb_bpe_symbol
-{
-	int32_t		prev;			/* -1: first of its word */
-	int32_t		next;			/* -1: last of its word */
-	uint32_t	off;
-	uint32_t	len;			/* 0: merged into its left neighbour */
-	int32_t		id;				/* piece id once merged, -2: not looked up yet */
-	uint32_t	freeze;			/* user-defined piece: never merged */
-};
+static const char kSpaceSymbol[3] = {'\xE2', '\x96', '\x81'};
 
+/* One agenda entry: the pair that starts at symbol `left` (an index into the word). */
 struct cb_bpe_pair
 {
 	float		score;
-	int32_t		left;
-	int32_t		right;
-	uint32_t	size;			/* bytes of the merged piece, to detect stale entries */
-	int32_t		id;				/* the merged piece */
+	uint32_t	left;
 };
 
 /* The word cache: word bytes -> its pieces (offsets relative to the word). */
@@ -168,29 +158,81 @@ cb_bpe_fill_slots(const cb_bpe_piece *pieces, size_t n, const char *strings,
 /* ------------------------------------------------------------------------- */
 /* Scratch */
 
+/* Make room for `need` elements; the old contents are lost (every caller refills). */
 static cb_status
-grow(void **ptr, size_t *cap, size_t need, size_t elem, cb_error *err)
+reserve_fresh(void **ptr, size_t *cap, size_t need, size_t elem, cb_error *err)
 {
-	size_t		bytes;
-	size_t		new_cap;
-	void	   *p;
+	size_t		new_cap,
+				bytes;
 
 	if (need <= *cap)
 		return CB_OK;
-	new_cap = *cap < 64 ? 64 : *cap;
-	while (new_cap < need)
-	{
-		if (!cb_mul_size(new_cap, 2, &new_cap))
-			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: scratch size overflow");
-	}
+	/* small: double (few calls); large: exactly (no slack on the longest words) */
+	new_cap = *cap * 2 < 4096 ? (*cap * 2 > need ? *cap * 2 : need) : need;
+	if (new_cap < 64)
+		new_cap = 64;
 	if (!cb_mul_size(new_cap, elem, &bytes))
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: scratch size overflow");
-	p = cb_realloc(*ptr, bytes);
-	if (p == NULL)
+	cb_free(*ptr);				/* before allocating: the peak is the new size only */
+	*ptr = NULL;
+	*cap = 0;
+	*ptr = cb_malloc(bytes);
+	if (*ptr == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes of scratch", bytes);
-	*ptr = p;
 	*cap = new_cap;
 	return CB_OK;
+}
+
+/* Room for a word of n characters (off[] gets n + 1). */
+static cb_status
+reserve_word(cb_bpe_work *w, size_t n, cb_error *err)
+{
+	size_t		cap = w->sym_cap;
+	size_t		c1 = cap,
+				c2 = cap,
+				c3 = cap;
+	cb_status	st;
+
+	if (n + 1 <= cap)
+		return CB_OK;
+	if ((st = reserve_fresh((void **) &w->off, &c1, n + 1, sizeof(uint32_t), err)) != CB_OK ||
+		(st = reserve_fresh((void **) &w->span, &c2, c1, sizeof(uint16_t), err)) != CB_OK ||
+		(st = reserve_fresh((void **) &w->hpos, &c3, c1, sizeof(uint32_t), err)) != CB_OK)
+	{
+		cb_free(w->off);
+		cb_free(w->span);
+		cb_free(w->hpos);
+		w->off = NULL;
+		w->span = NULL;
+		w->hpos = NULL;
+		w->sym_cap = 0;
+		return st;
+	}
+	w->sym_cap = c1;
+	return CB_OK;
+}
+
+size_t
+cb_bpe_work_scratch_bytes(const cb_bpe_work *w)
+{
+	return w->sym_cap * (sizeof(uint32_t) * 2 + sizeof(uint16_t)) +
+		w->heap_cap * sizeof(cb_bpe_pair) +
+		(w->tokens != NULL ? CB_BPE_TOKEN_BATCH * sizeof(cb_bpe_token) : 0) +
+		w->stack_cap * sizeof(uint32_t) +
+		w->unused_cap * sizeof(uint32_t) +
+		w->touched_cap * sizeof(uint32_t);
+}
+
+void
+cb_bpe_work_free_scratch(cb_bpe_work *w)
+{
+	cb_bpe_cache *cache = w->cache;
+	bool		no_cache = w->no_cache;
+
+	w->cache = NULL;
+	cb_bpe_work_free(w);
+	w->cache = cache;
+	w->no_cache = no_cache;
 }
 
 void
@@ -198,7 +240,9 @@ cb_bpe_work_free(cb_bpe_work *w)
 {
 	if (w == NULL)
 		return;
-	cb_free(w->symbols);
+	cb_free(w->off);
+	cb_free(w->span);
+	cb_free(w->hpos);
 	cb_free(w->heap);
 	cb_free(w->tokens);
 	cb_free(w->stack);
@@ -209,7 +253,21 @@ cb_bpe_work_free(cb_bpe_work *w)
 }
 
 /* ------------------------------------------------------------------------- */
-/* The agenda: a binary max-heap on (score, then smallest left). */
+/* The agenda: a binary max-heap on (score, then smallest left), indexed by
+ * w->hpos so that a pair can be changed or removed in place. */
+
+typedef struct merge_ctx
+{
+	const cb_bpe_vocab *v;
+	cb_bpe_work *w;
+	const char *norm;			/* the word's bytes are norm[off[0] .. off[n]) */
+	uint32_t   *off;
+	uint16_t   *span;
+	uint32_t   *hpos;
+	cb_bpe_pair *heap;
+	size_t		n_heap;
+	uint32_t	n;				/* characters of the word */
+} merge_ctx;
 
 static inline bool
 pair_before(const cb_bpe_pair *a, const cb_bpe_pair *b)
@@ -218,86 +276,156 @@ pair_before(const cb_bpe_pair *a, const cb_bpe_pair *b)
 }
 
 static inline void
-heap_push(cb_bpe_pair *heap, size_t *n, cb_bpe_pair item)
+heap_place(merge_ctx *c, size_t i, cb_bpe_pair item)
 {
-	size_t		i = (*n)++;
+	c->heap[i] = item;
+	c->hpos[item.left] = (uint32_t) i + 1;
+}
 
+static void
+sift_up(merge_ctx *c, size_t i, cb_bpe_pair item)
+{
 	while (i > 0)
 	{
 		size_t		parent = (i - 1) / 2;
 
-		if (!pair_before(&item, &heap[parent]))
+		if (!pair_before(&item, &c->heap[parent]))
 			break;
-		heap[i] = heap[parent];
+		heap_place(c, i, c->heap[parent]);
 		i = parent;
 	}
-	heap[i] = item;
+	heap_place(c, i, item);
 }
 
-static inline cb_bpe_pair
-heap_pop(cb_bpe_pair *heap, size_t *n)
+static void
+sift_down(merge_ctx *c, size_t i, cb_bpe_pair item)
 {
-	cb_bpe_pair top = heap[0];
-	cb_bpe_pair last = heap[--(*n)];
-	size_t		count = *n;
-	size_t		i = 0;
+	size_t		count = c->n_heap;
 
-	if (count == 0)
-		return top;
 	for (;;)
 	{
-		size_t		c = 2 * i + 1;
+		size_t		ch = 2 * i + 1;
 
-		if (c >= count)
+		if (ch >= count)
 			break;
-		if (c + 1 < count && pair_before(&heap[c + 1], &heap[c]))
-			c++;
-		if (!pair_before(&heap[c], &last))
+		if (ch + 1 < count && pair_before(&c->heap[ch + 1], &c->heap[ch]))
+			ch++;
+		if (!pair_before(&c->heap[ch], &item))
 			break;
-		heap[i] = heap[c];
-		i = c;
+		heap_place(c, i, c->heap[ch]);
+		i = ch;
 	}
-	heap[i] = last;
-	return top;
+	heap_place(c, i, item);
 }
 
-typedef struct merge_ctx
+/* Take the entry at heap index i out. */
+static void
+heap_remove_at(merge_ctx *c, size_t i)
 {
-	const cb_bpe_vocab *v;
-	cb_bpe_work *w;
-	const char *norm;
-	cb_bpe_symbol *sym;
-	cb_bpe_pair *heap;
-	size_t		n_heap;
-} merge_ctx;
+	cb_bpe_pair last = c->heap[--c->n_heap];
+
+	c->hpos[c->heap[i].left] = 0;
+	if (i == c->n_heap)
+		return;
+	if (i > 0 && pair_before(&last, &c->heap[(i - 1) / 2]))
+		sift_up(c, i, last);
+	else
+		sift_down(c, i, last);
+}
 
 static inline void
-maybe_add_pair(merge_ctx *c, int32_t left, int32_t right)
+remove_pair(merge_ctx *c, uint32_t s)
 {
-	const cb_bpe_symbol *l,
-			   *r;
-	const cb_bpe_piece *p;
+	uint32_t	h = c->hpos[s];
+
+	if (h != 0 && h != CB_BPE_FROZEN)
+		heap_remove_at(c, h - 1);
+}
+
+/*
+ * The pair that starts at symbol l (SentencePiece's MaybeAddNewSymbolPair):
+ * in the agenda when l and its right neighbour concatenate to a mergeable
+ * piece and neither is frozen, else not.  `build`: filling the initial
+ * agenda (heapified afterwards).
+ */
+/* set_pair(build): in span[l] (1 then), "l's pair is mergeable, its score in hpos[l]" */
+#define SPAN_PAIR 0x8000
+
+/* Room for one more agenda entry (it never holds more than n - 1). */
+static cb_status
+heap_room(merge_ctx *c, cb_error *err)
+{
+	cb_bpe_work *w = c->w;
+	size_t		cap = w->heap_cap < 32 ? 64 : 2 * w->heap_cap;
+	cb_bpe_pair *p;
+
+	if (cap > c->n)
+		cap = c->n;
+	p = cb_realloc(w->heap, cap * sizeof(cb_bpe_pair));
+	if (p == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes of scratch",
+							cap * sizeof(cb_bpe_pair));
+	w->heap = c->heap = p;
+	w->heap_cap = cap;
+	return CB_OK;
+}
+
+static inline cb_status
+set_pair(merge_ctx *c, uint32_t l, bool build, cb_error *err)
+{
+	uint32_t	r,
+				lo,
+				size;
 	int32_t		id;
+	const cb_bpe_piece *p;
 	cb_bpe_pair pair;
 
-	if (left < 0 || right < 0)
-		return;
-	l = &c->sym[left];
-	r = &c->sym[right];
-	if (l->freeze || r->freeze)
-		return;
-	id = cb_bpe_find(c->v, c->norm + l->off, (size_t) l->len + r->len);
-	if (id < 0)
-		return;
-	p = &c->v->pieces[id];
-	if (!(p->flags & CB_BPE_MERGEABLE))
-		return;
+	if (c->hpos[l] == CB_BPE_FROZEN)
+		return CB_OK;
+	r = l + c->span[l];
+	if (r >= c->n || c->hpos[r] == CB_BPE_FROZEN)
+	{
+		remove_pair(c, l);
+		return CB_OK;
+	}
+	lo = c->off[l];
+	size = c->off[r + c->span[r]] - lo;
+	id = cb_bpe_find(c->v, c->norm + lo, size);
+	if (id < 0 || !((p = &c->v->pieces[id])->flags & CB_BPE_MERGEABLE))
+	{
+		remove_pair(c, l);
+		return CB_OK;
+	}
 	pair.score = p->score;
-	pair.left = left;
-	pair.right = right;
-	pair.size = l->len + r->len;
-	pair.id = id;
-	heap_push(c->heap, &c->n_heap, pair);
+	pair.left = l;
+	if (build)
+	{
+		/* counted now, placed once the agenda has exactly the room (merge_word) */
+		memcpy(&c->hpos[l], &pair.score, sizeof(float));	/* not NaN: never 0 or FROZEN */
+		c->span[l] |= SPAN_PAIR;
+		c->n_heap++;
+	}
+	else if (c->hpos[l] != 0)
+	{
+		size_t		i = c->hpos[l] - 1;
+
+		if (i > 0 && pair_before(&pair, &c->heap[(i - 1) / 2]))
+			sift_up(c, i, pair);
+		else
+			sift_down(c, i, pair);
+	}
+	else
+	{
+		if (c->n_heap == c->w->heap_cap)
+		{
+			cb_status	st = heap_room(c, err);
+
+			if (st != CB_OK)
+				return st;
+		}
+		c->n_heap++;
+		sift_up(c, c->n_heap - 1, pair);
+	}
 
 	if (p->type == CB_SP_UNUSED)
 	{
@@ -306,55 +434,138 @@ maybe_add_pair(merge_ctx *c, int32_t left, int32_t right)
 
 		if (w->unused_left[id] == 0)
 			w->touched[w->n_touched++] = (uint32_t) id;
-		w->unused_left[id] = l->len;
+		w->unused_left[id] = c->off[r] - lo;
 	}
+	return CB_OK;
 }
 
-/* Merge the symbols first..last (linked), as SentencePiece's main loop. */
-static void
-merge_range(merge_ctx *c, int32_t first, int32_t last)
+/* Merge the word's symbols (span[] and hpos[] initialized), as SentencePiece's main loop. */
+static cb_status
+merge_word(merge_ctx *c, cb_error *err)
 {
-	cb_bpe_symbol *sym = c->sym;
+	uint32_t	n = c->n;
+	uint32_t	merges = 0;
+	cb_status	st;
 
+	/* the initial pairs, in SentencePiece's order (UNUSED records), then the agenda */
 	c->n_heap = 0;
-	for (int32_t i = first + 1; i <= last; i++)
-		maybe_add_pair(c, i - 1, i);
+	for (uint32_t i = 0; i + 1 < n; i++)
+	{
+		if ((st = set_pair(c, i, true, err)) != CB_OK)
+			return st;
+		if ((i & 0xFFFF) == 0xFFFF)
+			cb_check_interrupts();
+	}
+	if ((st = reserve_fresh((void **) &c->w->heap, &c->w->heap_cap, c->n_heap,
+							sizeof(cb_bpe_pair), err)) != CB_OK)
+		return st;
+	c->heap = c->w->heap;
+	c->n_heap = 0;
+	for (uint32_t i = 0; i + 1 < n; i++)
+	{
+		if (c->span[i] & SPAN_PAIR)
+		{
+			cb_bpe_pair pair;
+
+			c->span[i] = 1;
+			memcpy(&pair.score, &c->hpos[i], sizeof(float));
+			pair.left = i;
+			heap_place(c, c->n_heap++, pair);
+		}
+		if ((i & 0xFFFF) == 0xFFFF)
+			cb_check_interrupts();
+	}
+	for (size_t i = c->n_heap / 2; i-- > 0;)
+		sift_down(c, i, c->heap[i]);
 
 	while (c->n_heap > 0)
 	{
-		cb_bpe_pair top = heap_pop(c->heap, &c->n_heap);
-		cb_bpe_symbol *l = &sym[top.left];
-		cb_bpe_symbol *r = &sym[top.right];
+		uint32_t	l = c->heap[0].left;
+		uint32_t	r = l + c->span[l];
+		uint32_t	end = r + c->span[r];
+		uint16_t	len = (uint16_t) (end - l);
 
-		if (l->len == 0 || r->len == 0 || l->len + r->len != top.size)
-			continue;
-		l->len += r->len;
-		l->id = top.id;
-		l->next = r->next;
-		if (r->next >= 0)
-			sym[r->next].prev = top.left;
-		r->len = 0;
-		maybe_add_pair(c, l->prev, top.left);
-		maybe_add_pair(c, top.left, l->next);
+		heap_remove_at(c, 0);
+		remove_pair(c, r);
+		/* a mergeable piece is at most CB_SP_MAX_PIECE_BYTES long: the span fits */
+		c->span[l] = len;
+		c->span[end - 1] = len;
+		if ((l > 0 && (st = set_pair(c, l - c->span[l - 1], false, err)) != CB_OK) ||
+			(st = set_pair(c, l, false, err)) != CB_OK)
+			return st;
+		if (++merges == 65536)
+		{
+			merges = 0;
+			cb_check_interrupts();
+		}
 	}
+	return CB_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output */
+
+typedef struct emit_ctx
+{
+	cb_bpe_flush_fn flush;
+	void	   *arg;
+	bool		stop;
+} emit_ctx;
+
+static inline cb_status
+flush_tokens(cb_bpe_work *w, emit_ctx *e, cb_error *err)
+{
+	cb_status	st;
+
+	if (w->n_tokens == 0)
+		return CB_OK;
+	st = e->flush(e->arg, w->tokens, w->n_tokens, &e->stop, err);
+	w->n_tokens = 0;
+	return st;
+}
+
+static inline cb_status
+push_token(cb_bpe_work *w, emit_ctx *e, uint32_t off, uint32_t len, int32_t id, cb_error *err)
+{
+	cb_bpe_token *t;
+
+	if (w->n_tokens == CB_BPE_TOKEN_BATCH)
+	{
+		cb_status	st = flush_tokens(w, e, err);
+
+		if (st != CB_OK)
+			return st;
+	}
+	t = &w->tokens[w->n_tokens++];
+	t->off = off;
+	t->len = len;
+	t->id = id;
+	return CB_OK;
 }
 
 /* Emit the final symbol [off, off+len), resegmenting UNUSED pieces. */
-static void
-emit_symbol(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, uint32_t off, uint32_t len,
-			int32_t known_id)
+static cb_status
+emit_symbol(const cb_bpe_vocab *v, cb_bpe_work *w, emit_ctx *e, const char *norm,
+			uint32_t off, uint32_t len, cb_error *err)
 {
 	size_t		sp = 0;
+	cb_status	st;
 
 	if (!v->has_unused)
 	{
-		cb_bpe_token *t = &w->tokens[w->n_tokens++];
-		int32_t		id = known_id != -2 ? known_id : cb_bpe_find(v, norm + off, len);
+		int32_t		id = cb_bpe_find(v, norm + off, len);
 
-		t->off = off;
-		t->len = len;
-		t->id = id >= 0 ? id : v->unk_id;
-		return;
+		return push_token(w, e, off, len, id >= 0 ? id : v->unk_id, err);
+	}
+	/* each split pops one part and pushes two, none empty: at most len parts wait */
+	if (2 * (size_t) len + 2 > w->stack_cap)
+	{
+		uint32_t   *p = cb_realloc(w->stack, (2 * (size_t) len + 2) * sizeof(uint32_t));
+
+		if (p == NULL)
+			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
+		w->stack = p;
+		w->stack_cap = 2 * (size_t) len + 2;
 	}
 	w->stack[sp++] = off;
 	w->stack[sp++] = len;
@@ -364,7 +575,7 @@ emit_symbol(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, uint32_t of
 		uint32_t	o = w->stack[--sp];
 		int32_t		id = cb_bpe_find(v, norm + o, l);
 
-		if (id >= 0 && v->has_unused && v->pieces[id].type == CB_SP_UNUSED &&
+		if (id >= 0 && v->pieces[id].type == CB_SP_UNUSED &&
 			w->unused_left[id] > 0 && w->unused_left[id] < l)
 		{
 			uint32_t	left = w->unused_left[id];
@@ -376,12 +587,10 @@ emit_symbol(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, uint32_t of
 			w->stack[sp++] = left;
 			continue;
 		}
-		cb_bpe_token *t = &w->tokens[w->n_tokens++];
-
-		t->off = o;
-		t->len = l;
-		t->id = id >= 0 ? id : v->unk_id;
+		if ((st = push_token(w, e, o, l, id >= 0 ? id : v->unk_id, err)) != CB_OK)
+			return st;
 	}
+	return CB_OK;
 }
 
 /* Forget SentencePiece's rev_merge records (they live for one call). */
@@ -395,6 +604,9 @@ reset_unused(cb_bpe_work *w)
 	}
 	w->n_touched = 0;
 }
+
+/* ------------------------------------------------------------------------- */
+/* The word cache */
 
 /* The work's cache for this model (allocated on first use; NULL: none). */
 static cb_bpe_cache *
@@ -423,6 +635,7 @@ get_cache(const cb_bpe_vocab *v, cb_bpe_work *w)
 	return c;
 }
 
+/* Append the cached pieces of the word (room checked by the caller). */
 static bool
 cache_lookup(const cb_bpe_cache *c, cb_bpe_work *w, const char *word, uint32_t len, uint32_t h,
 			 uint32_t base)
@@ -480,34 +693,154 @@ cache_insert(cb_bpe_cache *c, const char *word, uint32_t len, uint32_t h,
 	c->n_entries++;
 }
 
-static const char kSpaceSymbol[3] = {'\xE2', '\x96', '\x81'};
+/* ------------------------------------------------------------------------- */
+/* Encoding */
+
+/* Bytes of the symbol that starts at norm[pos] (SentencePiece's split into characters). */
+static inline size_t
+symbol_len(const cb_bpe_vocab *v, const char *norm, size_t pos, size_t len, bool *frozen)
+{
+	size_t		m;
+
+	if (v->has_user_defined && (m = cb_bpe_user_defined_match(v, norm + pos, len - pos)) > 0)
+	{
+		*frozen = true;
+		return m;
+	}
+	*frozen = false;
+	m = cb_utf8_lead_len((uint8_t) norm[pos]);
+	return m > len - pos ? len - pos : m;
+}
+
+static inline bool
+starts_word(const char *norm, size_t pos, size_t len)
+{
+	return pos + 3 <= len && norm[pos] == kSpaceSymbol[0] &&
+		norm[pos + 1] == kSpaceSymbol[1] && norm[pos + 2] == kSpaceSymbol[2];
+}
+
+static cb_status
+encode_words(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t len,
+			 emit_ctx *e, cb_error *err)
+{
+	cb_bpe_cache *cache = v->split_words && !w->no_cache ? get_cache(v, w) : NULL;
+	merge_ctx	c;
+	size_t		pos = 0;
+	size_t		since_check = 0;
+	cb_status	st;
+
+	c.v = v;
+	c.w = w;
+	c.norm = norm;
+
+	while (pos < len)
+	{
+		size_t		end,
+					n = 0;
+		bool		frozen;
+		uint32_t	wlen;
+
+		/* the word: its first symbol and every next one that does not start with "▁" */
+		end = pos + symbol_len(v, norm, pos, len, &frozen);
+		n = 1;
+		while (end < len && !(v->split_words && starts_word(norm, end, len)))
+		{
+			end += symbol_len(v, norm, end, len, &frozen);
+			if ((++n & 0xFFFF) == 0)
+				cb_check_interrupts();
+		}
+		wlen = (uint32_t) (end - pos);
+
+		/* its pieces fit in the batch (a longer word is flushed as it goes) */
+		if (w->n_tokens + wlen > CB_BPE_TOKEN_BATCH && (st = flush_tokens(w, e, err)) != CB_OK)
+			return st;
+		if (e->stop)
+			return CB_OK;
+		{
+			bool		cacheable = cache != NULL && wlen <= CACHE_MAX_WORD;
+			uint32_t	h = 0;
+			size_t		t0 = w->n_tokens;
+
+			if (cacheable)
+			{
+				h = cb_bpe_hash(norm + pos, wlen);
+				if (cache_lookup(cache, w, norm + pos, wlen, h, (uint32_t) pos))
+					goto next_word;
+			}
+			if (n > UINT32_MAX - 2)
+				return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: word of %zu characters is too long", n);
+			if ((st = reserve_word(w, n, err)) != CB_OK)
+				return st;
+			/* the symbols again, into the arrays */
+			{
+				size_t		p = pos;
+
+				for (uint32_t i = 0; i < n; i++)
+				{
+					size_t		m = symbol_len(v, norm, p, end, &frozen);
+
+					w->off[i] = (uint32_t) p;
+					w->span[i] = 1;
+					w->hpos[i] = frozen ? CB_BPE_FROZEN : 0;
+					p += m;
+					if ((i & 0xFFFF) == 0xFFFF)
+						cb_check_interrupts();
+				}
+				w->off[n] = (uint32_t) end;
+			}
+			c.off = w->off;
+			c.span = w->span;
+			c.hpos = w->hpos;
+			c.n = (uint32_t) n;
+			if ((st = merge_word(&c, err)) != CB_OK)
+				return st;
+			for (uint32_t s = 0; s < n; s += c.span[s])
+			{
+				uint32_t	o = c.off[s];
+
+				if ((st = emit_symbol(v, w, e, norm, o, c.off[s + c.span[s]] - o, err)) != CB_OK)
+					return st;
+				if (e->stop)
+					return CB_OK;
+			}
+			if (cacheable)
+				cache_insert(cache, norm + pos, wlen, h, w->tokens + t0, w->n_tokens - t0, (uint32_t) pos);
+		}
+next_word:
+		since_check += n;
+		pos = end;
+		if (since_check >= 65536)
+		{
+			since_check = 0;
+			cb_check_interrupts();
+		}
+	}
+	return flush_tokens(w, e, err);
+}
 
 cb_status
-cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t len, cb_error *err)
+cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t len,
+			  cb_bpe_flush_fn flush, void *flush_arg, bool *stopped, cb_error *err)
 {
 	cb_status	st;
-	size_t		need;
-	size_t		n_sym = 0;
-	merge_ctx	c;
-	cb_bpe_cache *cache;
+	emit_ctx	e;
 
+	if (stopped != NULL)
+		*stopped = false;
 	w->n_tokens = 0;
 	if (len == 0)
 		return CB_OK;
 	if (len >= INT32_MAX / 4)
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: normalized text of %zu bytes is too long", len);
-
-	if ((st = grow((void **) &w->symbols, &w->symbols_cap, len, sizeof(cb_bpe_symbol), err)) != CB_OK)
-		return st;
+	if (w->tokens == NULL)
+	{
+		w->tokens = cb_malloc(CB_BPE_TOKEN_BATCH * sizeof(cb_bpe_token));
+		if (w->tokens == NULL)
+			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
+	}
 	reset_unused(w);
 	if (v->has_unused)
 	{
-		/* resegmentation can give one piece per byte; its stack: each split
-		 * pushes 2 entries (4 words) and pops 1 */
-		if ((st = grow((void **) &w->tokens, &w->tokens_cap, len, sizeof(cb_bpe_token), err)) != CB_OK)
-			return st;
-		if ((st = grow((void **) &w->stack, &w->stack_cap, 4 * len + 8, sizeof(uint32_t), err)) != CB_OK)
-			return st;
 		if (w->unused_cap < v->n_pieces)
 		{
 			cb_free(w->unused_left);
@@ -517,102 +850,23 @@ cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t le
 				return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
 			w->unused_cap = v->n_pieces;
 		}
-		if ((st = grow((void **) &w->touched, &w->touched_cap, v->n_pieces + 1, sizeof(uint32_t), err)) != CB_OK)
-			return st;
-	}
-
-	/* Split into characters (user-defined pieces are single frozen symbols). */
-	for (size_t pos = 0; pos < len;)
-	{
-		cb_bpe_symbol *s = &w->symbols[n_sym];
-		size_t		m = 0;
-
-		s->freeze = 0;
-		if (v->has_user_defined)
+		if (w->touched_cap < v->n_pieces + 1)
 		{
-			m = cb_bpe_user_defined_match(v, norm + pos, len - pos);
-			s->freeze = m > 0;
-		}
-		if (m == 0)
-		{
-			m = cb_utf8_lead_len((uint8_t) norm[pos]);
-			if (m > len - pos)
-				m = len - pos;
-		}
-		s->off = (uint32_t) pos;
-		s->len = (uint32_t) m;
-		s->id = -2;
-		pos += m;
-		n_sym++;
-	}
-
-	/* without UNUSED pieces, every final symbol is one output piece */
-	if (!v->has_unused &&
-		(st = grow((void **) &w->tokens, &w->tokens_cap, n_sym, sizeof(cb_bpe_token), err)) != CB_OK)
-		return st;
-
-	cache = v->split_words && !w->no_cache ? get_cache(v, w) : NULL;
-	c.v = v;
-	c.w = w;
-	c.norm = norm;
-	c.sym = w->symbols;
-	c.heap = w->heap;
-	c.n_heap = 0;
-
-	/* Words: [first, last], split before each "▁" when that is safe. */
-	int32_t		first = 0;
-	int32_t		since_check = 0;
-
-	for (int32_t i = 0; i < (int32_t) n_sym; i++)
-	{
-		bool		ends = i + 1 == (int32_t) n_sym;
-
-		if (!ends && v->split_words)
-		{
-			const cb_bpe_symbol *nx = &w->symbols[i + 1];
-
-			ends = nx->len >= 3 && memcmp(norm + nx->off, kSpaceSymbol, 3) == 0;
-		}
-		w->symbols[i].prev = i == first ? -1 : i - 1;
-		w->symbols[i].next = ends ? -1 : i + 1;
-		if (!ends)
-			continue;
-		/* the agenda holds at most the initial pairs + 2 per merge */
-		need = 3 * (size_t) (i - first + 1) + 4;
-		if (need > w->heap_cap)
-		{
-			if ((st = grow((void **) &w->heap, &w->heap_cap, need, sizeof(cb_bpe_pair), err)) != CB_OK)
-				return st;
-			c.heap = w->heap;
-		}
-		{
-			uint32_t	wstart = w->symbols[first].off;
-			uint32_t	wlen = w->symbols[i].off + w->symbols[i].len - wstart;
-			bool		cacheable = cache != NULL && wlen <= CACHE_MAX_WORD;
-			uint32_t	h = 0;
-			size_t		t0 = w->n_tokens;
-
-			if (cacheable)
-			{
-				h = cb_bpe_hash(norm + wstart, wlen);
-				if (cache_lookup(cache, w, norm + wstart, wlen, h, wstart))
-					goto next_word;
-			}
-			merge_range(&c, first, i);
-			for (int32_t k = first; k >= 0; k = w->symbols[k].next)
-				emit_symbol(v, w, norm, w->symbols[k].off, w->symbols[k].len, w->symbols[k].id);
-			if (cacheable)
-				cache_insert(cache, norm + wstart, wlen, h, w->tokens + t0, w->n_tokens - t0, wstart);
-		}
-next_word:
-		since_check += i + 1 - first;
-		first = i + 1;
-		if (since_check >= 65536)
-		{
-			since_check = 0;
-			cb_check_interrupts();
+			cb_free(w->touched);
+			w->touched_cap = 0;
+			w->touched = cb_malloc((v->n_pieces + 1) * sizeof(uint32_t));
+			if (w->touched == NULL)
+				return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
+			w->touched_cap = v->n_pieces + 1;
 		}
 	}
+	e.flush = flush;
+	e.arg = flush_arg;
+	e.stop = false;
+	st = encode_words(v, w, norm, len, &e, err);
 	reset_unused(w);
-	return CB_OK;
+	w->n_tokens = 0;
+	if (stopped != NULL)
+		*stopped = e.stop;
+	return st;
 }

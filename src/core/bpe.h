@@ -10,11 +10,20 @@
  * that is an UNUSED piece is split back into the two parts it was last merged
  * from.  Symbols that are no piece get the unknown id.
  *
- * Speed: when no mergeable piece contains "▁" after its first byte, no merge
- * can cross the start of a "▁", so each "▁"-started word is merged on its
- * own (same result, smaller agenda; see cb_bpe_vocab.split_words), and the
- * pieces of recent words are kept in a bounded cache in the cb_bpe_work
- * (about 400 KB, emptied when full; keyed by the model's fingerprint).
+ * The agenda holds one entry per adjacent pair whose concatenation is a
+ * mergeable piece, keyed (score, then leftmost) and updated in place when a
+ * merge changes a pair; SentencePiece instead pushes every new pair and skips
+ * the stale ones when they come out.  Both take the same pairs in the same
+ * order (a pair's key is unique and each current pair is in SentencePiece's
+ * agenda exactly once), with 8 bytes per pair instead of up to 3 entries of
+ * 20 bytes per character.
+ *
+ * Speed and memory: when no mergeable piece contains "▁" after its first
+ * byte, no merge can cross the start of a "▁", so each "▁"-started word is
+ * merged on its own (same result, smaller agenda; see
+ * cb_bpe_vocab.split_words), and the pieces of recent words are kept in a
+ * bounded cache in the cb_bpe_work (about 400 KB, emptied when full; keyed
+ * by the model's fingerprint).
  *
  * Pieces are looked up in an open-addressing hash table stored in the image.
  */
@@ -71,21 +80,46 @@ typedef struct cb_bpe_token
 	int32_t		id;				/* SentencePiece id (unk_id when no piece) */
 } cb_bpe_token;
 
-typedef struct cb_bpe_symbol cb_bpe_symbol;
+/* Pieces go to the caller this many at a time (at most). */
+#define CB_BPE_TOKEN_BATCH 4096
+
+/*
+ * Where cb_bpe_encode delivers its pieces, in order, at most
+ * CB_BPE_TOKEN_BATCH at a time.  Setting *stop ends the encoding at once
+ * (cb_bpe_encode then returns CB_OK with *stopped set); an error is returned
+ * as is.
+ */
+typedef cb_status (*cb_bpe_flush_fn) (void *arg, const cb_bpe_token *tokens, size_t n,
+									  bool *stop, cb_error *err);
+
 typedef struct cb_bpe_pair cb_bpe_pair;
 typedef struct cb_bpe_cache cb_bpe_cache;
 
-/* Reusable scratch for cb_bpe_encode (zero-initialize; cb_bpe_work_free). */
+#define CB_BPE_FROZEN UINT32_MAX	/* cb_bpe_work.hpos of a user-defined symbol */
+
+/*
+ * Reusable scratch for cb_bpe_encode (zero-initialize; cb_bpe_work_free).
+ * A word's initial symbols (characters, or user-defined pieces) are indexed
+ * 0 .. n-1: off[i] is the byte offset of symbol i (off[n] the word's end);
+ * a merged symbol that starts at s and spans L initial symbols has
+ * span[s] == span[s + L - 1] == L (both its neighbours in O(1); L fits in
+ * 16 bits as a piece has at most CB_SP_MAX_PIECE_BYTES bytes); hpos[s] is
+ * 1 + the agenda index of the pair that starts at s (0: none,
+ * CB_BPE_FROZEN: a user-defined symbol).  10 bytes per initial symbol of
+ * the longest word, plus 8 per mergeable pair in the agenda; large arrays
+ * are sized exactly (not doubled).
+ */
 typedef struct cb_bpe_work
 {
-	cb_bpe_symbol *symbols;
-	size_t		symbols_cap;
+	uint32_t   *off;
+	uint16_t   *span;
+	uint32_t   *hpos;
+	size_t		sym_cap;		/* characters the three arrays hold */
 	cb_bpe_pair *heap;
 	size_t		heap_cap;
-	cb_bpe_token *tokens;		/* output */
+	cb_bpe_token *tokens;		/* CB_BPE_TOKEN_BATCH, allocated on first use */
 	size_t		n_tokens;
-	size_t		tokens_cap;
-	uint32_t   *stack;
+	uint32_t   *stack;			/* UNUSED resegmentation */
 	size_t		stack_cap;
 	uint32_t   *unused_left;	/* per piece: left length of its last merge, 0 = none */
 	size_t		unused_cap;
@@ -111,9 +145,24 @@ size_t		cb_bpe_user_defined_match(const cb_bpe_vocab *v, const char *s, size_t l
 cb_status	cb_bpe_fill_slots(const cb_bpe_piece *pieces, size_t n, const char *strings,
 							  cb_bpe_slot *slots, size_t capacity, cb_error *err);
 
-/* Encode norm[0..len) into w->tokens / w->n_tokens. */
+/*
+ * Encode norm[0..len) (one SentencePiece call: its UNUSED records live that
+ * long) and pass the pieces to flush.  With split_words, the caller may cut
+ * a text before any "▁" and encode the parts in turn: same pieces.  Working
+ * memory: about 18 bytes per character of the longest word (of the whole
+ * text without split_words) plus fixed buffers (the word cache, 400 KB; the
+ * token batch, 48 KB; with UNUSED pieces, 8 bytes per piece of the model).
+ * Checks for interrupts every 65536 characters and merges.
+ */
 cb_status	cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w,
-						  const char *norm, size_t len, cb_error *err);
+						  const char *norm, size_t len,
+						  cb_bpe_flush_fn flush, void *flush_arg, bool *stopped, cb_error *err);
+
+/* Scratch bytes held (the word cache excluded). */
+size_t		cb_bpe_work_scratch_bytes(const cb_bpe_work *w);
+
+/* Free the scratch but keep the word cache. */
+void		cb_bpe_work_free_scratch(cb_bpe_work *w);
 
 void		cb_bpe_work_free(cb_bpe_work *w);
 

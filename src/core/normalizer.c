@@ -143,7 +143,8 @@ cb_norm_buf_reserve(cb_norm_buf *buf, size_t extra, cb_error *err)
 	cap = buf->cap < 256 ? 256 : buf->cap;
 	while (cap < need)
 	{
-		if (!cb_mul_size(cap, 2, &cap))
+		/* doubling, then 1.5x from 16 MiB: less slack on huge texts */
+		if (!cb_add_size(cap, cap < ((size_t) 16 << 20) ? cap : cap / 2, &cap))
 			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: buffer size overflow");
 	}
 	p = cb_realloc(buf->data, cap);
@@ -219,55 +220,61 @@ normalize_prefix(const cb_normalizer *n, const uint8_t *in, size_t avail,
 }
 
 cb_status
-cb_normalize(const cb_normalizer *n, const char *in_chars, size_t len,
-			 cb_norm_buf *out, cb_error *err)
+cb_normalize_step(const cb_normalizer *n, const char *in_chars, size_t len,
+				  cb_norm_state *state, cb_norm_buf *out, size_t until, cb_error *err)
 {
 	const uint8_t *in = (const uint8_t *) in_chars;
 	const char *sp;
 	size_t		sp_len,
 				consumed;
-	bool		is_prev_space;
+	bool		is_prev_space = state->is_prev_space;
 	cb_status	st;
-	size_t		pos = 0;
+	size_t		pos = state->pos;
 	size_t		since_check = 0;
 
-	out->len = 0;
-	if (len == 0)
+	if (state->done)
 		return CB_OK;
-
-	/* Skip leading whitespace. */
-	if (n->remove_extra_whitespaces)
+	if (!state->started)
 	{
-		while (pos < len)
+		/* Skip leading whitespace. */
+		if (n->remove_extra_whitespaces)
 		{
-			normalize_prefix(n, in + pos, len - pos, &sp, &sp_len, &consumed);
-			if (!(sp_len == 1 && sp[0] == ' '))
-				break;
-			pos += consumed;
+			while (pos < len)
+			{
+				normalize_prefix(n, in + pos, len - pos, &sp, &sp_len, &consumed);
+				if (!(sp_len == 1 && sp[0] == ' '))
+					break;
+				pos += consumed;
+				if (++since_check >= 65536)
+				{
+					since_check = 0;
+					cb_check_interrupts();
+				}
+			}
 		}
+		state->pos = pos;
+		if (pos == len)
+		{
+			state->done = true;
+			return CB_OK;
+		}
+		if ((st = cb_norm_buf_reserve(out, 3, err)) != CB_OK)
+			return st;
+		if (n->add_dummy_prefix)
+		{
+			if (n->escape_whitespaces)
+			{
+				memcpy(out->data + out->len, kSpaceSymbol, 3);
+				out->len += 3;
+			}
+			else
+				out->data[out->len++] = ' ';
+		}
+		is_prev_space = n->remove_extra_whitespaces;
+		state->started = true;
 	}
-	if (pos == len)
-		return CB_OK;
 
-	if ((st = cb_norm_buf_reserve(out, 3 * (len - pos) + 3, err)) != CB_OK)
-		return st;
-
-	if (n->add_dummy_prefix)
-	{
-		if (n->escape_whitespaces)
-		{
-			memcpy(out->data, kSpaceSymbol, 3);
-			out->len = 3;
-		}
-		else
-		{
-			out->data[0] = ' ';
-			out->len = 1;
-		}
-	}
-
-	is_prev_space = n->remove_extra_whitespaces;
-	while (pos < len)
+	while (pos < len && out->len < until)
 	{
 		normalize_prefix(n, in + pos, len - pos, &sp, &sp_len, &consumed);
 
@@ -279,9 +286,9 @@ cb_normalize(const cb_normalizer *n, const char *in_chars, size_t len,
 		}
 		if (sp_len > 0)
 		{
-			/* 3 * sp_len covers escaping every byte; the rest of the input is covered too */
-			if (out->len + 3 * sp_len + 3 * (len - pos) + 3 > out->cap &&
-				(st = cb_norm_buf_reserve(out, 3 * sp_len + 3 * (len - pos) + 3, err)) != CB_OK)
+			/* 3 * sp_len covers escaping every byte */
+			if (out->len + 3 * sp_len > out->cap &&
+				(st = cb_norm_buf_reserve(out, 3 * sp_len, err)) != CB_OK)
 				return st;
 			if (sp_len == 1 && sp[0] != ' ')
 				out->data[out->len++] = sp[0];
@@ -303,14 +310,19 @@ cb_normalize(const cb_normalizer *n, const char *in_chars, size_t len,
 		pos += consumed;
 		if (!n->remove_extra_whitespaces)
 			is_prev_space = false;
-		if (++since_check >= 262144)
+		if (++since_check >= 65536)
 		{
 			since_check = 0;
 			cb_check_interrupts();
 		}
 	}
+	state->pos = pos;
+	state->is_prev_space = is_prev_space;
+	if (pos < len)
+		return CB_OK;
 
-	/* Remove trailing whitespace. */
+	/* Remove trailing whitespace (the caller keeps all of it in out). */
+	state->done = true;
 	if (n->remove_extra_whitespaces)
 	{
 		if (n->escape_whitespaces)
@@ -325,4 +337,14 @@ cb_normalize(const cb_normalizer *n, const char *in_chars, size_t len,
 		}
 	}
 	return CB_OK;
+}
+
+cb_status
+cb_normalize(const cb_normalizer *n, const char *in, size_t len, cb_norm_buf *out, cb_error *err)
+{
+	cb_norm_state state;
+
+	memset(&state, 0, sizeof(state));
+	out->len = 0;
+	return cb_normalize_step(n, in, len, &state, out, SIZE_MAX, err);
 }

@@ -70,4 +70,26 @@ size_t		cb_charsmap_match(const cb_normalizer *n, const uint8_t *s, size_t len,
 cb_status	cb_normalize(const cb_normalizer *n, const char *in, size_t len,
 						 cb_norm_buf *out, cb_error *err);
 
+/*
+ * The same a part at a time, so that the output need not be held whole:
+ * start with a zeroed cb_norm_state; each call appends the normalized form
+ * of more of in[0..len) (always the whole text: a match may look ahead) to
+ * out, until out->len >= until or the input is exhausted (state->done).
+ * Then the trailing whitespace is removed from out, so the caller must
+ * still hold all of it there: it may take bytes off the front of out
+ * between calls, but never from a trailing run of "▁" (" " without
+ * escaping).  The concatenated output equals cb_normalize's.
+ */
+typedef struct cb_norm_state
+{
+	size_t		pos;			/* input consumed */
+	bool		started;		/* leading whitespace skipped, dummy prefix written */
+	bool		is_prev_space;
+	bool		done;
+} cb_norm_state;
+
+cb_status	cb_normalize_step(const cb_normalizer *n, const char *in, size_t len,
+							  cb_norm_state *state, cb_norm_buf *out, size_t until,
+							  cb_error *err);
+
 #endif							/* CB_NORMALIZER_H */

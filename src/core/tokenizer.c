@@ -612,7 +612,9 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 	{
 		const cb_bpe_piece *p = &pieces[i];
 
-		if (p->str_len == 0 || (size_t) p->str_off + p->str_len >= h->strings.len ||
+		/* BPE's spans (uint16) rely on the length limit */
+		if (p->str_len == 0 || p->str_len > CB_SP_MAX_PIECE_BYTES ||
+			(size_t) p->str_off + p->str_len >= h->strings.len ||
 			strings[p->str_off + p->str_len] != '\0' ||
 			p->type < CB_SP_NORMAL || p->type > CB_SP_UNUSED)
 			return bad_image(err, "bad piece entry");
@@ -680,32 +682,29 @@ typedef struct id_vec
 	size_t		cap;
 } id_vec;
 
-typedef struct segment
-{
-	size_t		off;
-	size_t		len;
-	int			added;			/* -1: text, else the added-token index */
-} segment;
-
 typedef struct piece_ref
 {
 	uint32_t	off;			/* into the token byte store */
 	uint32_t	len;
 } piece_ref;
 
+/* Normalized text handed to BPE at a time: first, then at most (doubling). */
+#define WINDOW_FIRST 4096
+#define WINDOW_MAX 65536
+
 struct cb_tok_workspace
 {
-	cb_norm_buf norm;
+	cb_norm_buf norm;			/* normalized text not yet encoded */
 	cb_bpe_work bpe;
 	id_vec		ids;
 	id_vec		ids_b;
-	segment    *segs;
-	size_t		segs_cap;
+	cb_norm_buf run;			/* a run of unknown pieces not yet ended */
 	/* tokenize(): the pieces' bytes and where each one is */
 	cb_norm_buf tok_bytes;
 	piece_ref  *refs;
 	size_t		n_refs;
 	size_t		refs_cap;
+	size_t		window_max;		/* 0: WINDOW_MAX */
 };
 
 cb_tok_workspace *
@@ -714,19 +713,56 @@ cb_tok_workspace_create(void)
 	return cb_calloc(1, sizeof(cb_tok_workspace));
 }
 
+static void
+free_scratch(cb_tok_workspace *ws)
+{
+	cb_norm_buf_free(&ws->norm);
+	cb_bpe_work_free_scratch(&ws->bpe);
+	cb_free(ws->ids.v);
+	cb_free(ws->ids_b.v);
+	memset(&ws->ids, 0, sizeof(ws->ids));
+	memset(&ws->ids_b, 0, sizeof(ws->ids_b));
+	cb_norm_buf_free(&ws->run);
+	cb_norm_buf_free(&ws->tok_bytes);
+	cb_free(ws->refs);
+	ws->refs = NULL;
+	ws->n_refs = 0;
+	ws->refs_cap = 0;
+}
+
 void
 cb_tok_workspace_destroy(cb_tok_workspace *ws)
 {
 	if (ws == NULL)
 		return;
-	cb_norm_buf_free(&ws->norm);
+	free_scratch(ws);
 	cb_bpe_work_free(&ws->bpe);
-	cb_free(ws->ids.v);
-	cb_free(ws->ids_b.v);
-	cb_free(ws->segs);
-	cb_norm_buf_free(&ws->tok_bytes);
-	cb_free(ws->refs);
 	cb_free(ws);
+}
+
+size_t
+cb_tok_workspace_scratch_bytes(const cb_tok_workspace *ws)
+{
+	if (ws == NULL)
+		return 0;
+	return ws->norm.cap + cb_bpe_work_scratch_bytes(&ws->bpe) +
+		(ws->ids.cap + ws->ids_b.cap) * sizeof(int32_t) + ws->run.cap +
+		ws->tok_bytes.cap + ws->refs_cap * sizeof(piece_ref);
+}
+
+bool
+cb_tok_workspace_trim(cb_tok_workspace *ws, size_t keep)
+{
+	if (ws == NULL || cb_tok_workspace_scratch_bytes(ws) <= keep)
+		return false;
+	free_scratch(ws);
+	return true;
+}
+
+void
+cb_tok_workspace_set_window(cb_tok_workspace *ws, size_t bytes)
+{
+	ws->window_max = bytes;
 }
 
 static cb_status
@@ -741,7 +777,8 @@ grow_array(void **ptr, size_t *cap, size_t need, size_t elem, cb_error *err)
 	new_cap = *cap < 32 ? 32 : *cap;
 	while (new_cap < need)
 	{
-		if (!cb_mul_size(new_cap, 2, &new_cap))
+		/* doubling, then 1.5x from 4 Mi elements: less slack on huge texts */
+		if (!cb_add_size(new_cap, new_cap < ((size_t) 4 << 20) ? new_cap : new_cap / 2, &new_cap))
 			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: array size overflow");
 	}
 	if (!cb_mul_size(new_cap, elem, &bytes))
@@ -801,70 +838,206 @@ id_of_string(const cb_tokenizer *tok, const char *s, size_t len)
 	return sp == 0 ? CB_TOK_ID_UNK : sp + CB_TOK_FAIRSEQ_OFFSET;
 }
 
-/* SentencePiece-encode one chunk (no added tokens inside) and append its ids. */
-static cb_status
-encode_chunk(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, size_t len,
-			 id_vec *out, bool want_strings, cb_error *err)
+/*
+ * Where the pieces of one text go.  A piece is final once the next one is
+ * known not to be unknown (a run of unknown pieces is one piece), so the
+ * count only grows by final pieces, and stopping at stop_at gives the same
+ * first pieces as encoding everything.
+ */
+typedef struct encode_ctx
+{
+	const cb_tokenizer *tok;
+	cb_tok_workspace *ws;
+	id_vec	   *out;			/* NULL: count only */
+	bool		want_strings;	/* tokenize(): the pieces' strings too */
+	size_t		count;			/* final pieces so far */
+	size_t		stop_at;		/* 0: never */
+	bool		stopped;
+	const char *norm;			/* the normalized text the BPE offsets refer to */
+	bool		run_open;		/* ws->run holds a run of unknown pieces */
+	bool		run_long;		/* ... longer than any piece: its bytes were dropped */
+} encode_ctx;
+
+static inline cb_status
+emit_piece(encode_ctx *c, int32_t id, const char *s, size_t len, cb_error *err)
 {
 	cb_status	st;
-	const cb_bpe_token *t;
-	size_t		n;
-	const char *norm;
 
-	if ((st = cb_normalize(&tok->normalizer, text, len, &ws->norm, err)) != CB_OK)
+	if (c->out != NULL)
+	{
+		if (c->out->n == c->out->cap && (st = ids_reserve(c->out, 1, err)) != CB_OK)
+			return st;
+		c->out->v[c->out->n++] = id;
+	}
+	if (c->want_strings && (st = add_piece_string(c->ws, s, len, err)) != CB_OK)
 		return st;
-	if ((st = cb_bpe_encode(&tok->vocab, &ws->bpe, ws->norm.data, ws->norm.len, err)) != CB_OK)
-		return st;
-	t = ws->bpe.tokens;
-	n = ws->bpe.n_tokens;
-	norm = ws->norm.data;
-	if ((st = ids_reserve(out, n, err)) != CB_OK)
-		return st;
+	if (++c->count == c->stop_at)
+		c->stopped = true;
+	return CB_OK;
+}
 
-	for (size_t i = 0; i < n;)
+/* A run of unknown pieces ends: it is one piece (PopulateSentencePieceText). */
+static cb_status
+end_run(encode_ctx *c, cb_error *err)
+{
+	cb_norm_buf *run = &c->ws->run;
+	int32_t		id;
+
+	if (!c->run_open)
+		return CB_OK;
+	c->run_open = false;
+	/* longer than CB_SP_MAX_PIECE_BYTES: neither a piece nor an added token */
+	if (c->run_long)
+		id = c->tok->vocab.unk_id == 0 ? CB_TOK_ID_UNK : c->tok->vocab.unk_id + CB_TOK_FAIRSEQ_OFFSET;
+	else
+		id = id_of_string(c->tok, run->data, run->len);
+	c->run_long = false;
+	return emit_piece(c, id, run->data, run->len, err);
+}
+
+/* cb_bpe_flush_fn: map SentencePiece pieces to CamemBERT ids. */
+static cb_status
+map_pieces(void *arg, const cb_bpe_token *t, size_t n, bool *stop, cb_error *err)
+{
+	encode_ctx *c = arg;
+	const cb_tokenizer *tok = c->tok;
+	const char *norm = c->norm;
+	cb_status	st;
+
+	for (size_t i = 0; i < n && !c->stopped; i++)
 	{
 		const cb_bpe_piece *p = &tok->vocab.pieces[t[i].id];
-		size_t		off = t[i].off;
-		size_t		end = (size_t) t[i].off + t[i].len;
 		int32_t		id;
 
 		if (p->type == CB_SP_UNKNOWN)
 		{
-			/* A run of unknown pieces is one piece (PopulateSentencePieceText). */
-			size_t		j = i + 1;
+			cb_norm_buf *run = &c->ws->run;
 
-			while (j < n && tok->vocab.pieces[t[j].id].type == CB_SP_UNKNOWN)
+			if (!c->run_open)
+				run->len = 0;
+			c->run_open = true;
+			if (c->run_long)
+				continue;
+			if (!c->want_strings && run->len + t[i].len > CB_SP_MAX_PIECE_BYTES)
 			{
-				end = (size_t) t[j].off + t[j].len;
-				j++;
+				c->run_long = true;
+				continue;
 			}
-			id = id_of_string(tok, norm + off, end - off);
-			i = j;
+			if ((st = cb_norm_buf_reserve(run, t[i].len, err)) != CB_OK)
+				return st;
+			memcpy(run->data + run->len, norm + t[i].off, t[i].len);
+			run->len += t[i].len;
+			continue;
 		}
-		else
+		if (c->run_open)
 		{
-			if (p->flags & CB_BPE_ADDED_TOKEN)
-				id = added_id(tok, added_exact(norm + off, end - off));
-			else
-				id = t[i].id == 0 ? CB_TOK_ID_UNK : t[i].id + CB_TOK_FAIRSEQ_OFFSET;
-			i++;
+			if ((st = end_run(c, err)) != CB_OK)
+				return st;
+			if (c->stopped)
+				break;
 		}
-		out->v[out->n++] = id;
-		if (want_strings && (st = add_piece_string(ws, norm + off, end - off, err)) != CB_OK)
+		if (p->flags & CB_BPE_ADDED_TOKEN)
+			id = added_id(tok, added_exact(norm + t[i].off, t[i].len));
+		else
+			id = t[i].id == 0 ? CB_TOK_ID_UNK : t[i].id + CB_TOK_FAIRSEQ_OFFSET;
+		if ((st = emit_piece(c, id, norm + t[i].off, t[i].len, err)) != CB_OK)
 			return st;
 	}
+	*stop = c->stopped;
+	cb_check_interrupts();
 	return CB_OK;
 }
 
-/* tokenize() + convert_tokens_to_ids() of one text, appended to out. */
+static inline bool
+is_space_symbol(const char *s)
+{
+	return memcmp(s, kSpaceSymbol, 3) == 0;
+}
+
+/*
+ * SentencePiece-encode one chunk (no added tokens inside) and append its
+ * pieces.  The text is normalized a window at a time; when no merge can
+ * cross a "▁" (split_words), the words before the last "▁" are encoded and
+ * dropped, so only about a window plus the longest word is ever held
+ * (a trailing run of "▁" waits: it goes if the text ends there).
+ */
+static cb_status
+encode_chunk(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, size_t len,
+			 encode_ctx *c, cb_error *err)
+{
+	const cb_normalizer *nz = &tok->normalizer;
+	cb_norm_buf *nb = &ws->norm;
+	cb_norm_state ns;
+	bool		split = tok->vocab.split_words;
+	bool		hold_run = nz->remove_extra_whitespaces && nz->escape_whitespaces;
+	size_t		window_max = ws->window_max ? ws->window_max : WINDOW_MAX;
+	size_t		window = window_max < WINDOW_FIRST ? window_max : WINDOW_FIRST;
+	size_t		last_ws = 0;	/* a "▁" at or after the start of nb (0: none known) */
+	size_t		run_start = 0;	/* where nb's trailing run of "▁" starts */
+	cb_status	st;
+
+	memset(&ns, 0, sizeof(ns));
+	nb->len = 0;
+	c->run_open = false;
+	c->run_long = false;
+	while (!ns.done)
+	{
+		size_t		before = nb->len;
+		size_t		cut;
+		bool		stopped;
+
+		st = cb_normalize_step(nz, text, len, &ns, nb, split ? nb->len + window : SIZE_MAX, err);
+		if (st != CB_OK)
+			return st;
+		if (ns.done)
+			cut = nb->len;
+		else
+		{
+			/* the last "▁" (a word's start) and the trailing run of them, from the new bytes */
+			size_t		p = nb->len;
+
+			while (p >= before + 3 && is_space_symbol(nb->data + p - 3))
+				p -= 3;
+			if (p != before)
+				run_start = p;
+			for (size_t q = nb->len; q >= before + 3 && q >= 3; q--)
+			{
+				if ((uint8_t) nb->data[q - 3] == 0xE2 && is_space_symbol(nb->data + q - 3))
+				{
+					last_ws = q - 3;
+					break;
+				}
+			}
+			cut = hold_run && run_start < nb->len ? run_start : last_ws;
+			if (window < window_max)
+				window = window * 2 < window_max ? window * 2 : window_max;
+			if (cut == 0)
+			{
+				cb_check_interrupts();	/* a round is at most a window */
+				continue;		/* one word so far: read on */
+			}
+		}
+		c->norm = nb->data;
+		st = cb_bpe_encode(&tok->vocab, &ws->bpe, nb->data, cut, map_pieces, c, &stopped, err);
+		if (st != CB_OK || stopped)
+			return st;
+		if (nb->len > cut)
+			memmove(nb->data, nb->data + cut, nb->len - cut);
+		nb->len -= cut;
+		last_ws = last_ws >= cut ? last_ws - cut : 0;
+		run_start = run_start >= cut ? run_start - cut : 0;
+	}
+	return end_run(c, err);
+}
+
+/* tokenize() + convert_tokens_to_ids() of one text, appended to the context's output. */
 static cb_status
 encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, size_t len,
-			id_vec *out, bool want_strings, cb_error *err)
+			encode_ctx *c, cb_error *err)
 {
 	cb_status	st;
-	size_t		n_segs = 0;
-	size_t		pos = 0,
-				start = 0;
+	size_t		start = 0;
+	size_t		since_check = 0;
 
 	if (text == NULL && len > 0)
 		return cb_set_error(err, CB_ERR_INVALID, "tokenizer: NULL text");
@@ -872,63 +1045,63 @@ encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, siz
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: text of %zu bytes is over the %zu-byte limit",
 							len, CB_TOK_MAX_TEXT_BYTES);
 
-	/* Split on the added tokens: leftmost, then longest. */
-	while (pos < len)
+	/* Split on the added tokens (leftmost, then longest), a chunk at a time. */
+	while (!c->stopped)
 	{
-		const char *lt = memchr(text + pos, '<', len - pos);
-		int			k;
+		size_t		pos = start;
+		size_t		chunk_len;
+		int			k = -1;
 
-		if (lt == NULL)
-			break;
-		pos = (size_t) (lt - text);
-		k = added_prefix(text + pos, len - pos);
-		if (k < 0)
+		while (pos < len)
 		{
+			const char *lt = memchr(text + pos, '<', len - pos);
+
+			if (lt == NULL)
+			{
+				pos = len;
+				break;
+			}
+			pos = (size_t) (lt - text);
+			k = added_prefix(text + pos, len - pos);
+			if (k >= 0)
+				break;
 			pos++;
-			continue;
+			if (++since_check >= 65536)
+			{
+				since_check = 0;
+				cb_check_interrupts();
+			}
 		}
-		if ((st = grow_array((void **) &ws->segs, &ws->segs_cap, n_segs + 2, sizeof(segment), err)) != CB_OK)
+		chunk_len = pos - start;
+		/* <mask> has lstrip=True: it eats the whitespace on its left. */
+		if (k == ADDED_MASK)
+			chunk_len = cb_py_rstrip_len(text + start, chunk_len);
+		if (chunk_len > 0 && (st = encode_chunk(tok, ws, text + start, chunk_len, c, err)) != CB_OK)
 			return st;
-		if (pos > start)
-			ws->segs[n_segs++] = (segment) {start, pos - start, -1};
-		ws->segs[n_segs++] = (segment) {pos, kAdded[k].len, k};
-		pos += kAdded[k].len;
-		start = pos;
-	}
-	if (start < len)
-	{
-		if ((st = grow_array((void **) &ws->segs, &ws->segs_cap, n_segs + 1, sizeof(segment), err)) != CB_OK)
+		if (k < 0 || c->stopped)
+			break;
+		if ((st = emit_piece(c, added_id(tok, k), kAdded[k].str, kAdded[k].len, err)) != CB_OK)
 			return st;
-		ws->segs[n_segs++] = (segment) {start, len - start, -1};
-	}
-
-	/* <mask> has lstrip=True: it eats the whitespace on its left. */
-	for (size_t i = 1; i < n_segs; i++)
-	{
-		if (ws->segs[i].added == ADDED_MASK && ws->segs[i - 1].added < 0)
-			ws->segs[i - 1].len = cb_py_rstrip_len(text + ws->segs[i - 1].off, ws->segs[i - 1].len);
-	}
-
-	for (size_t i = 0; i < n_segs; i++)
-	{
-		const segment *sg = &ws->segs[i];
-
-		if (sg->added >= 0)
+		start = pos + kAdded[k].len;
+		if (++since_check >= 65536)
 		{
-			if ((st = ids_reserve(out, 1, err)) != CB_OK)
-				return st;
-			out->v[out->n++] = added_id(tok, sg->added);
-			if (want_strings &&
-				(st = add_piece_string(ws, kAdded[sg->added].str, kAdded[sg->added].len, err)) != CB_OK)
-				return st;
-		}
-		else if (sg->len > 0)
-		{
-			if ((st = encode_chunk(tok, ws, text + sg->off, sg->len, out, want_strings, err)) != CB_OK)
-				return st;
+			since_check = 0;
+			cb_check_interrupts();
 		}
 	}
 	return CB_OK;
+}
+
+static void
+ctx_init(encode_ctx *c, const cb_tokenizer *tok, cb_tok_workspace *ws, id_vec *out,
+		 bool want_strings, size_t stop_at)
+{
+	memset(c, 0, sizeof(*c));
+	c->tok = tok;
+	c->ws = ws;
+	c->out = out;
+	c->want_strings = want_strings;
+	c->stop_at = stop_at;
 }
 
 /* Copy cls + a + sep [+ sep + b + sep] into a new cb_malloc'ed array. */
@@ -985,37 +1158,76 @@ cb_status
 cb_tokenizer_encode_ws(const cb_tokenizer *tok, cb_tok_workspace *ws,
 					   const char *text, size_t len,
 					   bool add_special_tokens, int32_t max_length,
-					   const int32_t **ids, size_t *n_ids, cb_error *err)
+					   const int32_t **ids, size_t *n_ids, bool *truncated, cb_error *err)
 {
 	cb_status	st;
-	size_t		la;
+	size_t		la,
+				keep;
+	size_t		limit = 0;
+	encode_ctx	c;
 
 	if (tok == NULL || ws == NULL || ids == NULL || n_ids == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_encode_ws: NULL argument");
+	if (truncated != NULL)
+		*truncated = false;
 	ws->ids.n = 0;
 	ws->n_refs = 0;
 	ws->tok_bytes.len = 0;
 	if ((st = ids_reserve(&ws->ids, 1, err)) != CB_OK)
 		return st;
 	ws->ids.n = 1;				/* room for <s> */
-	if ((st = encode_text(tok, ws, text, len, &ws->ids, false, err)) != CB_OK)
+	/* truncation keeps `limit` pieces: once limit + 1 are known, the rest cannot matter */
+	if (max_length > (add_special_tokens ? 2 : 0))
+		limit = (size_t) max_length - (add_special_tokens ? 2 : 0);
+	ctx_init(&c, tok, ws, &ws->ids, false, limit > 0 ? limit + 1 : 0);
+	if ((st = encode_text(tok, ws, text, len, &c, err)) != CB_OK)
 		return st;
-	la = truncated_length(ws->ids.n - 1, add_special_tokens, max_length);
+	la = ws->ids.n - 1;
+	keep = truncated_length(la, add_special_tokens, max_length);
+	if (truncated != NULL)
+		*truncated = keep < la;
 	if ((st = ids_reserve(&ws->ids, 1, err)) != CB_OK)
 		return st;
 	if (add_special_tokens)
 	{
 		ws->ids.v[0] = tok->cls_id;
-		ws->ids.v[la + 1] = tok->sep_id;
+		ws->ids.v[keep + 1] = tok->sep_id;
 		*ids = ws->ids.v;
-		*n_ids = la + 2;
+		*n_ids = keep + 2;
 	}
 	else
 	{
 		*ids = ws->ids.v + 1;
-		*n_ids = la;
+		*n_ids = keep;
 	}
 	return CB_OK;
+}
+
+cb_status
+cb_tokenizer_count(const cb_tokenizer *tok, cb_tok_workspace *ws,
+				   const char *text, size_t len, bool add_special_tokens,
+				   size_t *count, cb_error *err)
+{
+	cb_tok_workspace *own = NULL;
+	encode_ctx	c;
+	cb_status	st;
+
+	if (tok == NULL || count == NULL)
+		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_count: NULL argument");
+	*count = 0;
+	if (ws == NULL)
+	{
+		own = ws = cb_tok_workspace_create();
+		if (ws == NULL)
+			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
+		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+	}
+	ctx_init(&c, tok, ws, NULL, false, 0);
+	st = encode_text(tok, ws, text, len, &c, err);
+	if (st == CB_OK)
+		*count = c.count + (add_special_tokens ? 2 : 0);
+	cb_tok_workspace_destroy(own);
+	return st;
 }
 
 cb_status
@@ -1040,8 +1252,18 @@ cb_tokenizer_encode(const cb_tokenizer *tok, cb_tok_workspace *ws,
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
 		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
-	st = cb_tokenizer_encode_ws(tok, ws, text, len, add_special_tokens, max_length, &view, &n, err);
-	if (st == CB_OK)
+	st = cb_tokenizer_encode_ws(tok, ws, text, len, add_special_tokens, max_length, &view, &n, NULL, err);
+	if (st == CB_OK && own != NULL)
+	{
+		/* our own workspace: hand its ids over rather than copy them */
+		if (view != ws->ids.v && n > 0)
+			memmove(ws->ids.v, view, n * sizeof(int32_t));
+		*ids = ws->ids.v;
+		*n_ids = n;
+		ws->ids.v = NULL;
+		ws->ids.cap = 0;
+	}
+	else if (st == CB_OK)
 	{
 		int32_t    *out = cb_malloc(n ? n * sizeof(int32_t) : sizeof(int32_t));
 
@@ -1072,6 +1294,8 @@ cb_tokenizer_encode_pair(const cb_tokenizer *tok, cb_tok_workspace *ws,
 	size_t		la,
 				lb,
 				total;
+	encode_ctx	ca,
+				cb;
 
 	if (tok == NULL || ids == NULL || n_ids == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_encode_pair: NULL argument");
@@ -1092,8 +1316,10 @@ cb_tokenizer_encode_pair(const cb_tokenizer *tok, cb_tok_workspace *ws,
 	ws->ids_b.n = 0;
 	ws->n_refs = 0;
 	ws->tok_bytes.len = 0;
-	if ((st = encode_text(tok, ws, text_a, len_a, &ws->ids, false, err)) != CB_OK ||
-		(st = encode_text(tok, ws, text_b, len_b, &ws->ids_b, false, err)) != CB_OK)
+	ctx_init(&ca, tok, ws, &ws->ids, false, 0);
+	ctx_init(&cb, tok, ws, &ws->ids_b, false, 0);
+	if ((st = encode_text(tok, ws, text_a, len_a, &ca, err)) != CB_OK ||
+		(st = encode_text(tok, ws, text_b, len_b, &cb, err)) != CB_OK)
 		goto done;
 	la = ws->ids.n;
 	lb = ws->ids_b.n;
@@ -1148,6 +1374,7 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 {
 	cb_tok_workspace *own = NULL;
 	cb_status	st;
+	encode_ctx	c;
 
 	if (tok == NULL || tokens == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_tokenize: NULL argument");
@@ -1162,7 +1389,8 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 	ws->ids.n = 0;
 	ws->n_refs = 0;
 	ws->tok_bytes.len = 0;
-	st = encode_text(tok, ws, text, len, &ws->ids, true, err);
+	ctx_init(&c, tok, ws, NULL, true, 0);	/* the strings only */
+	st = encode_text(tok, ws, text, len, &c, err);
 	if (st == CB_OK)
 	{
 		size_t		n = ws->n_refs;
@@ -1300,6 +1528,8 @@ sp_decode_range(const cb_tokenizer *tok, const int32_t *ids, size_t begin, size_
 		size_t		len;
 		bool		has_bos_ws = false;
 
+		if ((i & 0xFFFF) == 0xFFFF)
+			cb_check_interrupts();
 		if (skip_special && cb_tokenizer_is_special_id(tok, id))
 			continue;
 		p = &tok->vocab.pieces[id - CB_TOK_FAIRSEQ_OFFSET];
@@ -1373,10 +1603,16 @@ clean_up_tokenization(char *s, size_t len)
 	for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++)
 	{
 		size_t		rd = 0,
-					wr = 0;
+					wr = 0,
+					next_check = 1 << 20;
 
 		while (rd < len)
 		{
+			if (rd >= next_check)
+			{
+				next_check = rd + (1 << 20);
+				cb_check_interrupts();
+			}
 			if (s[rd] == ' ' && rd + rules[r].from_len <= len &&
 				memcmp(s + rd, rules[r].from, rules[r].from_len) == 0)
 			{
@@ -1427,6 +1663,8 @@ cb_tokenizer_decode(const cb_tokenizer *tok, const int32_t *ids, size_t n_ids,
 		size_t		plen;
 		const char *piece;
 
+		if ((i & 0xFFFF) == 0xFFFF)
+			cb_check_interrupts();
 		if (skip_special_tokens && cb_tokenizer_is_special_id(tok, id))
 			continue;
 		if (!id_is_special_string(tok, id))

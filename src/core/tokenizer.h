@@ -44,9 +44,25 @@
  * (normalized text, BPE agenda, ids) and a bounded cache of the pieces of
  * recent words (about 400 KB, allocated on first use, emptied when full or
  * when used with another model); keep one per session to encode many texts
- * fast.  Every encoding function accepts NULL there and then uses a
- * temporary one (without the cache).  A workspace must not be shared by
- * two threads at once; a cb_tokenizer may be (it is read-only).
+ * fast, and cb_tok_workspace_trim it after a long text.  Every encoding
+ * function accepts NULL there and then uses a temporary one (without the
+ * cache).  A workspace must not be shared by two threads at once; a
+ * cb_tokenizer may be (it is read-only).
+ *
+ * Working memory does not grow with the text but with its longest word:
+ * a chunk is normalized a window at a time (4 KiB, then up to 64 KiB) and,
+ * when no merge can cross a "▁" (CamemBERT's models), every complete word
+ * is merged, turned into ids and dropped.  A word (a run without a space,
+ * after normalization) is merged whole: about 18 bytes per character of it
+ * (cb_bpe_work), plus its normalized bytes.  So with max_length (what
+ * inference uses) the peak is ~1 MiB for any ordinary text, and 10 to 16
+ * times the text for one long run of ASCII; characters that NFKC spreads
+ * over several without a space (1/4 -> "1⁄4", U+3316 -> 6 katakana) cost
+ * up to ~30 times.  Results add 4 bytes per id (tokenize(): the strings);
+ * count() keeps none.  Long loops call cb_check_interrupts() every 65536
+ * characters, pieces or merges at most.  (A model whose pieces hold "▁"
+ * after their first byte, or that has UNUSED pieces, is merged a chunk,
+ * i.e. a text between added tokens, at once.)
  */
 #ifndef CB_TOKENIZER_H
 #define CB_TOKENIZER_H
@@ -117,6 +133,18 @@ cb_status	cb_tokenizer_open(const void *image, size_t image_len,
 cb_tok_workspace *cb_tok_workspace_create(void);	/* NULL: out of memory */
 void		cb_tok_workspace_destroy(cb_tok_workspace *ws);
 
+/* Bytes of scratch the workspace holds (its word cache, ~400 KB, excluded). */
+size_t		cb_tok_workspace_scratch_bytes(const cb_tok_workspace *ws);
+
+/*
+ * When the scratch is over `keep` bytes, free it (the word cache stays);
+ * true if it did.  Ids returned by cb_tokenizer_encode_ws are then gone.
+ */
+bool		cb_tok_workspace_trim(cb_tok_workspace *ws, size_t keep);
+
+/* Tests: normalize at most about this many bytes at a time (0: the default, 64 KiB). */
+void		cb_tok_workspace_set_window(cb_tok_workspace *ws, size_t bytes);
+
 /* ---- encoding ----------------------------------------------------------- */
 
 /*
@@ -135,11 +163,23 @@ cb_status	cb_tokenizer_encode(const cb_tokenizer *tok, cb_tok_workspace *ws,
 /*
  * The same, but the ids stay in the workspace (valid until its next use):
  * no allocation once the workspace has grown.  ws must not be NULL.
+ * *truncated (if not NULL): pieces were dropped.
+ *
+ * Both stop reading the text once truncation is sure to happen and the
+ * pieces it keeps are known (max_length - 1 pieces with special tokens,
+ * max_length + 1 without): same ids as encoding everything and truncating,
+ * in time and memory that depend on max_length, not on the text.
  */
 cb_status	cb_tokenizer_encode_ws(const cb_tokenizer *tok, cb_tok_workspace *ws,
 								   const char *text, size_t len,
 								   bool add_special_tokens, int32_t max_length,
-								   const int32_t **ids, size_t *n_ids, cb_error *err);
+								   const int32_t **ids, size_t *n_ids, bool *truncated,
+								   cb_error *err);
+
+/* len(tokenizer(text, add_special_tokens=...)["input_ids"]), untruncated, without keeping the ids. */
+cb_status	cb_tokenizer_count(const cb_tokenizer *tok, cb_tok_workspace *ws,
+							   const char *text, size_t len, bool add_special_tokens,
+							   size_t *count, cb_error *err);
 
 /*
  * tokenizer(text_a, text_b, add_special_tokens=..., truncation=strategy,

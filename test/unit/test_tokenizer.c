@@ -9,6 +9,7 @@
 #include "tokenizer.h"
 #include "sp_model.h"
 #include "json.h"
+#include "utf8.h"
 #include "unit.h"
 
 #include <dirent.h>
@@ -24,6 +25,8 @@ static size_t g_image_len;
 static uint8_t *g_model;
 static size_t g_model_len;
 static cb_tok_workspace *g_ws;
+static cb_tok_workspace *g_ws_small[3];	/* windows of 1, 3 and 7 bytes */
+static const size_t kSmallWindows[3] = {1, 3, 7};
 
 /* ------------------------------------------------------------------------- */
 /* Helpers */
@@ -324,6 +327,11 @@ test_build_open(void)
 		exit(1);
 	g_ws = cb_tok_workspace_create();
 	CHECK(g_ws != NULL);
+	for (int i = 0; i < 3; i++)
+	{
+		g_ws_small[i] = cb_tok_workspace_create();
+		cb_tok_workspace_set_window(g_ws_small[i], kSmallWindows[i]);
+	}
 
 	/* meta.json */
 	CHECK_EQ_INT(g_tok.sp_vocab_size, 8000);
@@ -364,6 +372,56 @@ test_build_open(void)
 		cb_free(b);
 		cb_free(copy);
 	}
+}
+
+/*
+ * The text is normalized and encoded a window at a time (64 KiB by default):
+ * with windows of 1, 3 and 7 bytes every golden text is cut at every "▁"
+ * it can be, and must give the same ids, pieces and count.
+ */
+static void
+check_streamed(const char *text, size_t len, const cb_json_value *want_ids, const cb_json_value *want_tokens)
+{
+	long		n_want;
+	int32_t    *want = json_ids(want_ids, &n_want);
+
+	if (want == NULL)
+	{
+		UNIT_FAIL("golden key input_ids missing");
+		return;
+	}
+	for (int w = 0; w < 3; w++)
+	{
+		const int32_t *got;
+		size_t		n = 0;
+		size_t		count = 0;
+		cb_error	err;
+		cb_token_list *list = NULL;
+		char		what[64];
+
+		snprintf(what, sizeof(what), "input_ids, window %zu", kSmallWindows[w]);
+		CHECK_MSG(cb_tokenizer_encode_ws(&g_tok, g_ws_small[w], text, len, true, 0, &got, &n, NULL, &err) == CB_OK,
+				  "%s", err.message);
+		check_ids(what, got, n, want, (size_t) n_want);
+		CHECK_MSG(cb_tokenizer_count(&g_tok, g_ws_small[w], text, len, true, &count, &err) == CB_OK,
+				  "%s", err.message);
+		CHECK_EQ_INT(count, n_want);
+		CHECK_MSG(cb_tokenizer_tokenize(&g_tok, g_ws_small[w], text, len, &list, &err) == CB_OK,
+				  "%s", err.message);
+		if (list != NULL && want_tokens != NULL)
+		{
+			bool		same = list->count == want_tokens->count;
+
+			for (size_t i = 0; same && i < list->count; i++)
+				same = list->length[i] == want_tokens->items[i].string_len &&
+					memcmp(list->piece[i], want_tokens->items[i].string, list->length[i]) == 0;
+			CHECK_MSG(same, "tokens with window %zu", kSmallWindows[w]);
+			if (!same)
+				print_case();
+		}
+		cb_free(list);
+	}
+	free(want);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -442,6 +500,7 @@ tokenization_line(const cb_json_value *o, long line_no)
 
 	check_encode("input_ids", text, len, true, 0, cb_json_get(o, "input_ids"));
 	check_encode("ids_no_special", text, len, false, 0, cb_json_get(o, "ids_no_special"));
+	check_streamed(text, len, cb_json_get(o, "input_ids"), cb_json_get(o, "tokens"));
 
 	ids = json_ids(cb_json_get(o, "input_ids"), &n_ids);
 	ns = json_ids(cb_json_get(o, "ids_no_special"), &n_ns);
@@ -468,6 +527,178 @@ test_tokenization_jsonl(void)
 	CHECK_EQ_INT(g_tokenization_cases, 304);
 	printf("tokenization.jsonl: %ld cases, %d failed checks\n", g_tokenization_cases,
 		   unit_failed - failed_before);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Truncation stops reading the text once the pieces it keeps are known:
+ * the same ids as encoding everything and truncating as transformers does. */
+
+static const int32_t kMaxLengths[] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 16, 32, 64, 128, 512};
+
+/* transformers' truncate_sequences of one text: full ids (with <s> </s> when special) -> out */
+static size_t
+reference_truncation(const int32_t *full, size_t n_full, bool special, int32_t max_length,
+					 int32_t *out, bool *truncated)
+{
+	size_t		la = special ? n_full - 2 : n_full;
+	const int32_t *pieces = special ? full + 1 : full;
+	size_t		keep = la;
+	size_t		k = 0;
+
+	if (max_length > 0 && la + (special ? 2 : 0) > (size_t) max_length)
+	{
+		size_t		remove = la + (special ? 2 : 0) - (size_t) max_length;
+
+		if (la > remove)
+			keep = la - remove;
+	}
+	*truncated = keep < la;
+	if (special)
+		out[k++] = g_tok.cls_id;
+	memcpy(out + k, pieces, keep * sizeof(int32_t));
+	k += keep;
+	if (special)
+		out[k++] = g_tok.sep_id;
+	return k;
+}
+
+static long g_early_cases;
+
+/* Every max length, with and without special tokens, on the default and a 1-byte window. */
+static void
+check_early_stop(const char *text, size_t len, const int32_t *full_special, size_t n_special,
+				 const int32_t *full_plain, size_t n_plain)
+{
+	int32_t    *want = malloc((n_special + 2) * sizeof(int32_t));
+
+	for (size_t m = 0; m < sizeof(kMaxLengths) / sizeof(kMaxLengths[0]); m++)
+	{
+		for (int special = 0; special <= 1; special++)
+		{
+			bool		want_cut,
+						got_cut = false;
+			size_t		n_want = reference_truncation(special ? full_special : full_plain,
+													  special ? n_special : n_plain, special,
+													  kMaxLengths[m], want, &want_cut);
+
+			for (int w = 0; w < 2; w++)
+			{
+				cb_tok_workspace *ws = w == 0 ? g_ws : g_ws_small[0];
+				const int32_t *got = NULL;
+				size_t		n_got = 0;
+				cb_error	err;
+				char		what[96];
+
+				snprintf(what, sizeof(what), "max_length %d, %s, window %s", kMaxLengths[m],
+						 special ? "special tokens" : "no special tokens", w == 0 ? "default" : "1");
+				CHECK_MSG(cb_tokenizer_encode_ws(&g_tok, ws, text, len, special, kMaxLengths[m],
+												 &got, &n_got, &got_cut, &err) == CB_OK, "%s", err.message);
+				if (check_ids(what, got, n_got, want, n_want))
+					CHECK_MSG(got_cut == want_cut, "%s: truncated %d, want %d", what, got_cut, want_cut);
+			}
+			g_early_cases++;
+		}
+	}
+	free(want);
+}
+
+static void
+early_stop_line(const cb_json_value *o, long line_no)
+{
+	const cb_json_value *hex = json_str(o, "text_utf8_hex");
+	size_t		len;
+	char	   *text;
+	long		n_special,
+				n_plain;
+	int32_t    *special,
+			   *plain;
+
+	if (hex == NULL)
+	{
+		UNIT_FAIL("tokenization.jsonl line %ld: missing keys", line_no + 1);
+		return;
+	}
+	text = unhex(hex->string, hex->string_len, &len);
+	g_case_file = "tokenization.jsonl (truncation)";
+	g_case_index = (long) cb_json_get(o, "index")->integer;
+	g_case_text = text;
+	g_case_text_len = len;
+	/* the reference: transformers' own untruncated ids */
+	special = json_ids(cb_json_get(o, "input_ids"), &n_special);
+	plain = json_ids(cb_json_get(o, "ids_no_special"), &n_plain);
+	if (special && plain)
+		check_early_stop(text, len, special, (size_t) n_special, plain, (size_t) n_plain);
+	else
+		UNIT_FAIL("tokenization.jsonl #%ld: bad id arrays", g_case_index);
+
+	/* the text 40 times over, with and without a space between: longer than a window */
+	for (int sep = 0; sep <= 1; sep++)
+	{
+		size_t		rlen = 40 * (len + sep);
+		char	   *rep = malloc(rlen + 1);
+		int32_t    *fs = NULL,
+				   *fp = NULL;
+		size_t		nfs = 0,
+					nfp = 0;
+
+		for (int i = 0; i < 40; i++)
+		{
+			memcpy(rep + i * (len + sep), text, len);
+			if (sep)
+				rep[i * (len + sep) + len] = ' ';
+		}
+		g_case_text = rep;
+		g_case_text_len = rlen;
+		fs = encode(rep, rlen, true, 0, &nfs);
+		fp = encode(rep, rlen, false, 0, &nfp);
+		if (fs && fp)
+			check_early_stop(rep, rlen, fs, nfs, fp, nfp);
+		cb_free(fs);
+		cb_free(fp);
+		free(rep);
+	}
+	free(special);
+	free(plain);
+	free(text);
+}
+
+static void
+test_early_stop(void)
+{
+	int			failed_before = unit_failed;
+
+	for_each_jsonl(TOK_DIR "/tokenization.jsonl", early_stop_line);
+	printf("early stop: %ld cases (text, max length, special tokens), %d failed checks\n",
+		   g_early_cases, unit_failed - failed_before);
+}
+
+/* The workspace gives back what a long text made it grow to. */
+static void
+test_workspace_trim(void)
+{
+	cb_tok_workspace *ws = cb_tok_workspace_create();
+	size_t		len = 4 << 20;
+	char	   *text = malloc(len);
+	const int32_t *ids;
+	size_t		n,
+				before;
+	cb_error	err;
+
+	memset(text, 'a', len);		/* one 4 MB word */
+	CHECK(cb_tokenizer_encode_ws(&g_tok, ws, "Le chat", 7, true, 0, &ids, &n, NULL, &err) == CB_OK);
+	before = cb_tok_workspace_scratch_bytes(ws);
+	CHECK(before < 256 * 1024);
+	CHECK(!cb_tok_workspace_trim(ws, 1 << 20));
+	CHECK(cb_tokenizer_encode_ws(&g_tok, ws, text, len, true, 512, &ids, &n, NULL, &err) == CB_OK);
+	CHECK(n == 512);
+	CHECK(cb_tok_workspace_scratch_bytes(ws) > 10 * len);	/* a word is merged whole */
+	CHECK(cb_tok_workspace_trim(ws, 1 << 20));
+	CHECK_EQ_INT(cb_tok_workspace_scratch_bytes(ws), 0);
+	/* still works, same ids */
+	CHECK(cb_tokenizer_encode_ws(&g_tok, ws, "Le chat", 7, true, 0, &ids, &n, NULL, &err) == CB_OK);
+	CHECK(n == 5 && ids[1] == 280);
+	cb_tok_workspace_destroy(ws);
+	free(text);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1021,12 +1252,12 @@ test_handmade_models(void)
 
 		CHECK(cb_tokenizer_build(w->buf, w->len, &image, &image_len, &err) == CB_OK);
 		CHECK(cb_tokenizer_open(image, image_len, &tiny, &err) == CB_OK);
-		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, NULL, &err) == CB_OK);
 		CHECK(n == 2 && ids[0] == 21 && ids[1] == 88);	/* ▁a ▁b in the golden model */
 		/* tiny model: ▁a=3, b=4, a=5, ▁=6 -> "▁a" "▁" "b" = 7 10 8 */
-		CHECK(cb_tokenizer_encode_ws(&tiny, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode_ws(&tiny, g_ws, "a b", 3, false, 0, &ids, &n, NULL, &err) == CB_OK);
 		CHECK(n == 3 && ids[0] == 7 && ids[1] == 10 && ids[2] == 8);
-		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode_ws(&g_tok, g_ws, "a b", 3, false, 0, &ids, &n, NULL, &err) == CB_OK);
 		CHECK(n == 2 && ids[0] == 21 && ids[1] == 88);
 		cb_free(image);
 	}
@@ -1303,6 +1534,222 @@ test_invalid_pieces(void)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Models unlike the golden one: the same ids with a 1-byte window and with
+ * truncation stopping early.  The golden model re-serialized with every 5th
+ * NORMAL piece of 2+ characters made UNUSED (SentencePiece resegments them;
+ * its records of merges live for a whole call, so such a model encodes a
+ * chunk at once), or with two pieces that hold "▁" inside (merges may then
+ * cross a "▁": a chunk at once too); the fuzz corpus' user-defined and
+ * identity models (cut at every "▁" like the golden one). */
+
+typedef struct dynbuf
+{
+	uint8_t    *data;
+	size_t		len,
+				cap;
+} dynbuf;
+
+static void
+db_put(dynbuf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap)
+	{
+		b->cap = (b->len + n) * 2;
+		b->data = realloc(b->data, b->cap);
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+static void
+db_varint(dynbuf *b, uint64_t v)
+{
+	uint8_t		c;
+
+	while (v >= 0x80)
+	{
+		c = (uint8_t) (v | 0x80);
+		db_put(b, &c, 1);
+		v >>= 7;
+	}
+	c = (uint8_t) v;
+	db_put(b, &c, 1);
+}
+
+static void
+db_bytes(dynbuf *b, uint32_t field, const void *p, size_t n)
+{
+	db_varint(b, (uint64_t) field << 3 | 2);
+	db_varint(b, n);
+	db_put(b, p, n);
+}
+
+static void
+db_piece(dynbuf *b, const uint8_t *s, size_t n, float score, int type)
+{
+	dynbuf		p = {0};
+
+	db_bytes(&p, 1, s, n);
+	db_varint(&p, 2 << 3 | 5);
+	db_put(&p, &score, 4);		/* little-endian hosts only, as the image */
+	if (type != CB_SP_NORMAL)
+	{
+		db_varint(&p, 3 << 3);
+		db_varint(&p, (uint64_t) type);
+	}
+	db_bytes(b, 1, p.data, p.len);
+	free(p.data);
+}
+
+/* The golden model again, with piece types changed by `unused` and extra pieces at the end. */
+static uint8_t *
+golden_variant(bool unused, bool inner_space, size_t *len)
+{
+	cb_sp_model m;
+	cb_error	err;
+	dynbuf		b = {0},
+				t = {0},
+				n = {0};
+	uint8_t		one = 1;
+
+	CHECK(cb_sp_model_parse(g_model, g_model_len, &m, &err) == CB_OK);
+	for (size_t i = 0; i < m.n_pieces; i++)
+	{
+		const cb_sp_piece *p = &m.pieces[i];
+		int			type = p->type;
+
+		if (unused && type == CB_SP_NORMAL && i % 5 == 0 &&
+			cb_utf8_lead_len(p->piece.data[0]) < p->piece.len)
+			type = CB_SP_UNUSED;
+		db_piece(&b, p->piece.data, p->piece.len, p->score, type);
+	}
+	if (inner_space)
+	{
+		db_piece(&b, (const uint8_t *) "s\xE2\x96\x81l", 5, -1e4f, CB_SP_NORMAL);
+		db_piece(&b, (const uint8_t *) "e\xE2\x96\x81" "d", 5, -1.0f, CB_SP_NORMAL);
+	}
+	db_varint(&t, 3 << 3);
+	db_varint(&t, CB_SP_MODEL_BPE);
+	db_bytes(&b, 2, t.data, t.len);
+	db_bytes(&n, 2, m.precompiled_charsmap.data, m.precompiled_charsmap.len);
+	for (uint32_t f = 3; f <= 5; f++)
+	{
+		db_varint(&n, f << 3);
+		db_put(&n, &one, 1);
+	}
+	db_bytes(&b, 3, n.data, n.len);
+	cb_sp_model_free(&m);
+	free(t.data);
+	free(n.data);
+	*len = b.len;
+	return b.data;
+}
+
+static cb_tokenizer g_variant;
+
+static void
+variant_line(const cb_json_value *o, long line_no)
+{
+	const cb_json_value *hex = json_str(o, "text_utf8_hex");
+	size_t		len;
+	char	   *text;
+
+	if (hex == NULL)
+	{
+		UNIT_FAIL("tokenization.jsonl line %ld: missing keys", line_no + 1);
+		return;
+	}
+	text = unhex(hex->string, hex->string_len, &len);
+	for (int times = 1; times <= 30; times += 29)
+	{
+		size_t		rlen = times * (len + 1);
+		char	   *rep = malloc(rlen + 1);
+		int32_t    *full = NULL;
+		size_t		n_full = 0;
+		cb_error	err;
+
+		for (int i = 0; i < times; i++)
+		{
+			memcpy(rep + i * (len + 1), text, len);
+			rep[i * (len + 1) + len] = i % 2 ? ' ' : '\xE2';	/* a space, or a broken "▁" */
+		}
+		g_case_text = rep;
+		g_case_text_len = rlen;
+		CHECK(cb_tokenizer_encode(&g_variant, g_ws, rep, rlen, true, 0, &full, &n_full, &err) == CB_OK);
+		if (full != NULL)
+		{
+			int32_t    *want = malloc((n_full + 2) * sizeof(int32_t));
+
+			for (int w = 0; w < 3; w++)
+			{
+				const int32_t *got;
+				size_t		n;
+
+				CHECK(cb_tokenizer_encode_ws(&g_variant, g_ws_small[w], rep, rlen, true, 0, &got, &n,
+											 NULL, &err) == CB_OK);
+				check_ids("variant, small window", got, n, full, n_full);
+			}
+			for (int m = 3; m <= 48; m += 15)
+			{
+				const int32_t *got;
+				size_t		n,
+							n_want;
+				bool		cut,
+							want_cut;
+
+				n_want = reference_truncation(full, n_full, true, m, want, &want_cut);
+				CHECK(cb_tokenizer_encode_ws(&g_variant, g_ws_small[0], rep, rlen, true, m, &got, &n,
+											 &cut, &err) == CB_OK);
+				if (check_ids("variant, truncated", got, n, want, n_want))
+					CHECK(cut == want_cut);
+			}
+			free(want);
+		}
+		cb_free(full);
+		free(rep);
+	}
+	free(text);
+}
+
+static void
+test_other_models(void)
+{
+	const char *files[] = {"fuzz/corpus/sp_model/user_defined_bpe400.model",
+	"fuzz/corpus/sp_model/identity_bpe300.model"};
+
+	for (int v = 0; v < 4; v++)
+	{
+		uint8_t    *model;
+		size_t		model_len;
+		void	   *image = NULL;
+		size_t		image_len = 0;
+		cb_error	err;
+		int			failed_before = unit_failed;
+
+		if (v < 2)
+			model = golden_variant(v == 0, v == 1, &model_len);
+		else
+			model = read_file(files[v - 2], &model_len);
+		CHECK(model != NULL);
+		if (model == NULL)
+			continue;
+		CHECK_MSG(cb_tokenizer_build(model, model_len, &image, &image_len, &err) == CB_OK, "%s", err.message);
+		CHECK(cb_tokenizer_open(image, image_len, &g_variant, &err) == CB_OK);
+		if (v == 0)
+			CHECK(g_variant.vocab.has_unused && !g_variant.vocab.split_words);
+		else if (v == 1)
+			CHECK(!g_variant.vocab.has_unused && !g_variant.vocab.split_words);
+		else
+			CHECK(g_variant.vocab.split_words);
+		g_case_file = v == 0 ? "golden with UNUSED pieces" : v == 1 ? "golden with inner \"▁\"" : files[v - 2];
+		for_each_jsonl(TOK_DIR "/tokenization.jsonl", variant_line);
+		printf("%s: %d failed checks\n", g_case_file, unit_failed - failed_before);
+		cb_free(image);
+		free(model);
+	}
+}
+
+/* ------------------------------------------------------------------------- */
 /* Malformed UTF-8, NUL bytes, U+FFFD, "▁": transformers' golden data cannot
  * hold malformed UTF-8 (Python str), so these expected ids come from
  * SentencePiece 0.1.97 itself (Debian python3-sentencepiece,
@@ -1442,9 +1889,9 @@ test_api_edges(void)
 	{
 		const int32_t *view;
 
-		CHECK_EQ_INT(cb_tokenizer_encode_ws(&g_tok, g_ws, "Le chat", 7, true, 0, &view, &n, &err), CB_OK);
+		CHECK_EQ_INT(cb_tokenizer_encode_ws(&g_tok, g_ws, "Le chat", 7, true, 0, &view, &n, NULL, &err), CB_OK);
 		CHECK(n == 5 && view[0] == 5 && view[1] == 280 && view[4] == 6);
-		CHECK_EQ_INT(cb_tokenizer_encode_ws(&g_tok, NULL, "Le chat", 7, true, 0, &view, &n, &err), CB_ERR_INVALID);
+		CHECK_EQ_INT(cb_tokenizer_encode_ws(&g_tok, NULL, "Le chat", 7, true, 0, &view, &n, NULL, &err), CB_ERR_INVALID);
 	}
 }
 
@@ -1453,6 +1900,8 @@ main(void)
 {
 	RUN(test_build_open);
 	RUN(test_tokenization_jsonl);
+	RUN(test_early_stop);
+	RUN(test_workspace_trim);
 	RUN(test_pairs_jsonl);
 	RUN(test_truncation_jsonl);
 	RUN(test_batch_padding);
@@ -1462,10 +1911,13 @@ main(void)
 	RUN(test_corrupted_models);
 	RUN(test_handmade_models);
 	RUN(test_invalid_pieces);
+	RUN(test_other_models);
 	RUN(test_malformed_utf8);
 	RUN(test_image_validation);
 	RUN(test_api_edges);
 	cb_tok_workspace_destroy(g_ws);
+	for (int i = 0; i < 3; i++)
+		cb_tok_workspace_destroy(g_ws_small[i]);
 	cb_free(g_image);
 	free(g_model);
 	return unit_finish("test_tokenizer");
