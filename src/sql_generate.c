@@ -94,13 +94,15 @@ camembert_generate(PG_FUNCTION_ARGS)
 	opt.top_p = (float) top_p;
 	opt.seed = PG_ARGISNULL(6) ? random_seed() : (uint64) PG_GETARG_INT64(6);
 
-	utf8 = camembert_text_to_utf8(PG_GETARG_TEXT_PP(0), &len);
-	if (cb_tokenizer_encode(&model->tokenizer, NULL, utf8, len, false, 0, &pieces, &n_pieces, &err) != CB_OK)
-		camembert_report_core_error(&err, "could not tokenize", NULL);
 	/* <s> + pieces, truncated so that at least one new token fits */
 	max_prompt = camembert_max_input_tokens(model) - 1;
 	if (max_prompt < 1)			/* refused at load: cb_config_validate */
 		elog(ERROR, "model \"%s\" has no room for a prompt token and a new one", model->name);
+	utf8 = camembert_text_to_utf8(PG_GETARG_TEXT_PP(0), &len);
+	/* the first max_prompt - 1 pieces: the tokenizer stops reading there */
+	if (cb_tokenizer_encode(&model->tokenizer, NULL, utf8, len, false, Max(max_prompt - 1, 0),
+							&pieces, &n_pieces, &err) != CB_OK)
+		camembert_report_core_error(&err, "could not tokenize", NULL);
 	prompt_len = (int) Min((size_t) max_prompt, n_pieces + 1);
 	prompt = palloc(sizeof(int32_t) * (prompt_len + 1));
 	prompt[0] = model->tokenizer.cls_id;

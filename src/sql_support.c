@@ -257,7 +257,15 @@ camembert_int4_array_values(ArrayType *array, int *n, const char *what)
 	return (int32_t *) ARR_DATA_PTR(array);
 }
 
-/* A tokenizer workspace kept by the backend, in its own memory context. */
+/*
+ * A tokenizer workspace kept by the backend, in its own memory context: its
+ * word cache (~400 KB) makes the next texts faster.  Its scratch is given
+ * back after any call that made it grow over TOK_WS_KEEP, and the whole
+ * context is reset when a call fails (a cancel inside the tokenizer), so
+ * that nothing stays from one big text for the rest of the session.
+ */
+#define TOK_WS_KEEP ((Size) 1024 * 1024)
+
 static MemoryContext tok_ws_context = NULL;
 static cb_tok_workspace *tok_ws = NULL;
 
@@ -278,46 +286,80 @@ camembert_encode_text(CamembertModel *model, text *input, int *n_ids, bool *trun
 {
 	size_t		len;
 	char	   *utf8 = camembert_text_to_utf8(input, &len);
-	const int32_t *ids;
+	const int32_t *volatile ids = NULL;
 	int32_t    *copy;
-	size_t		n;
+	volatile size_t n = 0;
+	volatile bool cut = false;
 	cb_error	err;
-	MemoryContext old;
+	MemoryContext caller = CurrentMemoryContext;
 	int			max_tokens = camembert_max_input_tokens(model);
-	cb_status	st;
+	volatile cb_status st = CB_OK;
 
 	if (tok_ws_context == NULL)
 		tok_ws_context = AllocSetContextCreate(TopMemoryContext, "camembert tokenizer workspace",
 											   ALLOCSET_DEFAULT_SIZES);
 	/* the workspace's buffers must live in its own context */
-	old = MemoryContextSwitchTo(tok_ws_context);
+	MemoryContextSwitchTo(tok_ws_context);
 	if (tok_ws == NULL)
 	{
 		tok_ws = cb_tok_workspace_create();
 		if (tok_ws == NULL)
 			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
-	st = cb_tokenizer_encode_ws(&model->tokenizer, tok_ws, utf8, len, true, 0, &ids, &n, &err);
-	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		const int32_t *view;
+		size_t		count;
+		bool		dropped;
+
+		/*
+		 * truncation=True keeps <s> + the first max_tokens - 2 pieces + </s>;
+		 * the tokenizer stops reading once it knows them (a model too small
+		 * for that gets its pieces truncated by hand below).
+		 */
+		st = cb_tokenizer_encode_ws(&model->tokenizer, tok_ws, utf8, len, true,
+									max_tokens >= 3 ? max_tokens : 0, &view, &count, &dropped, &err);
+		ids = view;
+		n = count;
+		cut = dropped;
+	}
+	PG_CATCH();
+	{
+		/* a cancel or an out-of-memory inside the tokenizer: forget the workspace */
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(tok_ws_context);
+		tok_ws = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
 	if (st != CB_OK)
 		camembert_report_core_error(&err, "could not tokenize", NULL);
 	pfree(utf8);
 
-	*truncated = n > (size_t) max_tokens;
-	if (*truncated)
+	*truncated = cut || n > (size_t) max_tokens;
+	if (n > (size_t) max_tokens)
 	{
-		/* keep <s> + the first max_tokens - 2 pieces + </s>, as truncation=True does */
+		/* max_tokens < 3: keep <s> + the first max_tokens - 2 pieces + </s> all the same */
 		copy = palloc(sizeof(int32_t) * max_tokens);
-		memcpy(copy, ids, sizeof(int32_t) * (max_tokens - 1));
+		memcpy(copy, (const int32_t *) ids, sizeof(int32_t) * (max_tokens - 1));
 		copy[max_tokens - 1] = ids[n - 1];
 		n = max_tokens;
 	}
 	else
 	{
 		copy = palloc(sizeof(int32_t) * n);
-		memcpy(copy, ids, sizeof(int32_t) * n);
+		memcpy(copy, (const int32_t *) ids, sizeof(int32_t) * n);
 	}
 	*n_ids = (int) n;
+
+	/* give back what a long text made the workspace grow to */
+	if (cb_tok_workspace_trim(tok_ws, TOK_WS_KEEP) &&
+		MemoryContextMemAllocated(tok_ws_context, true) > 4 * TOK_WS_KEEP)
+	{
+		MemoryContextReset(tok_ws_context);
+		tok_ws = NULL;
+	}
 	return copy;
 }
 

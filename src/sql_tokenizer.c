@@ -55,11 +55,21 @@ Datum
 camembert_token_count(PG_FUNCTION_ARGS)
 {
 	CamembertModel *model;
+	text	   *input;
+	size_t		len;
+	char	   *utf8;
 	size_t		n;
+	cb_error	err;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	(void) encode_argument(fcinfo, &model, &n);
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_TOKENIZE);
+	input = PG_GETARG_TEXT_PP(0);
+	utf8 = camembert_text_to_utf8(input, &len);
+	/* counted as they come: the ids are not kept */
+	if (cb_tokenizer_count(&model->tokenizer, NULL, utf8, len, true, &n, &err) != CB_OK)
+		camembert_report_core_error(&err, "could not tokenize", NULL);
+	pfree(utf8);
 	PG_RETURN_INT32((int32) n);
 }
 
