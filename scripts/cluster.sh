@@ -58,21 +58,33 @@ free_port() {
 	echo "no free port in 54330-54999" >&2; return 1
 }
 
+unreachable() {
+	echo "cluster.sh: user postgres cannot reach $DIR; leave CAMEMBERT_CLUSTER_DIR unset" \
+		"(the default is outside the clone) or choose a folder it can reach" >&2
+	exit 1
+}
+
 init() {
 	[ -f "$DATA/PG_VERSION" ] && return 0
 	[ -z "$SCRATCH" ] || camembert_scratch --create >/dev/null
-	mkdir -p "$DIR"
 	if [ "$(id -u)" = 0 ]; then
-		chown postgres: "$DIR"
-		if ! "${RUNAS[@]}" test -w "$DIR" -a -x "$DIR"; then
-			echo "cluster.sh: user postgres cannot reach $DIR; leave CAMEMBERT_CLUSTER_DIR unset" \
-				"(the default is outside the clone) or choose a folder it can reach" >&2
-			exit 1
+		# postgres must reach the folder: check before creating or handing over anything
+		local up=$DIR
+		until [ -e "$up" ]; do up=$(dirname "$up"); done
+		"${RUNAS[@]}" test -x "$up" || unreachable
+		if [ "$up" != "$DIR" ]; then
+			mkdir -p "$DIR"
+			chown postgres: "$DIR"
+		elif ! "${RUNAS[@]}" test -w "$DIR"; then
+			[ -z "$(ls -A "$DIR")" ] || unreachable   # only an empty folder is handed over
+			chown postgres: "$DIR"
 		fi
 		if [ -n "$SCRATCH" ] && [ -f "$ROOT/.cluster/data/postmaster.pid" ]; then
 			echo "cluster.sh: note: a scratch cluster of an older version may still run in $ROOT/.cluster;" \
 				"stop it with CAMEMBERT_CLUSTER_DIR=$ROOT/.cluster $0 stop" >&2
 		fi
+	else
+		mkdir -p "$DIR"
 	fi
 	free_port > "$DIR/port"
 	"${RUNAS[@]}" "$BINDIR/initdb" -D "$DATA" -U "$DBUSER" --auth=trust --encoding=UTF8 \
