@@ -15,7 +15,8 @@
 # scratch directory, /var/tmp/camembert-<hash of the clone's path>, owned by postgres, mode 0700
 # (scripts/scratch.sh).  As another user it is in the clone's ignored .cluster/ folder.
 # Data in <folder>/data, the unix socket in <folder> itself, TCP on 127.0.0.1 only at a free
-# port chosen at initdb time (kept in <folder>/port).  shared_preload_libraries = 'camembert'.
+# port chosen at initdb time, or at start if that one has been taken since (kept in
+# <folder>/port).  shared_preload_libraries = 'camembert'.
 # PG_CONFIG selects the PostgreSQL installation (default: pg_config on PATH);
 # CAMEMBERT_CLUSTER_DIR another folder for the cluster (scripts/test.sh uses test-cluster/ of the
 # scratch directory, so that tests never disturb the demo's or a benchmark's cluster).
@@ -111,6 +112,12 @@ running() { "${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 start() {
 	init
 	running && return 0
+	# the port chosen at initdb may have been taken while the cluster was stopped
+	# (by another clone's cluster, say): take another; the last port line wins
+	if (exec 3<>"/dev/tcp/127.0.0.1/$(port)") 2>/dev/null; then
+		free_port > "$DIR/port"
+		echo "port = $(port)   # the previous one was taken (scripts/cluster.sh start)" >> "$DATA/postgresql.conf"
+	fi
 	"${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null || {
 		echo "cluster.sh: server did not start; last lines of $DIR/server.log:" >&2
 		tail -20 "$DIR/server.log" >&2; exit 1; }
