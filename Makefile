@@ -1,7 +1,8 @@
 # camembert — PGXS build.
 #
 #   make                 build the extension (camembert.so)
-#   make install         install it into the PostgreSQL found by PG_CONFIG
+#   make install         install it into the PostgreSQL found by PG_CONFIG, with the bundled
+#                        models (models/*/) in $(pg_config --sharedir)/camembert/models/
 #   make unit            build and run the C unit tests of the pure core (ASan+UBSan)
 #   make installcheck    run the pg_regress tests against a running server
 #                        (scripts/cluster.sh sets PGHOST/PGPORT for the scratch cluster)
@@ -35,6 +36,27 @@ EXTRA_CLEAN = build
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The bundled models (every models/<name>/ with a config.json) are installed with the
+# extension, where the server can always read them whoever owns the clone:
+# $(pg_config --sharedir)/camembert/models/<name>/.  DATA cannot hold folders, hence this rule.
+MODELS := $(patsubst models/%/config.json,%,$(wildcard models/*/config.json))
+modelsdir = $(datadir)/camembert/models
+
+install: install-models
+uninstall: uninstall-models
+
+.PHONY: install-models uninstall-models
+install-models:
+	@set -e; for m in $(MODELS); do \
+		$(MKDIR_P) '$(DESTDIR)$(modelsdir)'/$$m; \
+		chmod 755 '$(DESTDIR)$(datadir)/camembert' '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(modelsdir)'/$$m; \
+		$(INSTALL_DATA) models/$$m/* '$(DESTDIR)$(modelsdir)'/$$m/; \
+	done
+
+uninstall-models:
+	rm -rf $(addprefix '$(DESTDIR)$(modelsdir)'/,$(MODELS))
+	rmdir '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(datadir)/camembert' 2>/dev/null || true
 
 # PostgreSQL's own headers (array.h macros) trip -Wsign-compare: relax it for the
 # PostgreSQL layer only; the core keeps every warning.

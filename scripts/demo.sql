@@ -5,7 +5,8 @@
 \pset footer off
 CREATE EXTENSION IF NOT EXISTS camembert;
 
--- load once per server (idempotent: the same name from the same path is a no-op)
+-- load once per server (idempotent: the same name from the same path is a no-op), from where
+-- make install put the bundled models: :models = $(pg_config --sharedir)/camembert/models
 SELECT camembert_load('fr-mlm', :'models' || '/fr-mlm');
 SELECT camembert_load('langid', :'models' || '/langid');
 SELECT camembert_load('fr-clm', :'models' || '/fr-clm');

@@ -45,4 +45,5 @@ if [ "$(id -u)" = 0 ]; then
 else
 	sudo make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG"
 fi
-echo "setup.sh: camembert built and installed into $("$PG_CONFIG" --pkglibdir)"
+echo "setup.sh: camembert built and installed into $("$PG_CONFIG" --pkglibdir)," \
+	"its bundled models into $("$PG_CONFIG" --sharedir)/camembert/models"

@@ -7,16 +7,25 @@
 #   1. the C unit tests of the pure core (ASan + UBSan),          make unit
 #   2. the pg_regress tests against the scratch cluster,           make installcheck
 #   3. the TAP tests (t/*.pl, PostgreSQL::Test::Cluster), if any,  prove
-#   4. each libFuzzer target for FUZZ_SECONDS (default 10) on its seed corpus
+#   4. the quick start from a private copy of the clone (as root), test/quickstart.sh
+#   5. each libFuzzer target for FUZZ_SECONDS (default 10) on its seed corpus
+#   6. that no server it started is left running
 # and ends with one line: "N passed, N failed".
+#
+# As root the servers run as the 'postgres' system user, which must not need to read the
+# clone (it may be private, e.g. in /root): the tests' scratch cluster, their TAP nodes and a
+# copy of the files the server and the TAP scripts read (the clone without build outputs:
+# CAMEMBERT_ROOT and pg_regress's PG_ABS_SRCDIR point at it) live in the clone's scratch
+# directory, /var/tmp/camembert-<hash>/ (owned by postgres, mode 0700; scripts/scratch.sh):
+# test-cluster/, tap/, test-tree/.  They are kept for inspection until the next run; every
+# server started is stopped, also on failure.  As another user: build/test-cluster, build/tap
+# and the clone itself, as before.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/${PGMAJOR:-15}/bin/pg_config}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 LOG=$ROOT/build/test-logs
-# the tests' own scratch cluster, apart from the demo's (.cluster)
-export CAMEMBERT_CLUSTER_DIR=$ROOT/build/test-cluster
 mkdir -p "$LOG"
 
 passed=0
@@ -24,6 +33,41 @@ failed=0
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
 scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+SCRATCH=$(scripts/scratch.sh) || { echo "0 passed, 1 failed"; exit 1; }
+# the tests' own scratch cluster, apart from the demo's
+export CAMEMBERT_CLUSTER_DIR=$SCRATCH/test-cluster
+TAPDIR=$SCRATCH/tap
+if [ "$(id -u)" = 0 ]; then
+	RUNAS=(runuser -u postgres --)
+	# what the server and the TAP scripts read, copied where postgres can read it; the
+	# copy is written by postgres from what root reads
+	TREE=$SCRATCH/test-tree
+	rm -rf "$TREE" && mkdir -m 0700 "$TREE" && chown postgres: "$TREE" &&
+		tar -C "$ROOT" -cf - --exclude-vcs --exclude=./build --exclude=./.cluster \
+			--exclude=./results --exclude=./tmp_check --exclude=./log --exclude='./regression.*' \
+			--exclude='*.o' --exclude='*.bc' --exclude='*.so' . |
+		env -C / "${RUNAS[@]}" tar -C "$TREE" -xf - ||
+		{ echo "could not copy the test files to $TREE"; echo "0 passed, 1 failed"; exit 1; }
+else
+	RUNAS=()
+	TREE=$ROOT
+fi
+
+# every server this run starts is stopped when it ends, however it ends
+stop_servers() {
+	scripts/cluster.sh stop >/dev/null 2>&1
+	local pid
+	# TAP nodes stop themselves, unless prove was killed
+	for pid in "$TAPDIR"/tmp_check/*/pgdata/postmaster.pid; do
+		[ -f "$pid" ] && env -C / "${RUNAS[@]}" "$("$PG_CONFIG" --bindir)/pg_ctl" \
+			-D "$(dirname "$pid")" -m immediate stop >/dev/null 2>&1
+	done
+	return 0
+}
+trap stop_servers EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # 1. unit tests: each program prints "<name>: N passed, N failed"
 echo "== unit tests"
@@ -44,7 +88,8 @@ echo "== pg_regress"
 # a restart empties the server-wide model registry: tests start from a clean state
 scripts/cluster.sh restart || { add 0 1; echo "$passed passed, $failed failed"; exit 1; }
 eval "$(scripts/cluster.sh env)"
-make -s installcheck PG_CONFIG="$PG_CONFIG" >"$LOG/regress.log" 2>&1
+make -s -C "$TREE" installcheck PG_CONFIG="$PG_CONFIG" >"$LOG/regress.log" 2>&1
+scripts/cluster.sh stop   # only pg_regress uses it
 grep -E '^(test |ok |not ok |     )' "$LOG/regress.log" | sed 's/^/  /'
 summary=$(grep -E 'tests? passed|tests? failed' "$LOG/regress.log" | head -1)
 echo "  $summary"
@@ -52,22 +97,21 @@ if [[ $summary =~ All\ ([0-9]+)\ tests\ passed ]]; then
 	add "${BASH_REMATCH[1]}" 0
 elif [[ $summary =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
 	add $((BASH_REMATCH[2] - BASH_REMATCH[1])) "${BASH_REMATCH[1]}"
-	[ -f regression.diffs ] && head -80 regression.diffs
+	[ -f "$TREE/regression.diffs" ] && head -80 "$TREE/regression.diffs"
 else
 	tail -20 "$LOG/regress.log"; add 0 1
 fi
 
 # 3. TAP tests (PostgreSQL::Test::Cluster).  initdb refuses root: as root they run
-#    as the postgres system user, with their scratch files in build/tap.
+#    as the postgres system user, from the copy, with their scratch files in tap/.
 if compgen -G "t/*.pl" >/dev/null; then
 	echo "== TAP"
 	PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/../..
-	rm -rf build/tap && mkdir -p build/tap
-	RUNAS=()
-	if [ "$(id -u)" = 0 ]; then chown postgres: build/tap; RUNAS=(runuser -u postgres --); fi
-	"${RUNAS[@]}" env PERL5LIB="$PGXS_DIR/src/test/perl" TESTDIR="$ROOT/build/tap" CAMEMBERT_ROOT="$ROOT" \
-		PATH="$("$PG_CONFIG" --bindir):$PATH" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-		prove -v t/*.pl >"$LOG/tap.log" 2>&1
+	rm -rf "$TAPDIR" && mkdir -p "$TAPDIR"
+	[ "$(id -u)" = 0 ] && chown postgres: "$TAPDIR"
+	(cd "$TREE" && "${RUNAS[@]}" env PERL5LIB="$PGXS_DIR/src/test/perl" TESTDIR="$TAPDIR" \
+		CAMEMBERT_ROOT="$TREE" PATH="$("$PG_CONFIG" --bindir):$PATH" \
+		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" prove -v t/*.pl) >"$LOG/tap.log" 2>&1
 	awk '/^t\/.*\.pl/ {f = $1} /^ok [0-9]/ {p[f]++} /^not ok [0-9]/ {n[f]++}
 		END {for (k in p) printf "  %s: %d passed, %d failed\n", k, p[k], n[k] + 0}' "$LOG/tap.log" | sort
 	read -r p f < <(grep -E '^(ok|not ok) [0-9]+' "$LOG/tap.log" |
@@ -79,7 +123,21 @@ if compgen -G "t/*.pl" >/dev/null; then
 	add "$p" "$f"
 fi
 
-# 4. fuzzers, bounded
+# 4. the quick start from a private clone (as root; skipped otherwise)
+echo "== quick start from a private clone"
+bash test/quickstart.sh >"$LOG/quickstart.log" 2>&1
+qs_rc=$?
+grep -E '^  (ok|FAILED|skipped)' "$LOG/quickstart.log"
+read -r p f < <(grep -E '^quickstart: [0-9]+ passed, [0-9]+ failed' "$LOG/quickstart.log" |
+	awk '{print $2 + 0, $4 + 0}')
+p=${p:-0} f=${f:-0}
+if [ "$qs_rc" != 0 ]; then
+	[ "$f" = 0 ] && f=1
+	tail -30 "$LOG/quickstart.log"
+fi
+add "$p" "$f"
+
+# 5. fuzzers, bounded
 if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	echo "== fuzz (${FUZZ_SECONDS}s each)"
 	for src in fuzz/fuzz_*.c; do
@@ -93,6 +151,18 @@ if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 			echo "  fuzz $t FAILED"; tail -30 "$LOG/fuzz-$t.log" "$LOG/fuzz-build-$t.log" 2>/dev/null; add 0 1
 		fi
 	done
+fi
+
+# 6. no server left running: the test cluster and the TAP nodes
+echo "== servers stopped"
+stop_servers
+left=$(ps -eo pid=,args= |
+	P1="$CAMEMBERT_CLUSTER_DIR/" P2="$TAPDIR/" awk 'index($0, ENVIRON["P1"]) || index($0, ENVIRON["P2"])')
+if [ -z "$left" ] && ! compgen -G "$CAMEMBERT_CLUSTER_DIR/data/postmaster.pid" >/dev/null &&
+	! compgen -G "$TAPDIR/tmp_check/*/pgdata/postmaster.pid" >/dev/null; then
+	echo "  ok - no server of this run is left running"; add 1 0
+else
+	echo "  FAILED - servers left running:"; echo "$left"; add 0 1
 fi
 
 echo "$passed passed, $failed failed"
