@@ -14,9 +14,11 @@
 # root), which must not need to read the clone: the cluster is in cluster/ of the clone's
 # scratch directory, /var/tmp/camembert-<hash of the clone's path>, owned by postgres, mode 0700
 # (scripts/scratch.sh).  As another user it is in the clone's ignored .cluster/ folder.
-# Data in <folder>/data, the unix socket in <folder> itself, TCP on 127.0.0.1 only at a free
-# port chosen at initdb time, or at start if that one has been taken since (kept in
-# <folder>/port).  shared_preload_libraries = 'camembert'.
+# Data in <folder>/data, the unix socket in <folder> itself, no TCP: the server trusts whoever
+# connects, so only its own operating-system user (and root) may reach the socket (mode 0700,
+# in a folder of the cluster's).  The port, which names the socket, is chosen free at initdb
+# time, or at start if that one has been taken since (kept in <folder>/port).
+# shared_preload_libraries = 'camembert'.
 # PG_CONFIG selects the PostgreSQL installation (default: pg_config on PATH);
 # CAMEMBERT_CLUSTER_DIR another folder for the cluster (scripts/test.sh uses test-cluster/ of the
 # scratch directory, so that tests never disturb the demo's or a benchmark's cluster).
@@ -93,7 +95,8 @@ init() {
 	cat >> "$DATA/postgresql.conf" <<CONF
 
 # scratch cluster written by scripts/cluster.sh
-listen_addresses = '127.0.0.1'
+listen_addresses = ''
+unix_socket_permissions = 0700
 port = $(port)
 unix_socket_directories = '$DIR'
 shared_preload_libraries = 'camembert'
@@ -112,6 +115,11 @@ running() { "${RUNAS[@]}" "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 start() {
 	init
 	running && return 0
+	# a cluster made by an older cluster.sh listened on 127.0.0.1 with trust: any local user
+	# could connect as the superuser
+	if ! grep -q "^unix_socket_permissions = 0700" "$DATA/postgresql.conf"; then
+		printf "listen_addresses = ''\nunix_socket_permissions = 0700\n" >> "$DATA/postgresql.conf"
+	fi
 	# the port chosen at initdb may have been taken while the cluster was stopped
 	# (by another clone's cluster, say): take another; the last port line wins
 	if (exec 3<>"/dev/tcp/127.0.0.1/$(port)") 2>/dev/null; then

@@ -83,6 +83,17 @@ check "the scratch cluster lives outside the clone, in a folder of postgres's, m
 check "the clone was not opened up (its parent is still mode 0700)" \
 	test "$(stat -c %U:%a "$PARENT")" = root:700
 
+# the cluster trusts whoever connects: only its own user may reach it (no TCP, a 0700 socket)
+listening=$(cd "$CLONE" && scripts/cluster.sh psql -Atc \
+	"SELECT current_setting('listen_addresses') || '|' || current_setting('unix_socket_permissions')" 2>&1)
+check "the scratch cluster listens on no TCP address and its socket is 0700 ($listening)" \
+	test "$listening" = "|0700"
+PSQL=$("$PG_CONFIG" --bindir)/psql
+PORT=$(cat "$DIR/port" 2>/dev/null)
+check "another local user cannot connect, by TCP or by the socket" \
+	bash -c "! runuser -u nobody -- '$PSQL' -h 127.0.0.1 -p '$PORT' -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1 &&
+		! runuser -u nobody -- '$PSQL' -h '$DIR' -p '$PORT' -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1"
+
 (cd "$CLONE" && scripts/cluster.sh stop) >/dev/null 2>&1
 left=$(ps -eo pid=,args= | P="$DIR/" awk 'index($0, ENVIRON["P"])')
 [ -z "$left" ] || echo "$left"
