@@ -100,8 +100,24 @@ build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 
 # test_kernels runs once per matrix-product code path and thread count;
 # test_forward again on the cblas_sgemm path (the one a CPU without AVX2 takes).
+# Every header compiles on its own and included twice (its include guard covers all of
+# it): the core's with the unit flags, the PostgreSQL layer's with the server's.
+.PHONY: headers
+headers:
+	@p=0; f=0; \
+	for h in $(wildcard src/core/*.h); do \
+		if printf '#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
+			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/core -fsyntax-only -x c -; \
+		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
+	for h in $(wildcard src/*.h); do \
+		if printf '#include "postgres.h"\n#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
+			$(CC) $(CPPFLAGS) -Isrc -Isrc/core -I$(includedir_server) -std=gnu11 -Wall -Werror -fsyntax-only -x c -; \
+		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
+	echo "headers: $$p passed, $$f failed"; [ $$f = 0 ]
+
 unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
+	$(MAKE) -s headers || status=1; \
 	for t in $(filter-out build/unit/test_kernels,$(UNIT_TESTS)); do $$t || status=1; done; \
 	for k in avx512 avx2 blas; do for n in 1 2; do \
 		CAMEMBERT_KERNELS=$$k OPENBLAS_NUM_THREADS=$$n build/unit/test_kernels || status=1; done; done; \
