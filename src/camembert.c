@@ -65,6 +65,13 @@ core_alloc(size_t size)
 static void *
 core_realloc(void *ptr, size_t size)
 {
+#if PG_VERSION_NUM >= 160000
+	if (size == 0)
+		size = 1;
+	if (!AllocHugeSizeIsValid(size))
+		return NULL;
+	return repalloc_extended(ptr, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+#else
 	MemoryContext context = GetMemoryChunkContext(ptr);
 	void	   *ret;
 
@@ -78,6 +85,7 @@ core_realloc(void *ptr, size_t size)
 		return NULL;
 	VALGRIND_MEMPOOL_CHANGE(context, ptr, ret, size);
 	return ret;
+#endif
 }
 
 static void
