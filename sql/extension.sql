@@ -2,6 +2,17 @@
 SELECT extname, extversion FROM pg_extension WHERE extname = 'camembert';
 SELECT camembert_version();
 
+-- what the extension is made of (sql/update.sql lists the same after ALTER
+-- EXTENSION camembert UPDATE from 0.1: the two must agree)
+SELECT pg_describe_object(classid, objid, 0) AS object
+  FROM pg_depend WHERE refclassid = 'pg_extension'::regclass
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'camembert')
+ ORDER BY 1;
+SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
+ WHERE attrelid = 'camembert_registered_models'::regclass AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+SELECT proname, proconfig FROM pg_proc WHERE proconfig IS NOT NULL AND proname LIKE 'camembert%' ORDER BY 1;
+
 -- GUCs and their defaults
 -- (camembert.max_threads defaults to the number of cores)
 SELECT name, CASE WHEN name = 'camembert.max_threads' THEN 'cores' ELSE setting END AS setting, context
