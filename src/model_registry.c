@@ -45,6 +45,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -283,9 +284,9 @@ abandon_load(int code, Datum arg)
 	ConditionVariableBroadcast(&slot->cv);
 }
 
-/* The architecture of the model in a segment (read from the image). */
-static cb_architecture
-segment_architecture(dsm_segment *seg)
+/* The architecture and stored dtype of the model in a segment (read from the image). */
+static void
+segment_config(dsm_segment *seg, cb_architecture *arch, cb_dtype *dtype)
 {
 	const char *base = dsm_segment_address(seg);
 	const SegmentHeader *hdr = (const SegmentHeader *) base;
@@ -294,14 +295,13 @@ segment_architecture(dsm_segment *seg)
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 	cb_model	model;
 	cb_error	err;
-	cb_architecture arch;
 
 	if (cb_model_view(base + hdr->model_offset, hdr->model_length, &model, &err) != CB_OK)
 		camembert_report_core_error(&err, NULL, NULL);
-	arch = model.config.architecture;
+	*arch = model.config.architecture;
+	*dtype = model.config.stored_dtype;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
-	return arch;
 }
 
 static void
@@ -311,8 +311,15 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 	PG_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	{
 		Size		size = 0;
-		dsm_segment *seg = camembert_build_segment(path, &size);
-		cb_architecture arch = segment_architecture(seg);
+		instr_time	start;
+		instr_time	elapsed;
+		dsm_segment *seg;
+		cb_architecture arch;
+		cb_dtype	dtype;
+
+		INSTR_TIME_SET_CURRENT(start);
+		seg = camembert_build_segment(path, &size);
+		segment_config(seg, &arch, &dtype);
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		dsm_pin_segment(seg);
@@ -325,9 +332,13 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 		slot->loader_pid = 0;
 		LWLockRelease(registry->lock);
 		dsm_detach(seg);
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(LOG,
-				(errmsg("camembert: loaded model \"%s\" from \"%s\" (%zu bytes of shared memory)",
-						name, path, (size_t) size)));
+				(errmsg("camembert: loaded model \"%s\" from \"%s\" (%s, %s weights, %zu bytes of shared memory) in %.1f ms",
+						camembert_printable(name), camembert_printable(path),
+						cb_architecture_name(arch), cb_dtype_name(dtype),
+						(size_t) size, INSTR_TIME_GET_MILLISEC(elapsed))));
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	ConditionVariableBroadcast(&slot->cv);
@@ -432,7 +443,10 @@ free_slot(const char *name)
 	if (slot != NULL && slot->state == SLOT_READY)
 	{
 		dsm_handle	h = slot->handle;
+		char		path[MAXPGPATH];
+		Size		size = slot->segment_size;
 
+		strlcpy(path, slot->path, sizeof(path));
 		slot->state = SLOT_FREE;
 		slot->handle = 0;
 		slot->name[0] = '\0';
@@ -440,6 +454,11 @@ free_slot(const char *name)
 		slot->generation = registry->next_generation++;
 		registry->last_unload_generation = slot->generation;
 		dsm_unpin_segment(h);
+		LWLockRelease(registry->lock);
+		ereport(LOG,
+				(errmsg("camembert: unloaded model \"%s\" (from \"%s\", %zu bytes of shared memory, freed when the last backend using it detaches)",
+						camembert_printable(name), camembert_printable(path), (size_t) size)));
+		return;
 	}
 	LWLockRelease(registry->lock);
 }

@@ -309,5 +309,12 @@ is($node->safe_psql('old', q{SELECT count(*) FROM pg_proc WHERE proname = 'camem
 	AND array_to_string(proconfig, ',') = 'search_path=pg_catalog, pg_temp'}), '1',
 	'the updated camembert_models() pins its search_path');
 
+# --- each load and unload is logged: name, path, architecture, dtype, bytes, milliseconds
+my $log = slurp_file($node->logfile);
+like($log, qr{LOG:  camembert: loaded model "cls" from "\Q$golden\E/cls3" \(CamembertForSequenceClassification, float32 weights, \d+ bytes of shared memory\) in [\d.]+ ms},
+	'a load is logged with name, path, architecture, dtype, bytes and time');
+like($log, qr{LOG:  camembert: unloaded model "m" \(from "\Q$golden\E/cls3", \d+ bytes of shared memory},
+	'an unload is logged with name, path and bytes');
+
 $node->stop;
 done_testing();
