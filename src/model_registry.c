@@ -912,6 +912,18 @@ camembert_executor_start(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
+uint64
+camembert_registry_xact(void)
+{
+	return xact_count;
+}
+
+bool
+camembert_model_still_valid(const CamembertModel *model)
+{
+	return model != NULL && model->segment != NULL && model->used_in_xact == xact_count;
+}
+
 CamembertModel *
 camembert_model_get(const char *name, int flags)
 {

@@ -53,6 +53,12 @@ extern bool camembert_registry_unload(const char *name);
  */
 extern CamembertModel *camembert_model_get(const char *name, int flags);
 
+/* This backend's transaction counter: a handle used in transaction x stays valid in x. */
+extern uint64 camembert_registry_xact(void);
+
+/* Is a handle returned in this transaction still the one camembert_model_get would return? */
+extern bool camembert_model_still_valid(const CamembertModel *model);
+
 /* Names of the models loaded now (palloc'ed array, *count entries). */
 extern char **camembert_registry_loaded_names(int *count);
 

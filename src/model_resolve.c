@@ -168,12 +168,54 @@ camembert_resolve_model(const char *name, CamembertTask task)
 	pg_unreachable();
 }
 
+/*
+ * What a call site resolved, kept in fn_extra for the rest of the statement:
+ * a scan of many rows resolves its model once (a NULL model argument costs a
+ * look at the registry and the catalog).  Valid while the transaction is the
+ * same — a name keeps meaning the same model for a whole transaction, so the
+ * cached handle is the one camembert_model_get would return — and the
+ * argument (and camembert.default_model, for a NULL one) are unchanged.
+ */
+typedef struct ResolveCache
+{
+	uint64		xact;			/* camembert_registry_xact() when resolved */
+	CamembertTask task;
+	bool		null_arg;
+	char		name[NAMEDATALEN];	/* the argument, or camembert.default_model */
+	CamembertModel *model;
+} ResolveCache;
+
 CamembertModel *
 camembert_resolve_model_arg(FunctionCallInfo fcinfo, int argno, CamembertTask task)
 {
 	char	   *name = NULL;
+	bool		null_arg = !(PG_NARGS() > argno && !PG_ARGISNULL(argno));
+	const char *key;
+	ResolveCache *cache = (ResolveCache *) fcinfo->flinfo->fn_extra;
+	CamembertModel *model;
 
-	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+	if (!null_arg)
 		name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	return camembert_resolve_model(name, task);
+	key = null_arg ? (camembert_default_model ? camembert_default_model : "") : name;
+
+	if (cache != NULL && cache->xact == camembert_registry_xact() &&
+		cache->task == task && cache->null_arg == null_arg &&
+		strncmp(cache->name, key, NAMEDATALEN) == 0 &&
+		camembert_model_still_valid(cache->model))
+		return cache->model;
+
+	model = camembert_resolve_model(name, task);
+
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ResolveCache));
+	cache->xact = camembert_registry_xact();
+	cache->task = task;
+	cache->null_arg = null_arg;
+	if (strlen(key) < NAMEDATALEN)
+		strlcpy(cache->name, key, NAMEDATALEN);
+	else
+		cache->xact = 0;		/* such a name never resolves; never cached */
+	cache->model = model;
+	fcinfo->flinfo->fn_extra = cache;
+	return model;
 }

@@ -73,7 +73,6 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	float	   *logits;
 	cb_forward_output out = {0};
 	cb_forward_input in;
-	cb_error	err;
 	Candidate  *cand;
 	int32_t    *seq;
 
@@ -115,9 +114,7 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	out.logit_positions = positions;
 	out.n_logit_positions = n_masks;
 	out.position_logits = logits;
-	camembert_apply_threads();
-	if (cb_forward(&model->model, &in, &out, NULL, &err) != CB_OK)
-		camembert_report_core_error(&err, "forward pass failed", NULL);
+	camembert_run_forward(model, &in, &out);
 
 	cand = palloc(sizeof(Candidate) * vocab);
 	seq = palloc(sizeof(int32_t) * n);

@@ -20,15 +20,12 @@ static void
 run_forward(CamembertModel *model, const int32_t *ids, int n, const cb_forward_output *out)
 {
 	cb_forward_input in;
-	cb_error	err;
 
 	in.batch_size = 1;
 	in.seq_len = n;
 	in.input_ids = ids;
 	in.attention_mask = NULL;
-	camembert_apply_threads();
-	if (cb_forward(&model->model, &in, out, NULL, &err) != CB_OK)
-		camembert_report_core_error(&err, "forward pass failed", NULL);
+	camembert_run_forward(model, &in, out);
 }
 
 /*

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+
 #include "mb/pg_wchar.h"
 #include "utils/elog.h"
 #include "miscadmin.h"
@@ -409,18 +411,68 @@ camembert_batch_free(CamembertBatch *b)
 	pfree(b);
 }
 
+/*
+ * The forward pass's scratch block, kept for the transaction: a scan that
+ * classifies many rows allocates it once (at the size of its largest row) and
+ * not once per row; it is given back when the transaction ends, so nothing
+ * grows beyond one transaction.  Its own memory context holds it: the core
+ * allocates through the current context, so cb_forward runs with this one
+ * current (what else it allocates it frees before returning, and an ERROR
+ * leaves nothing that the reset at transaction end does not reclaim).
+ */
+static MemoryContext forward_ws_context = NULL;
+static cb_workspace forward_ws;
+
+static void
+forward_ws_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			if (forward_ws_context != NULL)
+				MemoryContextReset(forward_ws_context);
+			cb_workspace_init(&forward_ws);
+			break;
+		default:
+			break;
+	}
+}
+
+void
+camembert_run_forward(CamembertModel *model, const cb_forward_input *in, const cb_forward_output *out)
+{
+	cb_error	err;
+	cb_status	st;
+	MemoryContext old;
+
+	if (forward_ws_context == NULL)
+	{
+		forward_ws_context = AllocSetContextCreate(TopMemoryContext, "camembert forward workspace",
+												   ALLOCSET_DEFAULT_SIZES);
+		cb_workspace_init(&forward_ws);
+		RegisterXactCallback(forward_ws_xact_callback, NULL);
+	}
+	camembert_apply_threads();
+	old = MemoryContextSwitchTo(forward_ws_context);
+	st = cb_forward(&model->model, in, out, &forward_ws, &err);
+	MemoryContextSwitchTo(old);
+	if (st != CB_OK)
+		camembert_report_core_error(&err, "forward pass failed", NULL);
+}
+
 void
 camembert_forward_batch(CamembertModel *model, const CamembertBatch *batch,
 						const cb_forward_output *out)
 {
 	cb_forward_input in;
-	cb_error	err;
 
 	in.batch_size = batch->batch_size;
 	in.seq_len = batch->seq_len;
 	in.input_ids = batch->input_ids;
 	in.attention_mask = batch->attention_mask;
-	camembert_apply_threads();
-	if (cb_forward(&model->model, &in, out, NULL, &err) != CB_OK)
-		camembert_report_core_error(&err, "forward pass failed", NULL);
+	camembert_run_forward(model, &in, out);
 }

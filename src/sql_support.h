@@ -78,8 +78,16 @@ typedef struct CamembertBatch
 extern CamembertBatch *camembert_batch_encode(struct CamembertModel *model, text **inputs, int n);
 extern void camembert_batch_free(CamembertBatch *batch);
 
-/* Run cb_forward on a batch; ERROR on failure. */
+/*
+ * Run cb_forward (camembert.threads applied, the transaction's scratch block
+ * reused); ERROR on failure.
+ */
+struct cb_forward_input;
 struct cb_forward_output;
+extern void camembert_run_forward(struct CamembertModel *model, const struct cb_forward_input *in,
+								  const struct cb_forward_output *out);
+
+/* Run cb_forward on a batch; ERROR on failure. */
 extern void camembert_forward_batch(struct CamembertModel *model, const CamembertBatch *batch,
 									const struct cb_forward_output *out);
 
