@@ -153,3 +153,32 @@ CREATE FUNCTION camembert_label_trigger() RETURNS trigger
 	LANGUAGE C;
 COMMENT ON FUNCTION camembert_label_trigger() IS
 	'BEFORE INSERT OR UPDATE row trigger: (source column, target column [, model [, score column]])';
+
+-- ---------------------------------------------------------------------------
+-- Statistics (README "Monitoring"): per (model, user, database), kept in
+-- shared memory since the last camembert_stat_reset().  Superusers and members
+-- of pg_read_all_stats see every row, other roles their own.
+CREATE FUNCTION camembert_stat_models_internal(
+	OUT model text, OUT userid oid, OUT dbid oid,
+	OUT loads bigint, OUT calls bigint, OUT texts bigint, OUT tokens bigint,
+	OUT total_time_ms float8, OUT mean_time_ms float8, OUT last_used timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'camembert_stat_models_internal'
+	LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW camembert_stat_models AS
+	SELECT * FROM @extschema@.camembert_stat_models_internal();
+GRANT SELECT ON camembert_stat_models TO PUBLIC;
+
+CREATE FUNCTION camembert_stat_reset() RETURNS void
+	AS 'MODULE_PATHNAME', 'camembert_stat_reset'
+	LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION camembert_stat_reset() FROM PUBLIC;
+COMMENT ON FUNCTION camembert_stat_reset() IS
+	'forget every entry of camembert_stat_models (superusers, unless granted)';
+
+CREATE FUNCTION camembert_stat_dropped() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'camembert_stat_dropped'
+	LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION camembert_stat_dropped() IS
+	'calls and loads not recorded since the last reset: camembert.stat_max entries in use';

@@ -19,6 +19,7 @@
 #include "camembert.h"
 #include "kernels.h"
 #include "model_registry.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 PG_MODULE_MAGIC;
@@ -260,6 +261,7 @@ _PG_init(void)
 								NULL, NULL, NULL);
 
 	camembert_registry_init();
+	camembert_stats_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("camembert");

@@ -62,6 +62,7 @@
 #include "model_catalog.h"
 #include "model_registry.h"
 #include "model_segment.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 #define CATALOG_TABLE	"camembert_registered_models"
@@ -339,6 +340,7 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 						camembert_printable(name), camembert_printable(path),
 						cb_architecture_name(arch), cb_dtype_name(dtype),
 						(size_t) size, INSTR_TIME_GET_MILLISEC(elapsed))));
+		camembert_stat_load(name);
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	ConditionVariableBroadcast(&slot->cv);

@@ -19,6 +19,7 @@
 #include "forward.h"
 #include "kernels.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_classify.h"
 #include "sql_support.h"
 
@@ -97,9 +98,11 @@ argmax(const double *scores, int n)
 	return best;
 }
 
-void
+int64
 camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits)
 {
+	int64		tokens = 0;
+
 	for (int start = 0; start < n; start += CLASSIFY_BATCH_ROWS)
 	{
 		int			rows = Min(CLASSIFY_BATCH_ROWS, n - start);
@@ -108,9 +111,12 @@ camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *log
 
 		out.class_logits = logits + (Size) start * model->model.config.num_labels;
 		camembert_forward_batch(model, batch, &out);
+		for (int i = 0; i < rows; i++)
+			tokens += batch->lengths[i];
 		camembert_batch_free(batch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	return tokens;
 }
 
 const char *
@@ -146,17 +152,23 @@ camembert_classify(PG_FUNCTION_ARGS)
 	int			num_labels;
 	float	   *logits;
 	double	   *scores;
+	int64		tokens;
+	text	   *result;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
 	num_labels = model->model.config.num_labels;
 	logits = palloc(sizeof(float) * num_labels);
 	scores = palloc(sizeof(double) * num_labels);
 	input = PG_GETARG_TEXT_PP(0);
-	camembert_classify_texts(model, &input, 1, logits);
+	tokens = camembert_classify_texts(model, &input, 1, logits);
 	camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
-	PG_RETURN_TEXT_P(camembert_label_text(model, argmax(scores, num_labels)));
+	result = camembert_label_text(model, argmax(scores, num_labels));
+	camembert_stat_call(model->name, 1, tokens, &start);
+	PG_RETURN_TEXT_P(result);
 }
 
 typedef struct LabelScore
@@ -192,6 +204,8 @@ camembert_classify_scores(PG_FUNCTION_ARGS)
 	double	   *scores;
 	LabelScore *ranked;
 	ScoreFunction fn;
+	int64		tokens;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 	{
@@ -199,6 +213,7 @@ camembert_classify_scores(PG_FUNCTION_ARGS)
 		camembert_srf_begin(fcinfo, &tupdesc);
 		return (Datum) 0;
 	}
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
 	fn = parse_score_function(fcinfo, 2, model);
 	store = camembert_srf_begin(fcinfo, &tupdesc);
@@ -207,7 +222,7 @@ camembert_classify_scores(PG_FUNCTION_ARGS)
 	scores = palloc(sizeof(double) * num_labels);
 	ranked = palloc(sizeof(LabelScore) * num_labels);
 	input = PG_GETARG_TEXT_PP(0);
-	camembert_classify_texts(model, &input, 1, logits);
+	tokens = camembert_classify_texts(model, &input, 1, logits);
 	camembert_apply_score_function(fn, logits, num_labels, scores);
 	for (int i = 0; i < num_labels; i++)
 	{
@@ -224,6 +239,7 @@ camembert_classify_scores(PG_FUNCTION_ARGS)
 		values[1] = Float8GetDatum(ranked[i].score);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
+	camembert_stat_call(model->name, 1, tokens, &start);
 	return (Datum) 0;
 }
 
@@ -250,6 +266,8 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 	double	   *scores;
 	ScoreFunction fn;
 	int			next = 0;
+	int64		tokens;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 	{
@@ -257,6 +275,7 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 		camembert_srf_begin(fcinfo, &tupdesc);
 		return (Datum) 0;
 	}
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_CLASSIFY);
 	fn = camembert_default_score_function(model);
 	store = camembert_srf_begin(fcinfo, &tupdesc);
@@ -278,7 +297,7 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 		}
 	logits = palloc_extended(mul_size(mul_size(Max(n_texts, 1), num_labels), sizeof(float)), MCXT_ALLOC_HUGE);
 	scores = palloc(sizeof(double) * num_labels);
-	camembert_classify_texts(model, texts, n_texts, logits);
+	tokens = camembert_classify_texts(model, texts, n_texts, logits);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[3];
@@ -299,5 +318,6 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 			nulls[1] = nulls[2] = true;
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
+	camembert_stat_call(model->name, n_texts, tokens, &start);
 	return (Datum) 0;
 }

@@ -21,7 +21,8 @@ extern void camembert_apply_score_function(ScoreFunction fn, const float *logits
 										   double *scores);
 
 /* Classifier logits [n][num_labels] of n texts, in padded batches. */
-extern void camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits);
+/* returns the tokens the model ran on (specials included, after truncation) */
+extern int64 camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits);
 
 /* id2label[id], or "LABEL_<id>": UTF-8, as in config.json */
 extern const char *camembert_label_name(const CamembertModel *model, int id);

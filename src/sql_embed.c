@@ -14,6 +14,7 @@
 #include "forward.h"
 #include "kernels.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_embed);
@@ -44,9 +45,12 @@ camembert_embed(PG_FUNCTION_ARGS)
 	CamembertBatch batch;
 	int32_t    *mask;
 	int			dims[1];
+	ArrayType  *result;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	pooling = PG_ARGISNULL(2) ? "mean" : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (strcmp(pooling, "mean") == 0)
 		mean = true;
@@ -88,7 +92,9 @@ camembert_embed(PG_FUNCTION_ARGS)
 	else
 		memcpy(vec, states, sizeof(float) * hidden);
 	dims[0] = hidden;
-	PG_RETURN_ARRAYTYPE_P(camembert_float4_array(vec, 1, dims));
+	result = camembert_float4_array(vec, 1, dims);
+	camembert_stat_call(model->name, 1, n, &start);
+	PG_RETURN_ARRAYTYPE_P(result);
 }
 
 /* log softmax(row)[id] */
@@ -181,14 +187,17 @@ camembert_score(PG_FUNCTION_ARGS)
 	int			n;
 	bool		truncated;
 	double		score;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_SCORE);
 	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
 	if (model->model.config.architecture == CB_ARCH_CAUSAL_LM)
 		score = causal_log_likelihood(model, ids, n);
 	else
 		score = pseudo_log_likelihood(model, ids, n);
+	camembert_stat_call(model->name, 1, n, &start);
 	PG_RETURN_FLOAT8(score);
 }

@@ -20,6 +20,7 @@
 #include "forward.h"
 #include "kernels.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_fill_mask);
@@ -75,6 +76,7 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	cb_forward_input in;
 	Candidate  *cand;
 	int32_t    *seq;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 	{
@@ -82,6 +84,7 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 		camembert_srf_begin(fcinfo, &tupdesc);
 		return (Datum) 0;
 	}
+	camembert_stat_start(&start);
 	top_k = PG_ARGISNULL(2) ? 5 : PG_GETARG_INT32(2);
 	if (top_k <= 0)
 		ereport(ERROR,
@@ -152,5 +155,6 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(store, tupdesc, values, nulls);
 		}
 	}
+	camembert_stat_call(model->name, 1, n, &start);
 	return (Datum) 0;
 }

@@ -18,6 +18,7 @@
 #include "camembert.h"
 #include "generate.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_generate);
@@ -57,9 +58,11 @@ camembert_generate(PG_FUNCTION_ARGS)
 	double		temperature;
 	int32		top_k;
 	double		top_p;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_GENERATE);
 	max_new_tokens = PG_ARGISNULL(2) ? 20 : PG_GETARG_INT32(2);
 	temperature = PG_ARGISNULL(3) ? 0.0 : PG_GETARG_FLOAT8(3);
@@ -119,5 +122,6 @@ camembert_generate(PG_FUNCTION_ARGS)
 		camembert_report_core_error(&err, "could not decode", NULL);
 	result = camembert_utf8_to_text(out, out_len);
 	cb_free(out);
+	camembert_stat_call(model->name, 1, (int64) prompt_len + n_new, &start);
 	PG_RETURN_TEXT_P(result);
 }

@@ -11,6 +11,7 @@
 #include "camembert.h"
 #include "forward.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_logits);
@@ -43,9 +44,11 @@ camembert_logits(PG_FUNCTION_ARGS)
 	const cb_config *cfg;
 	int			dims[2];
 	ArrayType  *result;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_TOKENIZE);
 	cfg = &model->model.config;
 	if (cfg->architecture == CB_ARCH_ENCODER)
@@ -76,6 +79,7 @@ camembert_logits(PG_FUNCTION_ARGS)
 		result = camembert_float4_array(logits, 2, dims);
 		pfree(logits);
 	}
+	camembert_stat_call(model->name, 1, n, &start);
 	PG_RETURN_ARRAYTYPE_P(result);
 }
 
@@ -97,9 +101,12 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 	float	   *states;
 	int			dims[2];
 	Size		per_layer;
+	ArrayType  *result;
+	instr_time	start;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	camembert_stat_start(&start);
 	model = camembert_resolve_model_arg(fcinfo, 1, TASK_EMBED);
 	num_layers = model->model.config.num_hidden_layers;
 	layer = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
@@ -131,5 +138,7 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 	}
 	dims[0] = n;
 	dims[1] = model->model.config.hidden_size;
-	PG_RETURN_ARRAYTYPE_P(camembert_float4_array(states, 2, dims));
+	result = camembert_float4_array(states, 2, dims);
+	camembert_stat_call(model->name, 1, n, &start);
+	PG_RETURN_ARRAYTYPE_P(result);
 }

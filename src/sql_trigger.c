@@ -29,6 +29,7 @@
 
 #include "camembert.h"
 #include "model_resolve.h"
+#include "model_stats.h"
 #include "sql_classify.h"
 #include "sql_support.h"
 
@@ -160,17 +161,21 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 		double	   *scores;
 		int			best = 0;
 		text	   *input = DatumGetTextPP(source);
+		int64		tokens;
+		instr_time	start;
 
+		camembert_stat_start(&start);
 		model = camembert_resolve_model(model_name, TASK_CLASSIFY);
 		num_labels = model->model.config.num_labels;
 		logits = palloc(sizeof(float) * num_labels);
 		scores = palloc(sizeof(double) * num_labels);
-		camembert_classify_texts(model, &input, 1, logits);
+		tokens = camembert_classify_texts(model, &input, 1, logits);
 		camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
 		for (int i = 1; i < num_labels; i++)
 			if (scores[i] > scores[best])
 				best = i;
 		label = camembert_label_cstring(model, best);
+		camembert_stat_call(model->name, 1, tokens, &start);
 		nulls[1] = false;
 		values[1] = score_type == FLOAT4OID ? Float4GetDatum((float4) scores[best]) : Float8GetDatum(scores[best]);
 	}

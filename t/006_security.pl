@@ -90,6 +90,9 @@ my $calls = q{
 	SELECT * FROM camembert_models();
 	SELECT * FROM camembert_loaded_models();
 	SELECT camembert_version();
+	SELECT * FROM camembert_stat_models;
+	SELECT camembert_stat_dropped();
+	SELECT camembert_stat_reset();
 };
 
 # Each call on its own line: errors (no model of the kind, no privilege) are expected.
