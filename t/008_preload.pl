@@ -20,7 +20,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'camembert'
 log_min_messages = log
 restart_after_crash = on
-camembert.preload_databases = 'postgres, appdb'
+camembert.preload_databases = 'postgres, nosuchdb, appdb'
 });
 $node->start;
 
@@ -70,6 +70,7 @@ like($log, qr/camembert: preloaded model "cls" of database "appdb" from "\Q$gold
 like($log, qr/LOG:.*could not preload model "doomed" of database "appdb" from "\Q$doomed\E"/,
 	'a registration whose directory disappeared is logged');
 like($log, qr/database "postgres": 0 registered model\(s\)/, 'a listed database without the extension is fine');
+like($log, qr/FATAL:\s+database "nosuchdb" does not exist/, 'a listed database that does not exist ends its worker only');
 like($log, qr/camembert: preload of database\(s\) .* finished in \d+ ms/, 'the launcher reports the total time');
 is(preload_processes(), 'camembert preload launcher',
 	'the launcher stays (idle) for the next crash restart; the database workers are gone');
