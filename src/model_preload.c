@@ -15,7 +15,7 @@
  * asks for a model while it is being preloaded waits on the slot's condition
  * variable, as it waits for any load.  One model's failure is a LOG line, the
  * others still load.  The first database naming a model wins; the same name
- * registered with another path in a later database is a WARNING.
+ * registered with another path in a later database is a LOG line.
  *
  * Loading runs as the server: the registrations were made by privileged
  * users (camembert_load checks), and the catalog is read as its owner,
@@ -130,7 +130,7 @@ preload_database(const char *dbname)
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		ereport(WARNING,
+		ereport(LOG,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("camembert: could not start the preload worker for database \"%s\"", dbname),
 				 errhint("Raise max_worker_processes.")));
