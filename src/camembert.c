@@ -18,6 +18,7 @@
 
 #include "camembert.h"
 #include "kernels.h"
+#include "model_preload.h"
 #include "model_registry.h"
 #include "model_stats.h"
 #include "sql_support.h"
@@ -262,6 +263,7 @@ _PG_init(void)
 
 	camembert_registry_init();
 	camembert_stats_init();
+	camembert_preload_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("camembert");

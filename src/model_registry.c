@@ -404,6 +404,38 @@ ensure_loaded(const char *name, const char *path)
 	}
 }
 
+/*
+ * For the preload worker (model_preload.c): make sure `name` is loaded from
+ * `path`, a registration read from a catalog table, as the server (no
+ * privilege check, no catalog write).  Returns the bytes of shared memory
+ * this call loaded, or 0 when the name was already loaded (or being loaded
+ * by another backend, whose load this waited for).
+ */
+Size
+camembert_registry_preload(const char *name, const char *path)
+{
+	ModelSlot  *slot;
+	Size		size = 0;
+
+	camembert_require_preload();
+	check_model_name(name);
+	LWLockAcquire(registry->lock, LW_SHARED);
+	slot = find_slot(name);
+	LWLockRelease(registry->lock);
+	if (slot != NULL)
+	{
+		ensure_loaded(name, path);	/* waits for a load under way; ERROR on another path */
+		return 0;
+	}
+	ensure_loaded(name, path);
+	LWLockAcquire(registry->lock, LW_SHARED);
+	slot = find_slot(name);
+	if (slot != NULL && slot->state == SLOT_READY)
+		size = slot->segment_size;
+	LWLockRelease(registry->lock);
+	return size;
+}
+
 void
 camembert_registry_load(const char *name, const char *path)
 {

@@ -42,6 +42,9 @@ extern void camembert_require_preload(void);
 extern void camembert_registry_load(const char *name, const char *path);
 extern bool camembert_registry_unload(const char *name);
 
+/* Load a registered model as the server, for the preload worker; bytes loaded, 0 if it already was. */
+extern Size camembert_registry_preload(const char *name, const char *path);
+
 /* flags of camembert_model_get */
 #define MODEL_GET_MISSING_OK	0x01	/* return NULL instead of an ERROR */
 #define MODEL_GET_NO_AUTOLOAD	0x02	/* do not load a registered model */

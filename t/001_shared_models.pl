@@ -21,6 +21,8 @@ shared_preload_libraries = 'camembert'
 max_connections = 30
 log_min_messages = log
 restart_after_crash = on
+# this test checks the lazy reload after a restart: no preload worker (t/008_preload.pl)
+camembert.preload = off
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION camembert');

@@ -22,6 +22,8 @@ shared_preload_libraries = 'camembert'
 max_prepared_transactions = 4
 restart_after_crash = on
 camembert.max_models = 4
+# this test checks the lazy reload after a restart: no preload worker (t/008_preload.pl)
+camembert.preload = off
 });
 $node->start;
 
