@@ -17,6 +17,8 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'camembert'
 camembert.stat_max = 2
+# counters start empty after a restart: no preload worker loading (and counting) models (t/008_preload.pl)
+camembert.preload = off
 });
 $node->start;
 
