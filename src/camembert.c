@@ -217,6 +217,16 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	/* a developer option, as post_auth_delay: lets tests watch a load in progress */
+	DefineCustomIntVariable("camembert.debug_load_delay",
+							"Milliseconds each model load waits before it reads the files (for tests).",
+							NULL,
+							&camembert_debug_load_delay,
+							0, 0, 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+
 	/* written by the leader of a parallel query, read by its workers (model_registry.c) */
 	DefineCustomStringVariable("camembert.parallel_models",
 							   "Models the leader of a parallel query uses (internal).",

@@ -48,6 +48,7 @@
 #include "portability/instr_time.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
@@ -305,6 +306,38 @@ segment_config(dsm_segment *seg, cb_architecture *arch, cb_dtype *dtype)
 	MemoryContextDelete(tmp);
 }
 
+/*
+ * camembert.debug_load_delay (a developer option, superuser only, as
+ * PostgreSQL's post_auth_delay): hold a load open that long, in an
+ * interruptible wait, so that tests can watch other backends wait for it.
+ */
+int			camembert_debug_load_delay = 0;
+
+static void
+debug_load_delay(void)
+{
+	instr_time	start;
+	instr_time	now;
+
+	if (camembert_debug_load_delay <= 0)
+		return;
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		long		left;
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		left = camembert_debug_load_delay - (long) INSTR_TIME_GET_MILLISEC(now);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 static void
 load_into_slot(ModelSlot *slot, const char *name, const char *path)
 {
@@ -319,6 +352,7 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 		cb_dtype	dtype;
 
 		INSTR_TIME_SET_CURRENT(start);
+		debug_load_delay();
 		seg = camembert_build_segment(path, &size);
 		segment_config(seg, &arch, &dtype);
 

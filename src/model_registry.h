@@ -34,6 +34,9 @@ typedef struct CamembertModel
 
 extern void camembert_registry_init(void);	/* from _PG_init */
 
+/* camembert.debug_load_delay: milliseconds each load waits first (tests) */
+extern int	camembert_debug_load_delay;
+
 /* camembert.parallel_models: the leader's models, for its parallel workers */
 extern char *camembert_parallel_models;
 extern void camembert_require_preload(void);
