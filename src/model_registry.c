@@ -286,26 +286,6 @@ abandon_load(int code, Datum arg)
 	ConditionVariableBroadcast(&slot->cv);
 }
 
-/* The architecture and stored dtype of the model in a segment (read from the image). */
-static void
-segment_config(dsm_segment *seg, cb_architecture *arch, cb_dtype *dtype)
-{
-	const char *base = dsm_segment_address(seg);
-	const SegmentHeader *hdr = (const SegmentHeader *) base;
-	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "camembert model view",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(tmp);
-	cb_model	model;
-	cb_error	err;
-
-	if (cb_model_view(base + hdr->model_offset, hdr->model_length, &model, &err) != CB_OK)
-		camembert_report_core_error(&err, NULL, NULL);
-	*arch = model.config.architecture;
-	*dtype = model.config.stored_dtype;
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(tmp);
-}
-
 /*
  * camembert.debug_load_delay (a developer option, superuser only, as
  * PostgreSQL's post_auth_delay): hold a load open that long, in an
@@ -338,13 +318,14 @@ debug_load_delay(void)
 	}
 }
 
-static void
+static Size
 load_into_slot(ModelSlot *slot, const char *name, const char *path)
 {
+	Size		size = 0;
+
 	/* the slot is ours (SLOT_LOADING, loader_pid = us) */
 	PG_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	{
-		Size		size = 0;
 		instr_time	start;
 		instr_time	elapsed;
 		dsm_segment *seg;
@@ -353,8 +334,7 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 
 		INSTR_TIME_SET_CURRENT(start);
 		debug_load_delay();
-		seg = camembert_build_segment(path, &size);
-		segment_config(seg, &arch, &dtype);
+		seg = camembert_build_segment(path, &size, &arch, &dtype);
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		dsm_pin_segment(seg);
@@ -378,13 +358,15 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(abandon_load, PointerGetDatum(slot));
 	ConditionVariableBroadcast(&slot->cv);
+	return size;
 }
 
 /*
  * Make sure `name` is loaded from `path`.  Returns once it is READY (loaded by
- * us or by a concurrent backend).  ERROR if `name` is loaded from another path.
+ * us or by a concurrent backend): the bytes of shared memory this call loaded,
+ * 0 if it was loaded already.  ERROR if `name` is loaded from another path.
  */
-static void
+static Size
 ensure_loaded(const char *name, const char *path)
 {
 	for (;;)
@@ -404,7 +386,7 @@ ensure_loaded(const char *name, const char *path)
 						(errcode(ERRCODE_DUPLICATE_OBJECT),
 						 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(slot->path)),
 						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
-			return;
+			return 0;
 		}
 		if (slot != NULL && slot->state == SLOT_LOADING)
 		{
@@ -433,8 +415,7 @@ ensure_loaded(const char *name, const char *path)
 		free_slot->generation = registry->next_generation++;
 		LWLockRelease(registry->lock);
 
-		load_into_slot(free_slot, name, path);
-		return;
+		return load_into_slot(free_slot, name, path);
 	}
 }
 
@@ -448,26 +429,9 @@ ensure_loaded(const char *name, const char *path)
 Size
 camembert_registry_preload(const char *name, const char *path)
 {
-	ModelSlot  *slot;
-	Size		size = 0;
-
 	camembert_require_preload();
 	check_model_name(name);
-	LWLockAcquire(registry->lock, LW_SHARED);
-	slot = find_slot(name);
-	LWLockRelease(registry->lock);
-	if (slot != NULL)
-	{
-		ensure_loaded(name, path);	/* waits for a load under way; ERROR on another path */
-		return 0;
-	}
-	ensure_loaded(name, path);
-	LWLockAcquire(registry->lock, LW_SHARED);
-	slot = find_slot(name);
-	if (slot != NULL && slot->state == SLOT_READY)
-		size = slot->segment_size;
-	LWLockRelease(registry->lock);
-	return size;
+	return ensure_loaded(name, path);
 }
 
 void

@@ -104,7 +104,8 @@ read_whole_file(const char *path, size_t max_size, size_t *len_out)
  * owned by the current resource owner, not yet pinned).
  */
 dsm_segment *
-camembert_build_segment(const char *path, Size *size_out)
+camembert_build_segment(const char *path, Size *size_out, cb_architecture *architecture_out,
+						cb_dtype *dtype_out)
 {
 	cb_error	err;
 	char	   *sp_path = psprintf("%s/sentencepiece.bpe.model", path);
@@ -154,6 +155,8 @@ camembert_build_segment(const char *path, Size *size_out)
 		if (cb_model_source_write_image(source, base + model_off, model_len, &err) != CB_OK)
 			camembert_report_core_error(&err, NULL, files_hint(&err, NULL));
 		*size_out = total;
+		*architecture_out = cb_model_source_config(source)->architecture;
+		*dtype_out = cb_model_source_config(source)->stored_dtype;
 	}
 	PG_FINALLY();
 	{

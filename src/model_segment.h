@@ -14,6 +14,8 @@
 
 #include "storage/dsm.h"
 
+#include "config.h"
+
 #define SEGMENT_MAGIC	0x43424d53	/* "CBMS" */
 #define SEGMENT_VERSION 2
 
@@ -32,9 +34,12 @@ typedef struct SegmentHeader
  * Read the model directory `path` (already resolved by
  * camembert_resolve_model_path) and build both images into a new DSM segment.
  * Returns the segment (attached, owned by the current resource owner, not yet
- * pinned) and its size.  ERROR on any problem with the files.
+ * pinned), its size, and the model's architecture and stored dtype (from its
+ * configuration).  ERROR on any problem with the files.
  */
-extern dsm_segment *camembert_build_segment(const char *path, Size *size_out);
+extern dsm_segment *camembert_build_segment(const char *path, Size *size_out,
+											cb_architecture *architecture_out,
+											cb_dtype *dtype_out);
 
 /* Resolve a path as camembert_load does (absolute, inside camembert.model_dir). */
 extern char *camembert_resolve_model_path(const char *path);
