@@ -115,12 +115,15 @@ headers:
 		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
 	echo "headers: $$p passed, $$f failed"; [ $$f = 0 ]
 
+# The tests of the products (test_kernels*, test_matrix*) run once per code path and thread count.
+PATH_TESTS := $(filter build/unit/test_kernels% build/unit/test_matrix%,$(UNIT_TESTS))
+
 unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	$(MAKE) -s headers || status=1; \
-	for t in $(filter-out build/unit/test_kernels,$(UNIT_TESTS)); do $$t || status=1; done; \
-	for k in avx512 avx2 blas; do for n in 1 2; do \
-		CAMEMBERT_KERNELS=$$k OPENBLAS_NUM_THREADS=$$n build/unit/test_kernels || status=1; done; done; \
+	for t in $(filter-out $(PATH_TESTS),$(UNIT_TESTS)); do $$t || status=1; done; \
+	for t in $(PATH_TESTS); do for k in avx512 avx2 blas; do for n in 1 2; do \
+		CAMEMBERT_KERNELS=$$k OPENBLAS_NUM_THREADS=$$n $$t || status=1; done; done; done; \
 	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
 	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_kernels || status=1; \

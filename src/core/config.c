@@ -60,6 +60,35 @@ cb_dtype_name(cb_dtype dtype)
 	return "unknown";
 }
 
+const char *
+cb_precision_name(cb_precision p)
+{
+	switch (p)
+	{
+		case CB_PRECISION_AUTO:
+			return "auto";
+		case CB_PRECISION_FLOAT32:
+			return "float32";
+		case CB_PRECISION_BFLOAT16:
+			return "bfloat16";
+		case CB_PRECISION_INT8:
+			return "int8";
+	}
+	return NULL;
+}
+
+bool
+cb_precision_from_name(const char *name, cb_precision *out)
+{
+	for (int p = CB_PRECISION_AUTO; p <= CB_PRECISION_INT8; p++)
+		if (name != NULL && strcmp(name, cb_precision_name((cb_precision) p)) == 0)
+		{
+			*out = (cb_precision) p;
+			return true;
+		}
+	return false;
+}
+
 /* Copy a possibly long, possibly binary string into buf for a message. */
 static const char *
 shown(const char *s, size_t len, char *buf, size_t bufsize)
@@ -176,6 +205,8 @@ cb_config_validate(const cb_config *c, const char *what, cb_error *err)
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: unknown problem type %d", what, (int) c->problem_type);
 	if ((unsigned) c->stored_dtype > CB_DTYPE_BF16)
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: unknown dtype %d", what, (int) c->stored_dtype);
+	if ((unsigned) c->precision > CB_PRECISION_INT8)
+		return cb_set_error(err, CB_ERR_FORMAT, "%s: unknown precision %d", what, (int) c->precision);
 	RANGE(vocab_size, 1, CB_CONFIG_MAX_VOCAB);
 	RANGE(hidden_size, 1, CB_CONFIG_MAX_HIDDEN);
 	RANGE(num_hidden_layers, 1, CB_MAX_LAYERS);

@@ -91,4 +91,9 @@ const char *cb_architecture_name(cb_architecture arch);	/* "CamembertForMaskedLM
 const char *cb_problem_type_name(cb_problem_type type);	/* "regression" ...; NULL for NONE */
 const char *cb_dtype_name(cb_dtype dtype);	/* "float32", "float16", "bfloat16" */
 
+/* "auto", "float32", "bfloat16", "int8" (NULL if unknown) */
+const char *cb_precision_name(cb_precision p);
+/* The precision of that name (exact, lower case); false if none. */
+bool		cb_precision_from_name(const char *name, cb_precision *out);
+
 #endif							/* CB_CONFIG_H */

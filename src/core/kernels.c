@@ -20,8 +20,8 @@
 /* x86-64 with GCC or clang: AVX-512 / AVX2 code in functions with target
  * attributes, used when the CPU has them (see current_isa()).
  * -DCB_NO_X86_KERNELS builds the portable code only. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(CB_NO_X86_KERNELS)
-#define CB_HAVE_X86_KERNELS 1
+#include "cpu_features.h"
+#ifdef CB_HAVE_X86_KERNELS
 #include <immintrin.h>
 #define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -1082,34 +1082,11 @@ static const nn_tile_fn nn256_tiles[4][2] = {
 /* ---- choosing the code path ---- */
 
 static mm_isa
-detect_isa(void)
-{
-	mm_isa		best = MM_ISA_BLAS;
-	const char *want = getenv("CAMEMBERT_KERNELS");
-
-#ifdef CB_HAVE_X86_KERNELS
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		best = MM_ISA_AVX2;
-	if (best == MM_ISA_AVX2 && __builtin_cpu_supports("avx512f"))
-		best = MM_ISA_AVX512;
-#endif
-	/* the environment may only ask for a path the CPU has */
-	if (want != NULL && strcmp(want, "blas") == 0)
-		best = MM_ISA_BLAS;
-	else if (want != NULL && strcmp(want, "avx2") == 0 && best >= MM_ISA_AVX2)
-		best = MM_ISA_AVX2;
-	return best;
-}
-
-static mm_isa
 current_isa(void)
 {
-	static volatile int isa = 0;	/* 0: not yet known; a race computes it twice, alike */
+	const cb_cpu_features *f = cb_cpu();
 
-	if (isa == 0)
-		isa = (int) detect_isa();
-	return (mm_isa) isa;
+	return f->avx512 ? MM_ISA_AVX512 : f->avx2 ? MM_ISA_AVX2 : MM_ISA_BLAS;
 }
 
 static bool

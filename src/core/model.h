@@ -42,6 +42,26 @@ typedef enum cb_dtype
 	CB_DTYPE_BF16
 } cb_dtype;
 
+/*
+ * What camembert_load(..., dtype => ...) asks of the weight matrices (the
+ * linear layers and the word embeddings; vectors stay float32):
+ *   AUTO      kept in the file's dtype (F32, F16 or BF16), widened in the
+ *             products: the same numbers as FLOAT32
+ *   FLOAT32   widened to float32 at load
+ *   BFLOAT16  rounded to bfloat16 at load, bf16 x bf16 products
+ *   INT8      quantized per row at load, int8 x int8 products
+ * (matrix.h says exactly how; model_image.c which matrices follow it.)
+ */
+typedef enum cb_precision
+{
+	CB_PRECISION_AUTO = 0,
+	CB_PRECISION_FLOAT32,
+	CB_PRECISION_BFLOAT16,
+	CB_PRECISION_INT8
+} cb_precision;
+
+#define CB_PRECISION_NAMES "auto, float32, bfloat16, int8"
+
 #define CB_MAX_LABELS 1024
 #define CB_MAX_LAYERS 256
 
@@ -50,7 +70,8 @@ typedef struct cb_config
 {
 	cb_architecture architecture;
 	cb_problem_type problem_type;
-	cb_dtype	stored_dtype;		/* dtype of the weight files (computation is f32) */
+	cb_dtype	stored_dtype;		/* dtype of the weight files */
+	cb_precision precision;		/* what the image was built with */
 	int32_t		vocab_size;
 	int32_t		hidden_size;
 	int32_t		num_hidden_layers;

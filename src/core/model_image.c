@@ -245,6 +245,7 @@ struct cb_model_source
 	slot	   *slots;
 	size_t		num_slots;
 	uint64_t	parameter_count;
+	cb_precision precision;		/* of the image to build */
 	/* layout */
 	uint64_t	config_offset,
 				table_offset,
@@ -812,6 +813,16 @@ fail:
 	return st;
 }
 
+cb_status
+cb_model_source_set_precision(cb_model_source *src, cb_precision precision, cb_error *err)
+{
+	if (src == NULL || cb_precision_name(precision) == NULL)
+		return cb_set_error(err, CB_ERR_INVALID, "unknown precision %d (accepted: " CB_PRECISION_NAMES ")",
+							(int) precision);
+	src->precision = precision;
+	return layout(src, err);
+}
+
 size_t
 cb_model_source_image_size(const cb_model_source *src)
 {
@@ -950,6 +961,7 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 		cc.architecture = c->architecture;
 		cc.problem_type = c->problem_type;
 		cc.stored_dtype = c->stored_dtype;
+		cc.precision = src->precision;
 		cc.vocab_size = c->vocab_size;
 		cc.hidden_size = c->hidden_size;
 		cc.num_hidden_layers = c->num_hidden_layers;
@@ -1202,6 +1214,13 @@ fail:
 cb_status
 cb_model_load_dir(const char *dir, cb_model *model, cb_error *err)
 {
+	return cb_model_load_dir_precision(dir, CB_PRECISION_AUTO, model, err);
+}
+
+cb_status
+cb_model_load_dir_precision(const char *dir, cb_precision precision, cb_model *model,
+							cb_error *err)
+{
 	cb_model_source *src;
 	cb_status	st;
 	void	   *image;
@@ -1211,6 +1230,12 @@ cb_model_load_dir(const char *dir, cb_model *model, cb_error *err)
 	st = cb_model_source_open(dir, &src, err);
 	if (st != CB_OK)
 		return st;
+	st = cb_model_source_set_precision(src, precision, err);
+	if (st != CB_OK)
+	{
+		cb_model_source_close(src);
+		return st;
+	}
 	size = cb_model_source_image_size(src);
 	image = cb_malloc(size);
 	if (image == NULL)

@@ -77,6 +77,13 @@ cb_status	cb_model_source_open(const char *dir, cb_model_source **out, cb_error 
  */
 cb_status	cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out,
 									cb_error *err);
+/*
+ * The precision of the image to build (default CB_PRECISION_AUTO; model.h):
+ * call before cb_model_source_image_size.  CB_ERR_INVALID for a value out
+ * of the enum.
+ */
+cb_status	cb_model_source_set_precision(cb_model_source *src, cb_precision precision,
+										  cb_error *err);
 size_t		cb_model_source_image_size(const cb_model_source *src);
 cb_status	cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_len,
 										cb_error *err);
@@ -96,6 +103,8 @@ void		cb_model_view_release(cb_model *model);
  * memory and view it (model->owned_image; cb_model_view_release frees it).
  */
 cb_status	cb_model_load_dir(const char *dir, cb_model *model, cb_error *err);
+cb_status	cb_model_load_dir_precision(const char *dir, cb_precision precision, cb_model *model,
+										cb_error *err);
 
 /* Metadata (names as in transformers; see config.h for the enum → name functions). */
 static inline const char *
@@ -107,6 +116,11 @@ static inline const char *
 cb_model_problem_type_name(const cb_model *m)	/* NULL if not a classifier */
 {
 	return cb_problem_type_name(m->config.problem_type);
+}
+static inline const char *
+cb_model_precision_name(const cb_model *m)
+{
+	return cb_precision_name(m->config.precision);
 }
 static inline const char *
 cb_model_stored_dtype_name(const cb_model *m)
