@@ -4,13 +4,23 @@
     bench.py cases CASES                     the inputs of the engine / PyTorch cases
     bench.py texts TEXTS N                   N French-looking texts of ~40 tokens, one a line
     bench.py split TEXTS FIRST SECOND        its two halves
-    bench.py compare MODEL CASES LIB THREADS SECONDS
+    bench.py f16copy MODEL OUT               OUT: MODEL with its weights rounded to float16 (F16
+                                             safetensors, config torch_dtype float16)
+    bench.py onnx MODEL OUT.onnx             torch.onnx.export of the PyTorch model below (dynamic
+                                             batch and sequence axes), for ONNX Runtime
+    bench.py compare MODEL CASES LIB THREADS SECONDS [--engine LABEL=DIR:PRECISION ...]
+                     [--ort SCRIPT ONNX NODE_MODULES SPIN]
                                              our engine (LIB: bench_lib.c built as a shared
-                                             library) and PyTorch eager on the same weights and
-                                             inputs, in one process: logits checked, then passes
-                                             timed in alternation
+                                             library; each --engine one model image, the first
+                                             float32 on MODEL) and PyTorch eager on the same
+                                             weights and inputs, in one process, and ONNX Runtime
+                                             (bench/ort/ort_bench.js, a node process driven
+                                             through a pipe): logits checked, then passes timed
+                                             in alternation
     bench.py sqlsetup MODEL TEXTS            load the model (and the tiny test/golden/models/cls3),
                                              fill the table posts (id, body)
+    bench.py sqlload NAME DIR DTYPE          camembert_load(NAME, DIR, dtype => DTYPE): its shared
+                                             memory, or "refused" if the extension rejects it
     bench.py sql WORKERS [NAME]              time SELECT camembert_classify(body) FROM posts with
                                              max_parallel_workers_per_gather WORKERS, model NAME
                                              (cluster from PGHOST/PGPORT/PGUSER)
@@ -23,6 +33,7 @@ Every subcommand prints "key value ..." lines that `report` reads back.
 import glob
 import json
 import os
+import random
 import re
 import struct
 import subprocess
@@ -197,11 +208,107 @@ def build_torch_model(model_dir):
     return Classifier().eval()
 
 
+def cmd_f16copy(src, dst):
+    """The same model with F16 weights (rounded to nearest even, as torch's .half()): what
+    camembert_load(..., dtype => 'auto') keeps as stored."""
+    import shutil
+    os.makedirs(dst, exist_ok=True)
+    path = os.path.join(src, "model.safetensors")
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    base = 8 + n
+    names = sorted(k for k in header if k != "__metadata__")
+    out_header = {"__metadata__": header.get("__metadata__", {"format": "pt"})}
+    off = 0
+    for name in names:
+        e = header[name]
+        assert e["dtype"] == "F32", name
+        size = 2 * int(np.prod(e["shape"], dtype=np.int64))
+        out_header[name] = {"dtype": "F16", "shape": e["shape"], "data_offsets": [off, off + size]}
+        off += size
+    hb = json.dumps(out_header, separators=(",", ":")).encode()
+    hb += b" " * ((8 - (8 + len(hb)) % 8) % 8)
+    tmp = os.path.join(dst, "model.safetensors.tmp")
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for name in names:
+            a, b = header[name]["data_offsets"]
+            f.write(np.frombuffer(raw[base + a:base + b], dtype="<f4").astype("<f2").tobytes())
+    os.replace(tmp, os.path.join(dst, "model.safetensors"))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg["torch_dtype"] = "float16"
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    for extra in os.listdir(src):
+        if extra not in ("model.safetensors", "config.json") and os.path.isfile(os.path.join(src, extra)):
+            shutil.copy(os.path.join(src, extra), os.path.join(dst, extra))
+
+
+def cmd_onnx(model_dir, out):
+    """torch.onnx.export of build_torch_model (the same module PyTorch is timed with):
+    inputs input_ids and attention_mask (int64 [batch, seq], both axes dynamic), output
+    logits; opset 14 (torch 1.13's default)."""
+    import torch
+    model = build_torch_model(model_dir)
+    ids = torch.tensor([[BOS, 100, 200, 300, EOS]], dtype=torch.long)
+    t0 = time.time()
+    tmp = out + ".tmp"
+    with torch.inference_mode():
+        torch.onnx.export(model, (ids, torch.ones_like(ids)), tmp, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], opset_version=14,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
+                                        "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}})
+    os.replace(tmp, out)
+    print("onnx exported in %.1f s: %s (%d MB)" % (time.time() - t0, out, os.path.getsize(out) >> 20),
+          file=sys.stderr)
+
+
+class OrtProcess:
+    """bench/ort/ort_bench.js: ONNX Runtime in a node process, one pass per request, so that
+    its passes alternate with ours and PyTorch's; it times itself (session.run, wall clock)."""
+
+    def __init__(self, script, onnx, cases, modules, threads, spin):
+        env = dict(os.environ, NODE_PATH=os.path.abspath(modules))
+        self.p = subprocess.Popen(["node", script, onnx, cases, str(threads), str(spin)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        line = self.p.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise SystemExit("ONNX Runtime did not start (see above)")
+        self.version, self.load_ms = line[1], float(line[2])
+
+    def ask(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().split()
+        if not line or line[0] == "error":
+            raise SystemExit("ONNX Runtime: %s -> %s" % (cmd, " ".join(line) or "no answer"))
+        return line
+
+    def run(self, k):
+        return float(self.ask("run %d" % k)[1])
+
+    def logits(self, k):
+        return np.array([float(x) for x in self.ask("logits %d" % k)[1:]], dtype=np.float32)
+
+    def close(self):
+        self.p.stdin.write("quit\n")
+        self.p.stdin.close()
+        self.p.wait()
+
+
 def load_engine(lib_path):
     import ctypes
     lib = ctypes.CDLL(lib_path)
     lib.cbb_open.restype = ctypes.c_void_p
     lib.cbb_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    lib.cbb_open_precision.restype = ctypes.c_void_p
+    lib.cbb_open_precision.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    lib.cbb_image_bytes.restype = ctypes.c_longlong
+    lib.cbb_image_bytes.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
     lib.cbb_num_labels.argtypes = [ctypes.c_void_p]
     lib.cbb_classify.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
@@ -211,60 +318,127 @@ def load_engine(lib_path):
     return lib
 
 
-def cmd_compare(model_dir, cases_path, lib_path, threads, seconds):
-    """Our engine and PyTorch eager in one process, same weights and inputs: logits
-    checked, then passes timed in alternation (ours, PyTorch, ours, ...) so that a change
-    of the machine's load weighs on both alike.  (Nothing else runs between the passes: a
-    large sgemm timed between them made the next passes of both up to 3 times slower.)"""
+def parse_compare_options(args):
+    """--engine LABEL=DIR:PRECISION (repeatable), --ort SCRIPT ONNX NODE_MODULES SPIN."""
+    engines, ort = [], None
+    i = 0
+    while i < len(args):
+        if args[i] == "--engine" and i + 1 < len(args):
+            label, _, spec = args[i + 1].partition("=")
+            d, _, prec = spec.rpartition(":")
+            engines.append((label, d, prec or None))
+            i += 2
+        elif args[i] == "--ort" and i + 4 < len(args):
+            ort = tuple(args[i + 1:i + 5])
+            i += 5
+        else:
+            raise SystemExit("compare: bad option %s" % args[i])
+    return engines, ort
+
+
+def cmd_compare(model_dir, cases_path, lib_path, threads, seconds, options=()):
+    """Our engine (one or more model images: precisions) and PyTorch eager in one process,
+    and ONNX Runtime in a node process answering one pass at a time, same weights and
+    inputs: logits checked, then passes timed in alternation (ours at each precision,
+    PyTorch, ONNX Runtime, ours, ...) so that a change of the machine's load weighs on all
+    alike.  (Nothing else runs between the passes: a large sgemm timed between them made
+    the next passes of both up to 3 times slower.)"""
     import ctypes
     import torch
 
+    engines, ort_spec = parse_compare_options(list(options))
+    if not engines:
+        engines = [("float32", model_dir, None)]
     torch.set_num_threads(threads)
     t0 = time.time()
     model = build_torch_model(model_dir)
     t1 = time.time()
     lib = load_engine(lib_path)
     err = ctypes.create_string_buffer(512)
-    h = lib.cbb_open(os.path.abspath(model_dir).encode(), err, 512)
-    if not h:
-        raise SystemExit("engine: %s" % err.value.decode())
-    labels = lib.cbb_num_labels(h)
-    print("torch %s threads %d load_s %.1f; ours %s load_s %.1f" % (
-        torch.__version__, torch.get_num_threads(), t1 - t0, lib.cbb_isa().decode(), time.time() - t1),
-        file=sys.stderr)
+    handles = []
+    for label, d, prec in engines:
+        t2 = time.time()
+        h = lib.cbb_open_precision(os.path.abspath(d).encode(), prec.encode() if prec else None, err, 512)
+        if not h:
+            raise SystemExit("engine %s: %s" % (label, err.value.decode()))
+        size = lib.cbb_image_bytes(os.path.abspath(d).encode(), prec.encode() if prec else None, err, 512)
+        print("engine %s %s %s image_bytes %d load_s %.2f" % (label, prec or "default", os.path.abspath(d), size,
+                                                              time.time() - t2))
+        handles.append(h)
+    labels = lib.cbb_num_labels(handles[0])
+    ort = None
+    if ort_spec is not None:
+        script, onnx, modules, spin = ort_spec
+        ort = OrtProcess(script, onnx, cases_path, modules, threads, spin)
+        print("ort_info version %s load_ms %.0f threads %d spin %s" % (ort.version, ort.load_ms, threads, spin))
+    print("torch %s threads %d load_s %.1f; ours %s (%s)" % (
+        torch.__version__, torch.get_num_threads(), t1 - t0, lib.cbb_isa().decode(),
+        ", ".join(e[0] for e in engines)), file=sys.stderr)
+    sys.stdout.flush()
 
-    def ours(ids, out):
+    def ours(h, ids, out):
         if lib.cbb_classify(h, ids.shape[0], ids.shape[1], ids.ctypes.data, out.ctypes.data, err, 512):
             raise SystemExit("engine: %s" % err.value.decode())
 
     with torch.inference_mode():
-        for name, b, t, ids in read_cases(cases_path):
+        for k, (name, b, t, ids) in enumerate(read_cases(cases_path)):
             ids = np.ascontiguousarray(ids, dtype=np.int32)
             x = torch.from_numpy(ids.astype(np.int64))
             mask = torch.ones_like(x)
-            mine = np.empty((b, labels), dtype=np.float32)
-            ours(ids, mine)  # also the warm-up passes
+            outs = [np.empty((b, labels), dtype=np.float32) for _ in handles]
+            for h, o in zip(handles, outs):
+                ours(h, ids, o)  # also the warm-up passes
             ref = model(x, mask).numpy()
-            diff = float(np.max(np.abs(ref - mine)))
+            diff = float(np.max(np.abs(ref - outs[0])))
             if not diff <= 1e-3:
                 print("mismatch %s %.3g" % (name, diff))
                 raise SystemExit("PyTorch and our logits differ by %.3g on %s" % (diff, name))
-            a, p = [], []
-            start = time.perf_counter()
-            while len(a) < 3 or (time.perf_counter() - start < 2 * seconds and len(a) < 500):
+            vdiff = [float(np.max(np.abs(o - outs[0]))) for o in outs]
+            odiff = 0.0
+            if ort is not None:
+                got = ort.logits(k).reshape(b, labels)  # also its warm-up pass
+                odiff = float(np.max(np.abs(ref - got)))
+                if not odiff <= 1e-3:
+                    raise SystemExit("PyTorch and ONNX Runtime logits differ by %.3g on %s" % (odiff, name))
+            # one pass of each per round, in an order drawn afresh each round (seeded), so
+            # that no one always runs right after PyTorch or ONNX Runtime (whose threads may
+            # still spin) or always first
+            def timed(fn):
                 t1 = time.perf_counter()
-                ours(ids, mine)
-                t2 = time.perf_counter()
-                model(x, mask)
-                t3 = time.perf_counter()
-                a.append((t2 - t1) * 1e3)
-                p.append((t3 - t2) * 1e3)
-            a.sort()
-            p.sort()
-            gflops = lib.cbb_flops(h, b * t, t) / 1e9 / (a[len(a) // 2] / 1e3)
+                fn()
+                return (time.perf_counter() - t1) * 1e3
+
+            parts = [(lambda h=h, o=o: timed(lambda: ours(h, ids, o))) for h, o in zip(handles, outs)]
+            parts.append(lambda: timed(lambda: model(x, mask)))
+            if ort is not None:
+                parts.append(lambda: ort.run(k))
+            samples = [[] for _ in parts]
+            order = list(range(len(parts)))
+            shuffle = random.Random(k)
+            start = time.perf_counter()
+            r = 0
+            while r < 3 or (time.perf_counter() - start < len(parts) * seconds and r < 500):
+                shuffle.shuffle(order)
+                for i in order:
+                    samples[i].append(parts[i]())
+                r += 1
+            for tl in samples:
+                tl.sort()
+            times = samples[:len(handles)]
+            p = samples[len(handles)]
+            o_times = samples[len(handles) + 1] if ort is not None else []
+            a = times[0]
+            gflops = lib.cbb_flops(handles[0], b * t, t) / 1e9 / (a[len(a) // 2] / 1e3)
             print("case %s %d %d %d %.3f %.3f %.3f %.3f %.3g %.1f" % (
                 name, b, t, len(a), a[len(a) // 2], a[0], p[len(p) // 2], p[0], diff, gflops))
+            for (label, _, _), tl, vd in list(zip(engines, times, vdiff))[1:]:
+                print("variant %s %s %d %.3f %.3f %.3g" % (name, label, len(tl), tl[len(tl) // 2], tl[0], vd))
+            if ort is not None:
+                print("ort %s %d %.3f %.3f %.3g" % (name, len(o_times), o_times[len(o_times) // 2], o_times[0],
+                                                   odiff))
             sys.stdout.flush()
+    if ort is not None:
+        ort.close()
 
 
 # --------------------------------------------------------------------------
@@ -295,6 +469,7 @@ def cmd_sql_setup(model_dir, texts_path):
     t0 = time.time()
     psql("SELECT camembert_load('%s', '%s')" % (MODEL_NAME, model_dir))
     print("sql_load_s %.2f" % (time.time() - t0))
+    print("sql_model %s default loaded %s %.2f" % (MODEL_NAME, sql_model_bytes(MODEL_NAME), time.time() - t0))
     psql("SELECT camembert_load('%s', '%s')" % (TINY_NAME, TINY_DIR))
     texts = open(texts_path, encoding="utf-8").read().splitlines()
     copy = "".join("%d\t%s\n" % (i + 1, s) for i, s in enumerate(texts))
@@ -302,6 +477,31 @@ def cmd_sql_setup(model_dir, texts_path):
          "COPY posts FROM STDIN;\n" + copy + "\\.\nANALYZE posts;\n"
          "ALTER TABLE posts SET (parallel_workers = 2);\n")
     print("sql_rows %d" % len(texts))
+
+
+def sql_model_name(label):
+    """The SQL name of the bench model at the precision of an engine label (bench/run.sh)."""
+    return MODEL_NAME if label == "float32" else "%s_%s" % (MODEL_NAME, label.replace("-", "_"))
+
+
+def sql_model_bytes(name):
+    """camembert_models().bytes: the model's shared memory segment."""
+    return psql("SELECT bytes FROM camembert_models() WHERE name = '%s'" % name).strip() or "0"
+
+
+def cmd_sql_load(name, model_dir, dtype):
+    """camembert_load(name, dir, dtype => dtype) if the installed extension takes it: prints
+    "sql_model NAME DTYPE loaded BYTES LOAD_S", or "sql_model NAME DTYPE refused" (an
+    extension without the dtype parameter, or one that rejects that precision)."""
+    t0 = time.time()
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c",
+                        "SELECT camembert_load('%s', '%s', dtype => '%s')" % (name, os.path.abspath(model_dir), dtype)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write("camembert_load(dtype => '%s') refused: %s" % (dtype, r.stderr))
+        print("sql_model %s %s refused" % (name, dtype))
+        return
+    print("sql_model %s %s loaded %s %.2f" % (name, dtype, sql_model_bytes(name), time.time() - t0))
 
 
 class Session:
@@ -434,6 +634,25 @@ def collect(d):
         # one file per OpenMP wait policy of the PyTorch process: each side's best median
         for f in sorted(glob.glob(os.path.join(d, "compare_t%d*.txt" % t))):
             for p in read_lines(f):
+                if p[0] == "engine":  # engine LABEL PRECISION DIR image_bytes N load_s X
+                    r[("image", p[1])] = {"precision": p[2], "bytes": int(p[5])}
+                    r.setdefault("labels", [])
+                    if p[1] not in r["labels"]:
+                        r["labels"].append(p[1])
+                    continue
+                if p[0] == "ort_info":
+                    r["ort_version"] = p[2]
+                    continue
+                if p[0] in ("variant", "ort"):  # variant CASE LABEL N MED MIN DIFF / ort CASE N MED MIN DIFF
+                    key = ("variant", t, p[1], p[2]) if p[0] == "variant" else ("ort", t, p[1])
+                    q = p[3:] if p[0] == "variant" else p[2:]
+                    c = {"ms": float(q[1]), "min": float(q[2]), "diff": float(q[3])}
+                    old = r.get(key)
+                    if old is not None:
+                        c = {"ms": min(c["ms"], old["ms"]), "min": min(c["min"], old["min"]),
+                             "diff": max(c["diff"], old["diff"])}
+                    r[key] = c
+                    continue
                 if p[0] != "case":
                     continue
                 c = {"ours": float(p[5]), "ours_min": float(p[6]), "torch": float(p[7]),
@@ -452,6 +671,13 @@ def collect(d):
             if m:
                 r[("alone", t, "b%s_t%s" % (m.group(1), m.group(2)))] = {
                     "ms": float(m.group(3)), "gflop": float(m.group(4))}
+        # the same per precision: alone_t<T>_<LABEL>.txt
+        for f in sorted(glob.glob(os.path.join(d, "alone_t%d_*.txt" % t))):
+            label = os.path.basename(f)[len("alone_t%d_" % t):-len(".txt")]
+            for line in open(f):
+                m = re.match(r"batch (\d+) x (\d+) tokens.*median ([0-9.]+) ms", line)
+                if m:
+                    r[("alone_p", t, "b%s_t%s" % (m.group(1), m.group(2)), label)] = float(m.group(3))
         for p in read_lines(os.path.join(d, "sgemm_t%d.txt" % t)):
             if p[0] == "sgemm":  # timed before and after the cases: the best
                 r[("peak", t)] = max(r.get(("peak", t), 0.0), float(p[5]))
@@ -459,8 +685,16 @@ def collect(d):
         if p[0] == "sql_rows":
             r["rows"] = int(p[1])
         elif p[0] == "sql_workers":
-            key = ("tiny", 0) if len(p) > 13 and p[13] == TINY_NAME else ("sql", int(p[1]))
+            name = p[13] if len(p) > 13 else MODEL_NAME
+            key = ("tiny", 0) if name == TINY_NAME else ("sql", int(p[1])) if name == MODEL_NAME \
+                else ("sqlp", name, int(p[1]))
             r[key] = {"ms": float(p[5]), "launched": int(p[3]), "cpu": float(p[11])}
+        elif p[0] == "sql_model":  # sql_model NAME DTYPE loaded BYTES LOAD_S | refused
+            r[("sqlmodel", p[1])] = {"dtype": p[2], "loaded": p[3] == "loaded",
+                                     "bytes": int(p[4]) if p[3] == "loaded" else 0}
+            r.setdefault("sqlmodels", [])
+            if p[1] not in r["sqlmodels"]:
+                r["sqlmodels"].append(p[1])
     halves = [p for p in read_lines(os.path.join(d, "texts.txt")) if p[0] == "texts"]
     if halves:
         r["texts"] = {k: sum(float(p[i]) for p in halves)
@@ -479,6 +713,166 @@ def median(values):
     if not v:
         return float("nan")
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+# The issue's targets ("[10] Precision"): (label, case, at least this many times faster than
+# float32); (label, case, at least this many times faster than ONNX Runtime fp32); (label, at
+# most this fraction of float32's image).
+SPEED_TARGETS = [("bfloat16", "b32_t64", 1.7), ("bfloat16", "b1_t64", 1.4),
+                 ("int8", "b32_t64", 2.5), ("int8", "b1_t64", 2.0)]
+ORT_TARGETS = [("bfloat16", "b32_t64", 2.0), ("int8", "b32_t64", 2.0)]
+MEMORY_TARGETS = [("bfloat16", 0.52), ("int8", 0.30), ("auto-f16", 0.52)]
+LABEL_TEXT = {"float32": "float32", "bfloat16": "bfloat16", "int8": "int8",
+              "auto-f16": "auto, F16 file"}
+
+
+def report_precisions(runs, med, have):
+    """Our engine at each precision (variant lines), ONNX Runtime (ort lines), per-precision
+    images, SQL and the targets."""
+    labels = []
+    for r in runs:
+        for lb in r.get("labels", []):
+            if lb not in labels:
+                labels.append(lb)
+    variants = labels[1:]
+    has_ort = any(k[0] == "ort" for r in runs for k in r if isinstance(k, tuple))
+    if not variants and not has_ort:
+        return []
+    out = [""]
+
+    def ratio(num_key, num_field, den_key, den_field):
+        """Median over the runs of num/den, both from the same run (None if absent)."""
+        v = [(r[num_key][num_field] if num_field else r[num_key]) /
+             (r[den_key][den_field] if den_field else r[den_key])
+             for r in runs if num_key in r and den_key in r]
+        return median(v) if v else None
+
+    def name_of(label):
+        return LABEL_TEXT.get(label, label)
+
+    head = "| case | threads | float32 ms |"
+    for lb in variants:
+        head += " %s ms (x float32) |" % name_of(lb)
+    head += " ONNX Runtime fp32 ms | PyTorch ms | ONNX Runtime ms / ours: %s |" % " / ".join(
+        name_of(lb) for lb in labels)
+    out.append(head)
+    out.append("|---" * (head.count("|") - 1) + "|")
+    for t in (1, 2):
+        for name, b, tok in CASES:
+            key = ("case", t, name)
+            if not have(key):
+                continue
+            label = ("latency, 1 x %d tokens" % tok) if b == 1 else ("throughput, %d x %d tokens" % (b, tok))
+            line = "| %s | %d | %.1f |" % (label, t, med(key, "ours"))
+            for lb in variants:
+                vk = ("variant", t, name, lb)
+                if have(vk):
+                    line += " %.1f (%.2fx) |" % (med(vk, "ms"), ratio(key, "ours", vk, "ms"))
+                else:
+                    line += " - |"
+            ok = ("ort", t, name)
+            if have(ok):
+                parts = [ratio(ok, "ms", key, "ours")] + [ratio(ok, "ms", ("variant", t, name, lb), "ms")
+                                                          for lb in variants]
+                line += " %.1f | %.1f | %s |" % (med(ok, "ms"), med(key, "torch"),
+                                                 " / ".join("%.2fx" % x if x else "-" for x in parts))
+            else:
+                line += " - | %.1f | - |" % med(key, "torch")
+            out.append(line)
+    out.append("")
+    notes = ["Precisions: our engine's images of the same weights built with cb_model_load_dir_precision "
+             "(float32, bfloat16, int8 on the F32 file; auto on an F16 copy of it, bench.py f16copy), "
+             "timed in the same process as PyTorch, one pass of each per round in a shuffled order; "
+             "medians (each side's better median of the two OMP_WAIT_POLICY runs); "
+             "(x float32): float32's median / this one's."]
+    if has_ort:
+        ver = next((r["ort_version"] for r in runs if "ort_version" in r), "?")
+        odiff = max([r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "ort"] or [0])
+        notes.append("ONNX Runtime %s (npm onnxruntime-node, CPU execution provider, fp32) on bench.py onnx's "
+                     "export of the same PyTorch module: graphOptimizationLevel all, intraOpNumThreads = threads, "
+                     "spinning on in the OMP_WAIT_POLICY=ACTIVE run and off in the PASSIVE one; its passes are "
+                     "timed by itself (session.run) in a node process answering one pass per request, "
+                     "alternated with ours and PyTorch's; its logits vs PyTorch's: max |diff| %.2g (limit 1e-3)."
+                     % (ver, odiff))
+    vd = []
+    for lb in variants:
+        d = [r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "variant" and k[3] == lb]
+        if d:
+            vd.append("%s %.2g" % (name_of(lb), max(d)))
+    if vd:
+        notes.append("Logits vs float32's, max |diff| over the cases: %s." % ", ".join(vd))
+    out.append("  ".join(notes))
+
+    # ours alone, per precision
+    if any(k[0] == "alone_p" for r in runs for k in r if isinstance(k, tuple)):
+        out.append("")
+        head = "| ours alone (bench_engine), ms | threads | " + " | ".join(name_of(lb) for lb in labels) + " |"
+        out.append(head)
+        out.append("|---" * (head.count("|") - 1) + "|")
+        for t in (1, 2):
+            for name, b, tok in CASES:
+                if not have(("alone", t, name)):
+                    continue
+                cells = ["%.1f" % med(("alone", t, name), "ms")]
+                for lb in variants:
+                    k = ("alone_p", t, name, lb)
+                    cells.append("%.1f (%.2fx)" % (med(k), ratio(("alone", t, name), "ms", k, None))
+                                 if have(k) else "-")
+                out.append("| %d x %d tokens | %d | %s |" % (b, tok, t, " | ".join(cells)))
+
+    # memory and SQL per precision
+    if any(("image", lb) in r for r in runs for lb in labels):
+        out.append("")
+        out.append("| precision | model image (engine) MB | x float32 | SQL: shared memory MB | SQL rows/s "
+                   "(max_parallel_workers_per_gather 0) |")
+        out.append("|---|---|---|---|---|")
+        f32 = med(("image", labels[0]), "bytes")
+        for lb in labels:
+            if not have(("image", lb)):
+                continue
+            size = med(("image", lb), "bytes")
+            n = MODEL_NAME if lb == labels[0] else sql_model_name(lb)
+            sqlcell, rowscell = "-", "-"
+            if have(("sqlmodel", n)):
+                if med(("sqlmodel", n), "loaded"):
+                    sqlcell = "%.0f" % (med(("sqlmodel", n), "bytes") / 2 ** 20)
+                    key = ("sql", 0) if n == MODEL_NAME else ("sqlp", n, 0)
+                    if have(key):
+                        rowscell = "%.2f" % (runs[0].get("rows", 0) / (med(key, "ms") / 1e3))
+                else:
+                    sqlcell = rowscell = "refused by the installed extension"
+            out.append("| %s | %.0f | %.2f | %s | %s |" % (name_of(lb), size / 2 ** 20, size / f32, sqlcell, rowscell))
+
+    # targets
+    rows = []
+    for lb, case, goal in SPEED_TARGETS:
+        for t in (1, 2):
+            x = ratio(("case", t, case), "ours", ("variant", t, case, lb), "ms")
+            if x is not None:
+                rows.append(("%s vs float32, %s" % (name_of(lb), case_text(case)), t, "%.2fx" % x, ">= %.1fx" % goal,
+                             x >= goal))
+    for lb, case, goal in ORT_TARGETS:
+        for t in (1, 2):
+            x = ratio(("ort", t, case), "ms", ("variant", t, case, lb), "ms")
+            if x is not None:
+                rows.append(("%s vs ONNX Runtime fp32, %s" % (name_of(lb), case_text(case)), t, "%.2fx" % x,
+                             ">= %.1fx" % goal, x >= goal))
+    for lb, goal in MEMORY_TARGETS:
+        x = ratio(("image", lb), "bytes", ("image", labels[0]), "bytes")
+        if x is not None:
+            rows.append(("%s model image / float32's" % name_of(lb), "-", "%.2f" % x, "<= %.2f" % goal, x <= goal))
+    if rows:
+        out.append("")
+        out.append("| target (issue \"[10] Precision\") | threads | measured | goal | |")
+        out.append("|---|---|---|---|---|")
+        for what, t, got, goal, ok in rows:
+            out.append("| %s | %s | %s | %s | %s |" % (what, t, got, goal, "met" if ok else "NOT MET"))
+    return out
+
+
+def case_text(case):
+    b, t = case[1:].split("_t")
+    return "%s x %s tokens" % (b, t)
 
 
 def cmd_report(dirs):
@@ -548,6 +942,7 @@ def cmd_report(dirs):
     if diffs:
         out.append("PyTorch logits vs ours: max |diff| %.2g over every case (checked before timing, limit 1e-3)."
                    % max(diffs))
+    out.extend(report_precisions(runs, med, have))
     if have(("sql", 0)):
         rows = runs[0].get("rows", 0)
         out.append("")
@@ -610,10 +1005,16 @@ def main():
         cmd_texts(a[1], int(a[2]))
     elif c == "split":
         cmd_split(a[1], a[2], a[3])
+    elif c == "f16copy":
+        cmd_f16copy(a[1], a[2])
+    elif c == "onnx":
+        cmd_onnx(a[1], a[2])
     elif c == "compare":
-        cmd_compare(a[1], a[2], a[3], int(a[4]), float(a[5]))
+        cmd_compare(a[1], a[2], a[3], int(a[4]), float(a[5]), a[6:])
     elif c == "sqlsetup":
         cmd_sql_setup(a[1], a[2])
+    elif c == "sqlload":
+        cmd_sql_load(a[1], a[2], a[3])
     elif c == "sql":
         cmd_sql(int(a[1]), a[2] if len(a) > 2 else MODEL_NAME)
     elif c == "memory":

@@ -6,8 +6,14 @@
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc/core -o build/bench/engine/bench_engine \
  *       bench/bench_engine.c src/core/[a-z]*.c -lopenblas -lm
  *
- *   bench_engine MODEL_DIR [batch=1] [seq_len=64] [iterations=10]
+ *   bench_engine [--precision P] MODEL_DIR [batch=1] [seq_len=64] [iterations=10]
  *       random ids (<s> ... </s>, no padding), min / median / mean per pass
+ *   --precision P (before any mode that loads a model): the model image is
+ *       built with cb_model_load_dir_precision(P): auto, float32, bfloat16,
+ *       int8 (model.h); without it, cb_model_load_dir (auto)
+ *   bench_engine [--precision P] --image MODEL_DIR
+ *       the size of the model image (what a model takes in shared memory):
+ *       "image PRECISION BYTES stored DTYPE parameters N"
  *   bench_engine --texts MODEL_DIR TEXTS
  *       one text per line: tokenize (the core tokenizer, truncation to the
  *       model's length as the SQL functions do) and classify them one at a
@@ -41,6 +47,10 @@
 #include <time.h>
 
 extern int	openblas_get_num_threads(void);
+
+/* --precision (NULL: cb_model_load_dir).  A core from before cb_precision
+ * (BENCH_CORE_DIR) has no CB_PRECISION_NAMES: the option is then refused. */
+static const char *precision_name;
 
 /* kernels.c's matrix products (weak: a core from before them has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));
@@ -86,13 +96,33 @@ load_model(const char *dir, cb_model *model)
 {
 	cb_error	err;
 	double		t0 = now_ms();
+	cb_status	st;
 
-	if (cb_model_load_dir(dir, model, &err) != CB_OK)
+	if (precision_name == NULL)
+		st = cb_model_load_dir(dir, model, &err);
+	else
+	{
+#ifdef CB_PRECISION_NAMES
+		cb_precision p;
+
+		if (!cb_precision_from_name(precision_name, &p))
+		{
+			fprintf(stderr, "unknown precision %s (%s)\n", precision_name, CB_PRECISION_NAMES);
+			exit(2);
+		}
+		st = cb_model_load_dir_precision(dir, p, model, &err);
+#else
+		fprintf(stderr, "this core has no precisions (--precision %s)\n", precision_name);
+		exit(2);
+#endif
+	}
+	if (st != CB_OK)
 	{
 		fprintf(stderr, "%s: %s\n", dir, err.message);
 		exit(1);
 	}
-	fprintf(stderr, "loaded %s in %.0f ms: %d layers, hidden %d, vocab %d\n", dir, now_ms() - t0,
+	fprintf(stderr, "loaded %s (%s) in %.0f ms: %d layers, hidden %d, vocab %d\n", dir,
+			precision_name ? precision_name : "default", now_ms() - t0,
 			model->config.num_hidden_layers, model->config.hidden_size, model->config.vocab_size);
 }
 
@@ -487,16 +517,81 @@ mode_matmul(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The size of the image cb_model_source_write_image would build: what the
+ * model takes in shared memory (the SQL layer's segment holds this image).
+ */
+static int
+mode_image(int argc, char **argv)
+{
+	cb_model_source *src;
+	cb_error	err;
+	const cb_config *cfg;
+	const char *pname = precision_name ? precision_name : "auto";
+
+	if (argc < 3)
+	{
+		fprintf(stderr, "usage: [--precision P] --image MODEL_DIR\n");
+		return 2;
+	}
+	if (cb_model_source_open(argv[2], &src, &err) != CB_OK)
+	{
+		fprintf(stderr, "%s: %s\n", argv[2], err.message);
+		return 1;
+	}
+#ifdef CB_PRECISION_NAMES
+	{
+		cb_precision p;
+
+		if (!cb_precision_from_name(pname, &p))
+		{
+			fprintf(stderr, "unknown precision %s (%s)\n", pname, CB_PRECISION_NAMES);
+			return 2;
+		}
+		if (cb_model_source_set_precision(src, p, &err) != CB_OK)
+		{
+			fprintf(stderr, "%s: %s\n", argv[2], err.message);
+			return 1;
+		}
+	}
+#else
+	if (precision_name != NULL)
+	{
+		fprintf(stderr, "this core has no precisions (--precision %s)\n", precision_name);
+		return 2;
+	}
+#endif
+#ifdef CB_PRECISION_NAMES
+	cfg = cb_model_source_config(src);
+	printf("image %s %zu stored %s parameters %llu\n", pname, cb_model_source_image_size(src),
+		   cb_dtype_name(cfg->stored_dtype), (unsigned long long) cb_model_source_parameter_count(src));
+#else
+	(void) cfg;
+	printf("image %s %zu stored ? parameters %llu\n", pname, cb_model_source_image_size(src),
+		   (unsigned long long) cb_model_source_parameter_count(src));
+#endif
+	cb_model_source_close(src);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc > 2 && strcmp(argv[1], "--precision") == 0)
+	{
+		precision_name = argv[2];
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: %s MODEL_DIR [batch] [seq_len] [iterations]\n"
-				"       %s --texts MODEL_DIR TEXTS\n"
+		fprintf(stderr, "usage: %s [--precision P] MODEL_DIR [batch] [seq_len] [iterations]\n"
+				"       %s [--precision P] --texts MODEL_DIR TEXTS\n"
+				"       %s [--precision P] --image MODEL_DIR\n"
 				"       %s --sgemm M N K [iterations]\n"
 				"       %s --matmul N [layers]\n"
-				"       %s --isa\n", argv[0], argv[0], argv[0], argv[0], argv[0]);
+				"       %s --isa\n", argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	printf("threads %d\n", openblas_get_num_threads());
@@ -507,6 +602,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--texts") == 0)
 		return mode_texts(argc, argv);
+	if (strcmp(argv[1], "--image") == 0)
+		return mode_image(argc, argv);
 	if (strcmp(argv[1], "--sgemm") == 0)
 		return mode_sgemm(argc, argv);
 	if (strcmp(argv[1], "--matmul") == 0)

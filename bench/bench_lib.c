@@ -22,19 +22,45 @@ typedef struct cbb
 	cb_workspace ws;
 } cbb;
 
-/* Load a model directory; NULL on error (message in err). */
+/*
+ * Load a model directory; NULL on error (message in err).  precision: NULL
+ * for cb_model_load_dir, else a cb_precision name (auto, float32, bfloat16,
+ * int8) for cb_model_load_dir_precision; a core from before cb_precision
+ * (BENCH_CORE_DIR) accepts none.
+ */
 void *
-cbb_open(const char *dir, char *err, int err_len)
+cbb_open_precision(const char *dir, const char *precision, char *err, int err_len)
 {
 	cbb		   *h = calloc(1, sizeof(cbb));
 	cb_error	e;
+	cb_status	st;
 
 	if (h == NULL)
 	{
 		snprintf(err, (size_t) err_len, "out of memory");
 		return NULL;
 	}
-	if (cb_model_load_dir(dir, &h->model, &e) != CB_OK)
+	if (precision == NULL)
+		st = cb_model_load_dir(dir, &h->model, &e);
+	else
+	{
+#ifdef CB_PRECISION_NAMES
+		cb_precision p;
+
+		if (!cb_precision_from_name(precision, &p))
+		{
+			snprintf(err, (size_t) err_len, "unknown precision %s (%s)", precision, CB_PRECISION_NAMES);
+			free(h);
+			return NULL;
+		}
+		st = cb_model_load_dir_precision(dir, p, &h->model, &e);
+#else
+		snprintf(err, (size_t) err_len, "this core has no precisions (%s)", precision);
+		free(h);
+		return NULL;
+#endif
+	}
+	if (st != CB_OK)
 	{
 		snprintf(err, (size_t) err_len, "%s", e.message);
 		free(h);
@@ -42,6 +68,50 @@ cbb_open(const char *dir, char *err, int err_len)
 	}
 	cb_workspace_init(&h->ws);
 	return h;
+}
+
+void *
+cbb_open(const char *dir, char *err, int err_len)
+{
+	return cbb_open_precision(dir, NULL, err, err_len);
+}
+
+/*
+ * Bytes of the image the model would be built into at that precision (NULL:
+ * the default): what it takes in shared memory.  -1 on error (message in err).
+ */
+long long
+cbb_image_bytes(const char *dir, const char *precision, char *err, int err_len)
+{
+	cb_model_source *src;
+	cb_error	e;
+	long long	n;
+
+	if (cb_model_source_open(dir, &src, &e) != CB_OK)
+	{
+		snprintf(err, (size_t) err_len, "%s", e.message);
+		return -1;
+	}
+	if (precision != NULL)
+	{
+#ifdef CB_PRECISION_NAMES
+		cb_precision p;
+
+		if (!cb_precision_from_name(precision, &p) || cb_model_source_set_precision(src, p, &e) != CB_OK)
+		{
+			snprintf(err, (size_t) err_len, "precision %s refused", precision);
+			cb_model_source_close(src);
+			return -1;
+		}
+#else
+		snprintf(err, (size_t) err_len, "this core has no precisions (%s)", precision);
+		cb_model_source_close(src);
+		return -1;
+#endif
+	}
+	n = (long long) cb_model_source_image_size(src);
+	cb_model_source_close(src);
+	return n;
 }
 
 int

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# bench/run.sh — the engine against PyTorch eager on a camembert-base-shaped model, the SQL
+# bench/run.sh — the engine at each precision (float32, bfloat16, int8; auto on an F16 copy of
+# the weights) against PyTorch eager and ONNX Runtime on a camembert-base-shaped model, the SQL
 # path end to end, and the memory of backends sharing the model; one table at the end.
 #
-#   bash bench/run.sh                 (as root the first time: it may apt-get python3-torch)
+#   bash bench/run.sh                 (as root the first time: it may apt-get python3-torch,
+#                                      and npm-installs onnxruntime-node into build/)
 #
 # Environment:
 #   BENCH_SQL=0              skip the PostgreSQL part (no make install, no cluster)
+#   BENCH_PRECISIONS="bfloat16 int8 auto-f16"
+#                            our engine's images besides float32 (which always runs): a
+#                            cb_precision name on the F32 model, or auto-f16 (auto on an F16
+#                            copy of it); "" for float32 alone
+#   BENCH_SQL_PRECISIONS     the same list for the SQL part (default: BENCH_PRECISIONS); each is
+#                            loaded with camembert_load(..., dtype => ...) and skipped if the
+#                            installed extension refuses it
+#   BENCH_ORT=0              no ONNX Runtime (otherwise: npm ci --ignore-scripts of
+#                            bench/ort/package-lock.json into build/bench/engine/ort)
 #   BENCH_SECONDS=2          time spent timing each case (at least 3 passes)
 #   BENCH_ROWS=2000          rows of ~40 tokens for the SQL part
 #   BENCH_THREADS="1 2"      thread counts for the engine / PyTorch part
@@ -20,7 +31,8 @@
 #                            can do here; "default" leaves OpenBLAS's own choice.
 #
 # Everything it builds is cached under build/bench/engine/ (never committed): the model
-# (bench/make_base_shaped_model.py), the driver (bench/bench_engine.c), inputs, texts.
+# (bench/make_base_shaped_model.py), its F16 copy and ONNX export (bench/bench.py f16copy,
+# onnx), onnxruntime-node, the driver (bench/bench_engine.c), inputs, texts.
 # Results of each run: build/bench/engine/results/<date>/ (raw lines + table.md).
 # The PostgreSQL part installs the extension (scripts/setup.sh) and runs its own scratch
 # cluster in build/bench/cluster (scripts/cluster.sh with CAMEMBERT_CLUSTER_DIR; created
@@ -34,6 +46,11 @@ SECS=${BENCH_SECONDS:-2}
 ROWS=${BENCH_ROWS:-2000}
 THREADS=${BENCH_THREADS:-"1 2"}
 MODEL=$OUT/base_cls
+MODEL16=$OUT/base_cls_f16
+ONNX=$OUT/base_cls.onnx
+ORT_DIR=$OUT/ort
+PRECISIONS=${BENCH_PRECISIONS-"bfloat16 int8 auto-f16"}
+SQL_PRECISIONS=${BENCH_SQL_PRECISIONS-$PRECISIONS}
 CORE_DIR=$ROOT/src/core
 BIN=$OUT/bench_engine
 LIB=$OUT/libcbbench.so
@@ -45,6 +62,15 @@ if [ -n "${BENCH_CORE_DIR:-}" ]; then
 	rm -rf "$OUT/alt"
 	mkdir -p "$OUT/alt"
 fi
+# a core from before cb_precision (BENCH_CORE_DIR) times float32 only, loaded as it was
+F32_PREC=float32
+if ! grep -q CB_PRECISION_NAMES "$CORE_DIR/model.h"; then
+	F32_PREC=
+	PRECISIONS=
+fi
+# the model directory and cb_precision of an engine label
+label_dir() { if [ "$1" = auto-f16 ]; then echo "$MODEL16"; else echo "$MODEL"; fi; }
+label_prec() { if [ "$1" = auto-f16 ]; then echo auto; else echo "$1"; fi; }
 RES=$OUT/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT" "$RES"
 START=$(date +%s)
@@ -68,6 +94,46 @@ fi
 if [ ! -f "$MODEL/model.safetensors" ] || [ "$ROOT/bench/make_base_shaped_model.py" -nt "$MODEL/model.safetensors" ]; then
 	log "writing the camembert-base-shaped model"
 	"$PY" "$ROOT/bench/make_base_shaped_model.py" "$MODEL" >&2
+fi
+
+case " $PRECISIONS $SQL_PRECISIONS " in
+*" auto-f16 "*)
+	if [ ! -f "$MODEL16/model.safetensors" ] || [ "$MODEL/model.safetensors" -nt "$MODEL16/model.safetensors" ]; then
+		log "writing its F16 copy (bench.py f16copy)"
+		"$PY" "$ROOT/bench/bench.py" f16copy "$MODEL" "$MODEL16"
+	fi
+	;;
+esac
+
+# 2b. ONNX Runtime: onnxruntime-node (its CPU libraries are in the npm package; the install
+#     script, which only fetches GPU add-ons, is not run) and the ONNX export of the model
+ORT_ARGS=()
+if [ "${BENCH_ORT:-1}" != 0 ]; then
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		if [ "$(id -u)" = 0 ]; then
+			log "installing Debian's nodejs and npm (for ONNX Runtime; BENCH_ORT=0 to skip it)"
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+		else
+			log "no node/npm: ONNX Runtime skipped (run as root once, or BENCH_ORT=0)"
+			BENCH_ORT=0
+		fi
+	fi
+fi
+if [ "${BENCH_ORT:-1}" != 0 ]; then
+	if [ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ] ||
+		! cmp -s "$ROOT/bench/ort/package-lock.json" "$ORT_DIR/package-lock.json"; then
+		log "npm ci --ignore-scripts onnxruntime-node into $ORT_DIR"
+		rm -rf "$ORT_DIR"
+		mkdir -p "$ORT_DIR"
+		cp "$ROOT/bench/ort/package.json" "$ROOT/bench/ort/package-lock.json" "$ORT_DIR/"
+		(cd "$ORT_DIR" && npm ci --ignore-scripts --no-audit --no-fund >&2)
+	fi
+	if [ ! -f "$ONNX" ] || [ "$MODEL/model.safetensors" -nt "$ONNX" ]; then
+		log "exporting the PyTorch model to ONNX (bench.py onnx)"
+		"$PY" "$ROOT/bench/bench.py" onnx "$MODEL" "$ONNX"
+	fi
+	ORT_ARGS=(--ort "$ROOT/bench/ort/ort_bench.js" "$ONNX" "$ORT_DIR/node_modules")
 fi
 
 # 3. the driver and the library (when a source is newer), the inputs, the texts
@@ -117,16 +183,33 @@ for t in $THREADS; do
 	# PyTorch under both OpenMP wait policies, and each side's best counts: spinning
 	# OpenMP threads can starve OpenBLAS's on 2 cores (PyTorch at 2 threads was then 5 to
 	# 20 times slower than at 1), while passive waiting made PyTorch at 1 thread ~2x slower
+	# (ONNX Runtime likewise: its intra-op threads spin in the ACTIVE run, not in the PASSIVE one)
+	engines=(--engine "float32=$MODEL:$F32_PREC")
+	for p in $PRECISIONS; do
+		engines+=(--engine "$p=$(label_dir "$p"):$(label_prec "$p")")
+	done
 	for policy in ACTIVE PASSIVE; do
-		log "threads $t: engine and PyTorch, alternated, OMP_WAIT_POLICY=$policy ($(load1))"
+		spin=()
+		if [ ${#ORT_ARGS[@]} -gt 0 ]; then
+			spin=("${ORT_ARGS[@]}" "$([ $policy = ACTIVE ] && echo 1 || echo 0)")
+		fi
+		log "threads $t: engine (float32 $PRECISIONS), PyTorch${spin:+, ONNX Runtime}, alternated, OMP_WAIT_POLICY=$policy ($(load1))"
 		OMP_WAIT_POLICY=$policy "$PY" "$ROOT/bench/bench.py" compare "$MODEL" "$OUT/cases.bin" "$LIB" "$t" "$SECS" \
-			> "$RES/compare_t${t}_$policy.txt"
+			"${engines[@]}" "${spin[@]}" > "$RES/compare_t${t}_$policy.txt"
 	done
 	# our engine alone in its own process (no PyTorch pass between ours): the same shapes
-	log "threads $t: engine alone ($(load1))"
-	for shape in "1 16 20" "1 64 10" "1 128 6" "1 512 4" "8 64 4" "32 64 3"; do
-		# shellcheck disable=SC2086
-		"$BIN" "$MODEL" $shape 2>/dev/null | grep '^batch' >> "$RES/alone_t$t.txt"
+	log "threads $t: engine alone, float32 $PRECISIONS ($(load1))"
+	for p in float32 $PRECISIONS; do
+		file=$RES/alone_t${t}_$p.txt
+		prec=(--precision "$(label_prec "$p")")
+		if [ $p = float32 ]; then
+			file=$RES/alone_t$t.txt
+			[ -n "$F32_PREC" ] || prec=()
+		fi
+		for shape in "1 16 20" "1 64 10" "1 128 6" "1 512 4" "8 64 4" "32 64 3"; do
+			# shellcheck disable=SC2086
+			"$BIN" "${prec[@]}" "$(label_dir "$p")" $shape 2>/dev/null | grep '^batch' >> "$file"
+		done
 	done
 	"$BIN" --sgemm 2048 3072 768 5 >> "$RES/sgemm_t$t.txt"	# the peak again: the best of both counts
 done
@@ -159,6 +242,19 @@ if [ "${BENCH_SQL:-1}" != 0 ]; then
 	"$BIN" --texts "$ROOT/test/golden/models/cls3" "$OUT/texts_$ROWS.txt" > "$RES/texts_tiny.txt"
 	"$PY" "$ROOT/bench/bench.py" sql 0 bench_tiny >> "$RES/sql.txt"
 	"$BIN" --texts "$ROOT/test/golden/models/cls3" "$OUT/texts_$ROWS.txt" >> "$RES/texts_tiny.txt"
+	# every other precision: camembert_load(..., dtype => ...) if the installed extension
+	# takes it, its shared memory, and the rows/s with no parallel worker; then unloaded (the
+	# memory of 8 backends below is float32's)
+	for p in $SQL_PRECISIONS; do
+		name=bench_base_${p//-/_}
+		log "SQL, $p: camembert_load($name, dtype => $(label_prec "$p"))"
+		"$PY" "$ROOT/bench/bench.py" sqlload "$name" "$(label_dir "$p")" "$(label_prec "$p")" >> "$RES/sql.txt"
+		if tail -1 "$RES/sql.txt" | grep -q " loaded "; then
+			log "SQL, $p: $ROWS rows, no parallel worker ($(load1))"
+			"$PY" "$ROOT/bench/bench.py" sql 0 "$name" >> "$RES/sql.txt"
+			psql -X -q -At -d postgres -c "SELECT camembert_unload('$name')" >/dev/null
+		fi
+	done
 	log "memory of 8 backends"
 	"$PY" "$ROOT/bench/bench.py" memory 8 > "$RES/memory.txt"
 fi
