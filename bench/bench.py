@@ -736,7 +736,7 @@ def report_precisions(runs, med, have):
                 labels.append(lb)
     variants = labels[1:]
     has_ort = any(k[0] == "ort" for r in runs for k in r if isinstance(k, tuple))
-    if not variants and not has_ort:
+    if not variants and not has_ort and not any(r.get("sqlmodels") for r in runs):
         return []
     out = [""]
 
@@ -750,58 +750,59 @@ def report_precisions(runs, med, have):
     def name_of(label):
         return LABEL_TEXT.get(label, label)
 
-    head = "| case | threads | float32 ms |"
-    for lb in variants:
-        head += " %s ms (x float32) |" % name_of(lb)
-    head += " ONNX Runtime fp32 ms | PyTorch ms | ONNX Runtime ms / ours: %s |" % " / ".join(
-        name_of(lb) for lb in labels)
-    out.append(head)
-    out.append("|---" * (head.count("|") - 1) + "|")
-    for t in (1, 2):
-        for name, b, tok in CASES:
-            key = ("case", t, name)
-            if not have(key):
-                continue
-            label = ("latency, 1 x %d tokens" % tok) if b == 1 else ("throughput, %d x %d tokens" % (b, tok))
-            line = "| %s | %d | %.1f |" % (label, t, med(key, "ours"))
-            for lb in variants:
-                vk = ("variant", t, name, lb)
-                if have(vk):
-                    line += " %.1f (%.2fx) |" % (med(vk, "ms"), ratio(key, "ours", vk, "ms"))
+    if variants or has_ort:
+        head = "| case | threads | float32 ms |"
+        for lb in variants:
+            head += " %s ms (x float32) |" % name_of(lb)
+        head += " ONNX Runtime fp32 ms | PyTorch ms | ONNX Runtime ms / ours: %s |" % " / ".join(
+            name_of(lb) for lb in labels)
+        out.append(head)
+        out.append("|---" * (head.count("|") - 1) + "|")
+        for t in (1, 2):
+            for name, b, tok in CASES:
+                key = ("case", t, name)
+                if not have(key):
+                    continue
+                label = ("latency, 1 x %d tokens" % tok) if b == 1 else ("throughput, %d x %d tokens" % (b, tok))
+                line = "| %s | %d | %.1f |" % (label, t, med(key, "ours"))
+                for lb in variants:
+                    vk = ("variant", t, name, lb)
+                    if have(vk):
+                        line += " %.1f (%.2fx) |" % (med(vk, "ms"), ratio(key, "ours", vk, "ms"))
+                    else:
+                        line += " - |"
+                ok = ("ort", t, name)
+                if have(ok):
+                    parts = [ratio(ok, "ms", key, "ours")] + [ratio(ok, "ms", ("variant", t, name, lb), "ms")
+                                                              for lb in variants]
+                    line += " %.1f | %.1f | %s |" % (med(ok, "ms"), med(key, "torch"),
+                                                     " / ".join("%.2fx" % x if x else "-" for x in parts))
                 else:
-                    line += " - |"
-            ok = ("ort", t, name)
-            if have(ok):
-                parts = [ratio(ok, "ms", key, "ours")] + [ratio(ok, "ms", ("variant", t, name, lb), "ms")
-                                                          for lb in variants]
-                line += " %.1f | %.1f | %s |" % (med(ok, "ms"), med(key, "torch"),
-                                                 " / ".join("%.2fx" % x if x else "-" for x in parts))
-            else:
-                line += " - | %.1f | - |" % med(key, "torch")
-            out.append(line)
-    out.append("")
-    notes = ["Precisions: our engine's images of the same weights built with cb_model_load_dir_precision "
-             "(float32, bfloat16, int8 on the F32 file; auto on an F16 copy of it, bench.py f16copy), "
-             "timed in the same process as PyTorch, one pass of each per round in a shuffled order; "
-             "medians (each side's better median of the two OMP_WAIT_POLICY runs); "
-             "(x float32): float32's median / this one's."]
-    if has_ort:
-        ver = next((r["ort_version"] for r in runs if "ort_version" in r), "?")
-        odiff = max([r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "ort"] or [0])
-        notes.append("ONNX Runtime %s (npm onnxruntime-node, CPU execution provider, fp32) on bench.py onnx's "
-                     "export of the same PyTorch module: graphOptimizationLevel all, intraOpNumThreads = threads, "
-                     "spinning on in the OMP_WAIT_POLICY=ACTIVE run and off in the PASSIVE one; its passes are "
-                     "timed by itself (session.run) in a node process answering one pass per request, "
-                     "alternated with ours and PyTorch's; its logits vs PyTorch's: max |diff| %.2g (limit 1e-3)."
-                     % (ver, odiff))
-    vd = []
-    for lb in variants:
-        d = [r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "variant" and k[3] == lb]
-        if d:
-            vd.append("%s %.2g" % (name_of(lb), max(d)))
-    if vd:
-        notes.append("Logits vs float32's, max |diff| over the cases: %s." % ", ".join(vd))
-    out.append("  ".join(notes))
+                    line += " - | %.1f | - |" % med(key, "torch")
+                out.append(line)
+        out.append("")
+        notes = ["Precisions: our engine's images of the same weights built with cb_model_load_dir_precision "
+                 "(float32, bfloat16, int8 on the F32 file; auto on an F16 copy of it, bench.py f16copy), "
+                 "timed in the same process as PyTorch, one pass of each per round in a shuffled order; "
+                 "medians (each side's better median of the two OMP_WAIT_POLICY runs); "
+                 "(x float32): float32's median / this one's."]
+        if has_ort:
+            ver = next((r["ort_version"] for r in runs if "ort_version" in r), "?")
+            odiff = max([r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "ort"] or [0])
+            notes.append("ONNX Runtime %s (npm onnxruntime-node, CPU execution provider, fp32) on bench.py onnx's "
+                         "export of the same PyTorch module: graphOptimizationLevel all, intraOpNumThreads = threads, "
+                         "spinning on in the OMP_WAIT_POLICY=ACTIVE run and off in the PASSIVE one; its passes are "
+                         "timed by itself (session.run) in a node process answering one pass per request, "
+                         "alternated with ours and PyTorch's; its logits vs PyTorch's: max |diff| %.2g (limit 1e-3)."
+                         % (ver, odiff))
+        vd = []
+        for lb in variants:
+            d = [r[k]["diff"] for r in runs for k in r if isinstance(k, tuple) and k[0] == "variant" and k[3] == lb]
+            if d:
+                vd.append("%s %.2g" % (name_of(lb), max(d)))
+        if vd:
+            notes.append("Logits vs float32's, max |diff| over the cases: %s." % ", ".join(vd))
+        out.append("  ".join(notes))
 
     # ours alone, per precision
     if any(k[0] == "alone_p" for r in runs for k in r if isinstance(k, tuple)):
@@ -820,18 +821,21 @@ def report_precisions(runs, med, have):
                                  if have(k) else "-")
                 out.append("| %d x %d tokens | %d | %s |" % (b, tok, t, " | ".join(cells)))
 
-    # memory and SQL per precision
-    if any(("image", lb) in r for r in runs for lb in labels):
+    # memory and SQL per precision (the SQL part may have its own list: BENCH_SQL_PRECISIONS)
+    for r in runs:
+        for n in r.get("sqlmodels", []):
+            lb = n[len(MODEL_NAME) + 1:].replace("_", "-") if n != MODEL_NAME else "float32"
+            if n.startswith(MODEL_NAME) and lb not in labels:
+                labels.append(lb)
+    if any(("image", lb) in r or ("sqlmodel", sql_model_name(lb)) in r for r in runs for lb in labels):
         out.append("")
         out.append("| precision | model image (engine) MB | x float32 | SQL: shared memory MB | SQL rows/s "
                    "(max_parallel_workers_per_gather 0) |")
         out.append("|---|---|---|---|---|")
-        f32 = med(("image", labels[0]), "bytes")
+        f32 = med(("image", labels[0]), "bytes") if have(("image", labels[0])) else float("nan")
         for lb in labels:
-            if not have(("image", lb)):
-                continue
-            size = med(("image", lb), "bytes")
-            n = MODEL_NAME if lb == labels[0] else sql_model_name(lb)
+            size = med(("image", lb), "bytes") if have(("image", lb)) else float("nan")
+            n = sql_model_name(lb)
             sqlcell, rowscell = "-", "-"
             if have(("sqlmodel", n)):
                 if med(("sqlmodel", n), "loaded"):
@@ -841,7 +845,9 @@ def report_precisions(runs, med, have):
                         rowscell = "%.2f" % (runs[0].get("rows", 0) / (med(key, "ms") / 1e3))
                 else:
                     sqlcell = rowscell = "refused by the installed extension"
-            out.append("| %s | %.0f | %.2f | %s | %s |" % (name_of(lb), size / 2 ** 20, size / f32, sqlcell, rowscell))
+            out.append("| %s | %s | %s | %s | %s |" % (name_of(lb), "%.0f" % (size / 2 ** 20) if size == size else "-",
+                                                        "%.2f" % (size / f32) if size == size else "-", sqlcell,
+                                                        rowscell))
 
     # targets
     rows = []

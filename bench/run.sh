@@ -15,6 +15,8 @@
 #   BENCH_SQL_PRECISIONS     the same list for the SQL part (default: BENCH_PRECISIONS); each is
 #                            loaded with camembert_load(..., dtype => ...) and skipped if the
 #                            installed extension refuses it
+#   BENCH_SQL_INSTALL=0      time the extension already installed (for PG_CONFIG) instead of
+#                            building and installing this tree's (scripts/setup.sh)
 #   BENCH_ORT=0              no ONNX Runtime (otherwise: npm ci --ignore-scripts of
 #                            bench/ort/package-lock.json into build/bench/engine/ort)
 #   BENCH_SECONDS=2          time spent timing each case (at least 3 passes)
@@ -217,8 +219,10 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 # 6. PostgreSQL: rows/s, SQL overhead, memory of 8 backends
 if [ "${BENCH_SQL:-1}" != 0 ]; then
-	log "make install (scripts/setup.sh)"
-	bash "$ROOT/scripts/setup.sh" >&2
+	if [ "${BENCH_SQL_INSTALL:-1}" != 0 ]; then
+		log "make install (scripts/setup.sh)"
+		bash "$ROOT/scripts/setup.sh" >&2
+	fi
 	export CAMEMBERT_CLUSTER_DIR=$OUT/../cluster
 	trap 'bash "$ROOT/scripts/cluster.sh" stop || true' EXIT
 	# a fresh cluster each run (its port, chosen at initdb, may have been taken since)
