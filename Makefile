@@ -89,8 +89,8 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 unit-build: $(UNIT_TESTS)
 
 # test_kernels and test_forward again under ThreadSanitizer (the thread pool
-# of kernels.c; attention and GELU spread over threads, even for the small
-# test models: CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
+# of thread_pool.c; attention and GELU spread over threads, even for the
+# small test models: CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
 build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)

@@ -35,7 +35,7 @@
  * row per sequence.
  *
  * Speed: every matrix product is one call of cb_kernel_matmul_nt/_nn
- * (kernels.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
+ * (matmul_f32.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
  * else cblas_sgemm; threads follow OPENBLAS_NUM_THREADS); bias + GELU and
  * bias + residual + LayerNorm are fused passes; no copy of the activations
  * between layers.

@@ -4,7 +4,7 @@
 #include "generate.h"
 #include "config.h"
 #include "forward.h"
-#include "kernels.h"
+#include "row_ops.h"
 
 #include <math.h>
 #include <string.h>

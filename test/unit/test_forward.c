@@ -12,9 +12,9 @@
 #include "support/golden_model.h"
 
 #include "forward.h"
-#include "kernels.h"
 #include "losses.h"
 #include "model_image.h"
+#include "row_ops.h"
 
 #include <float.h>
 
