@@ -130,3 +130,17 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	out=$$(OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_tsan:/'; \
 	exit $$status
+
+# ---------------------------------------------------------------------------
+# bench/bench_matrix.c: cb_matrix_product in every format against float32 (bench/README.md).
+# The core at -O2, as PGXS builds the extension.
+
+BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core
+BENCH_CORE_OBJS := $(patsubst src/core/%.c,build/bench/core/%.o,$(CORE_SRCS))
+
+build/bench/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+build/bench/bench_matrix: bench/bench_matrix.c $(BENCH_CORE_OBJS)
+	$(UNIT_CC) $(BENCH_CFLAGS) -o $@ $< $(BENCH_CORE_OBJS) $(UNIT_LIBS)
