@@ -327,12 +327,11 @@ cb_int8_blocks_portable(const cb_int8_job *jb, size_t b0, size_t b1)
 
 /* ---- the driver ---------------------------------------------------------------- */
 
-#define PANEL_BLOCKS 6			/* 16-row blocks of W per work item */
-
 typedef struct int8_work
 {
 	cb_int8_job job;
-	size_t		blocks;
+	size_t		blocks,
+				panel;			/* 16-row blocks of W per work item */
 	void		(*kernel) (const cb_int8_job *job, size_t b0, size_t b1);
 } int8_work;
 
@@ -340,8 +339,8 @@ static void
 int8_item(void *arg, size_t item, int worker)
 {
 	const int8_work *wk = arg;
-	size_t		b0 = item * PANEL_BLOCKS;
-	size_t		b1 = wk->blocks - b0 < PANEL_BLOCKS ? wk->blocks : b0 + PANEL_BLOCKS;
+	size_t		b0 = item * wk->panel;
+	size_t		b1 = wk->blocks - b0 < wk->panel ? wk->blocks : b0 + wk->panel;
 
 	(void) worker;
 	wk->kernel(&wk->job, b0, b1);
@@ -357,6 +356,7 @@ cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bia
 	uint8_t    *qx = cb_align64(sx + n);
 	int8_work	wk;
 	size_t		items;
+	int			threads;
 
 	if (n == 0 || w->rows == 0)
 		return;
@@ -386,9 +386,18 @@ cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bia
 			wk.kernel = cb_int8_blocks_portable;
 			break;
 	}
-	items = (wk.blocks + PANEL_BLOCKS - 1) / PANEL_BLOCKS;
-	/* an int8 multiply-add costs about a quarter of a float32 one */
-	cb_kernel_parallel_for(items, cb_kernel_threads(),
-						   0.5 * (double) n * (double) w->rows * (double) w->cols,
+	/*
+	 * Work items of whole tiles (4 blocks: the zmm kernel's 64 columns),
+	 * about 4 per thread so that a thread slowed down takes fewer, and at
+	 * most 24 blocks (the rows of activations a kernel keeps in cache are
+	 * reused across the item's blocks).
+	 */
+	threads = cb_kernel_threads();
+	wk.panel = wk.blocks / (4 * (size_t) threads) / 4 * 4;
+	wk.panel = wk.panel < 4 ? 4 : (wk.panel > 24 ? 24 : wk.panel);
+	items = (wk.blocks + wk.panel - 1) / wk.panel;
+	/* an int8 multiply-add costs about a quarter of a float32 one: the
+	 * products' rule for sharing, in float32-equivalent FLOPs */
+	cb_kernel_parallel_for(items, threads, 0.5 * (double) n * (double) w->rows * (double) w->cols,
 						   int8_item, &wk);
 }

@@ -25,11 +25,13 @@
 #define TARGET_VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* 6 x 4 tiles (24 accumulators) measured best here (Zen 5), 8 x 3 and
+ * 6 x 3 within a few %, 12 x 2 ~10 % slower (more broadcasts per vpdpbusd) */
 #ifndef I8Z_MR
-#define I8Z_MR 8				/* rows of activations per tile */
+#define I8Z_MR 6				/* rows of activations per tile */
 #endif
 #ifndef I8Z_NV
-#define I8Z_NV 3				/* 16-row blocks of W per tile */
+#define I8Z_NV 4				/* 16-row blocks of W per tile */
 #endif
 
 /*
@@ -146,18 +148,27 @@ static const tile_fn tiles[I8Z_MR][I8Z_NV] = {
 #endif
 };
 
+#ifndef I8Z_RB
+#define I8Z_RB 96				/* rows of activations per pass over the blocks (cache) */
+#endif
+
 void
 cb_int8_blocks_avx512vnni(const cb_int8_job *jb, size_t b0, size_t b1)
 {
-	for (size_t b = b0; b < b1; b += I8Z_NV)
+	for (size_t i0 = 0; i0 < jb->n; i0 += I8Z_RB)
 	{
-		size_t		nv = b1 - b < I8Z_NV ? b1 - b : I8Z_NV;
+		size_t		i1 = jb->n - i0 < I8Z_RB ? jb->n : i0 + I8Z_RB;
 
-		for (size_t i = 0; i < jb->n; i += I8Z_MR)
+		for (size_t b = b0; b < b1; b += I8Z_NV)
 		{
-			size_t		mr = jb->n - i < I8Z_MR ? jb->n - i : I8Z_MR;
+			size_t		nv = b1 - b < I8Z_NV ? b1 - b : I8Z_NV;
 
-			tiles[mr - 1][nv - 1] (jb, i, b);
+			for (size_t i = i0; i < i1; i += I8Z_MR)
+			{
+				size_t		mr = i1 - i < I8Z_MR ? i1 - i : I8Z_MR;
+
+				tiles[mr - 1][nv - 1] (jb, i, b);
+			}
 		}
 	}
 }

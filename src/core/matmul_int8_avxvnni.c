@@ -77,34 +77,33 @@ tile_256(const cb_int8_job *jb, size_t i0, size_t b, const int mr)
 		}
 	}
 
+	/* (unrolled: acc must stay in registers, never indexed at run time) */
+#pragma GCC unroll 2
 	for (int h = 0; h < 2; h++)
 	{
 		size_t		j0 = b * CB_MATRIX_BLOCK + 8 * (size_t) h;
-		size_t		valid;
-		__m256i		m;
-		__m256		scale,
-					bias;
-		__m256i		comp;
 
-		if (j0 >= w->rows)
-			break;
-		valid = w->rows - j0 < 8 ? w->rows - j0 : 8;
-		m = lanes_below(valid);
-		scale = _mm256_loadu_ps(w->scale + j0);
-		comp = _mm256_slli_epi32(_mm256_loadu_si256((const void *) (w->sums + j0)), 7);
-		bias = jb->bias != NULL ? _mm256_maskload_ps(jb->bias + j0, m) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-		for (int r = 0; r < mr; r++)
+		if (j0 < w->rows)
 		{
-			__m256		s = _mm256_mul_ps(_mm256_set1_ps(jb->sx[i0 + (size_t) r]), scale);
-			__m256		p = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][h], comp)), s);
-			float	   *yr = jb->y + (i0 + (size_t) r) * jb->ldy + j0;
+			size_t		valid = w->rows - j0 < 8 ? w->rows - j0 : 8;
+			__m256i		m = lanes_below(valid);
+			__m256		scale = _mm256_loadu_ps(w->scale + j0);
+			__m256i		comp = _mm256_slli_epi32(_mm256_loadu_si256((const void *) (w->sums + j0)), 7);
+			__m256		bias = jb->bias != NULL ? _mm256_maskload_ps(jb->bias + j0, m) : _mm256_setzero_ps();
 
-			__asm__("" : "+x"(p));	/* the rounded product: no FMA with the sum */
-			if (valid == 8)
-				_mm256_storeu_ps(yr, _mm256_add_ps(p, bias));
-			else
-				_mm256_maskstore_ps(yr, m, _mm256_add_ps(p, bias));
+#pragma GCC unroll 8
+			for (int r = 0; r < mr; r++)
+			{
+				__m256		s = _mm256_mul_ps(_mm256_set1_ps(jb->sx[i0 + (size_t) r]), scale);
+				__m256		p = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][h], comp)), s);
+				float	   *yr = jb->y + (i0 + (size_t) r) * jb->ldy + j0;
+
+				__asm__("" : "+x"(p));	/* the rounded product: no FMA with the sum */
+				if (valid == 8)
+					_mm256_storeu_ps(yr, _mm256_add_ps(p, bias));
+				else
+					_mm256_maskstore_ps(yr, m, _mm256_add_ps(p, bias));
+			}
 		}
 	}
 }
@@ -121,16 +120,25 @@ TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
 
 static const tile_fn tiles[I8Y_MR] = {tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
 
+#ifndef I8Y_RB
+#define I8Y_RB 96				/* rows of activations per pass over the blocks (cache) */
+#endif
+
 void
 cb_int8_blocks_avxvnni(const cb_int8_job *jb, size_t b0, size_t b1)
 {
-	for (size_t b = b0; b < b1; b++)
-		for (size_t i = 0; i < jb->n; i += I8Y_MR)
-		{
-			size_t		mr = jb->n - i < I8Y_MR ? jb->n - i : I8Y_MR;
+	for (size_t i0 = 0; i0 < jb->n; i0 += I8Y_RB)
+	{
+		size_t		i1 = jb->n - i0 < I8Y_RB ? jb->n : i0 + I8Y_RB;
 
-			tiles[mr - 1] (jb, i, b);
-		}
+		for (size_t b = b0; b < b1; b++)
+			for (size_t i = i0; i < i1; i += I8Y_MR)
+			{
+				size_t		mr = i1 - i < I8Y_MR ? i1 - i : I8Y_MR;
+
+				tiles[mr - 1] (jb, i, b);
+			}
+	}
 }
 
 #else
