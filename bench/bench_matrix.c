@@ -135,6 +135,12 @@ main(int argc, char **argv)
 				   *tok,
 				   *save = NULL;
 
+		if (strcmp(argv[a], "-h") == 0)
+		{
+			printf("usage: bench_matrix [-t THREADS] [-f FMT,..] [-n N,..] [-s OUTxIN,..] [-r REPS] [-c]\n"
+				   "  formats: f32 f16 bf16 bf16-packed int8-packed; -c: CPU time (see the source's header)\n");
+			return 0;
+		}
 		if (strcmp(argv[a], "-c") == 0)
 		{
 			clock_id = CLOCK_PROCESS_CPUTIME_ID;
