@@ -10,7 +10,7 @@
  *     amax = max_k |x[k]|  (the largest |x| bit pattern: exact)
  *     finite, 127 / amax finite:  inv = 127 / amax, sx = amax / 127,
  *                                 q[k] = clamp(rne(x[k] * inv), -127, 127)
- *     amax = 0, or so small (< 2^-119) that 127 / amax overflows:
+ *     amax = 0, or so small (< 3.8e-37) that 127 / amax overflows:
  *                                 q = 0, sx = 0 (y = bias)
  *     a NaN or an infinity in the row: q = 0, sx = NaN (y = NaN, as the
  *                                 float32 product gives a NaN or an inf)

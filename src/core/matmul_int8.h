@@ -8,7 +8,8 @@
  * VNNI kernels it stores qx + 128 (unsigned bytes; padding 128), the
  * operand vpdpbusd takes unsigned, and the kernels subtract 128 * sums[j].
  * Then the threads take the 16-row blocks of W in panels, and a kernel
- * computes every row of y for the panel's columns.
+ * computes every row of y for the panel's columns.  The int32 sums are
+ * exact while 127 * 127 * cols4 < 2^31 (cols4 < 133 144).
  */
 #ifndef CB_MATMUL_INT8_H
 #define CB_MATMUL_INT8_H
