@@ -13,9 +13,11 @@
  *   CB_MATRIX_BF16   bfloat16, row-major:      kept as stored (precision
  *                    'auto').  Products widen every weight exactly to
  *                    float32 and compute as CB_MATRIX_F32 does, with the
- *                    same kernels in the same order: the results are
- *                    bit-identical to those of the F32 matrix holding the
- *                    widened values.
+ *                    same kernels in the same order: on our own kernels'
+ *                    paths (avx512, avx2) the results are bit-identical to
+ *                    those of the F32 matrix holding the widened values;
+ *                    on the cblas path, equal to float rounding (sgemm
+ *                    blocks a block of rows as it likes).
  *   CB_MATRIX_BF16_PACKED  (precision 'bfloat16')  bfloat16 rounded from
  *                    float32 to nearest even, in blocks of 16 rows by pairs
  *                    of columns: element (r, c) is uint16
@@ -28,8 +30,9 @@
  *                    float32 sums in another order).
  *   CB_MATRIX_INT8_PACKED  (precision 'int8')  symmetric per row ("per
  *                    output channel"): scale[r] = max_c |W[r][c]| / 127,
- *                    q[r][c] = round-to-nearest-even(W[r][c] / scale[r])
- *                    (0 when the row is all zero), in blocks of 16 rows by
+ *                    q[r][c] = round-to-nearest-even(W[r][c] * (127 / amax_r))
+ *                    clamped to [-127, 127] (0 when the row is all zero or
+ *                    not finite), in blocks of 16 rows by
  *                    quads of columns: element (r, c) is int8
  *                    data[((r / 16) * (cols4 / 4) + c / 4) * 64 + (r % 16) * 4 + c % 4]
  *                    (cols4: cols rounded up to 4, rows to 16, zero padding),
@@ -43,7 +46,9 @@
  *                        acc = sum_k qx[k] * q[j][k]   (exact, int32)
  *                    The VNNI paths compute acc as sum (qx + 128) * q - 128 *
  *                    sums[j] (vpdpbusd multiplies unsigned by signed bytes);
- *                    every path gives bit-identical results.
+ *                    every path gives bit-identical results.  A row of x
+ *                    holding a NaN or an infinity gives NaN outputs; a row
+ *                    so small that 127 / amax overflows gives the bias.
  *
  * A matrix lives in one *blob*: its data, then (int8) the scales and sums,
  * each part starting 64-byte aligned relative to the blob; the blob itself
