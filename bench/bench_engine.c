@@ -9,8 +9,8 @@
  *   bench_engine [--precision P] MODEL_DIR [batch=1] [seq_len=64] [iterations=10]
  *       random ids (<s> ... </s>, no padding), min / median / mean per pass
  *   --precision P (before any mode that loads a model): the model image is
- *       built with cb_model_load_dir_precision(P): auto, float32, bfloat16,
- *       int8 (model.h); without it, cb_model_load_dir (auto)
+ *       built at precision P: auto, float32, bfloat16, int8 (model.h); without
+ *       it, the default (auto); in 64-byte aligned memory (load_model.h)
  *   bench_engine [--precision P] --image MODEL_DIR
  *       the size of the model image (what a model takes in shared memory):
  *       "image PRECISION BYTES stored DTYPE parameters N"
@@ -37,6 +37,7 @@
  * the engine loaded as a library: bench_lib.c.)
  */
 #include "forward.h"
+#include "load_model.h"
 #include "model_image.h"
 #include "tokenizer.h"
 
@@ -91,39 +92,31 @@ xmalloc(size_t n)
 	return p;
 }
 
+/* the image of the loaded model (one per process): bench_load_model's */
+static void *model_image;
+
 static void
 load_model(const char *dir, cb_model *model)
 {
-	cb_error	err;
+	char		msg[CB_ERROR_MESSAGE_MAX + 64];
 	double		t0 = now_ms();
-	cb_status	st;
 
-	if (precision_name == NULL)
-		st = cb_model_load_dir(dir, model, &err);
-	else
+	if (bench_load_model(dir, precision_name, model, &model_image, msg, sizeof(msg)) != 0)
 	{
-#ifdef CB_PRECISION_NAMES
-		cb_precision p;
-
-		if (!cb_precision_from_name(precision_name, &p))
-		{
-			fprintf(stderr, "unknown precision %s (%s)\n", precision_name, CB_PRECISION_NAMES);
-			exit(2);
-		}
-		st = cb_model_load_dir_precision(dir, p, model, &err);
-#else
-		fprintf(stderr, "this core has no precisions (--precision %s)\n", precision_name);
-		exit(2);
-#endif
-	}
-	if (st != CB_OK)
-	{
-		fprintf(stderr, "%s: %s\n", dir, err.message);
+		fprintf(stderr, "%s: %s\n", dir, msg);
 		exit(1);
 	}
 	fprintf(stderr, "loaded %s (%s) in %.0f ms: %d layers, hidden %d, vocab %d\n", dir,
 			precision_name ? precision_name : "default", now_ms() - t0,
 			model->config.num_hidden_layers, model->config.hidden_size, model->config.vocab_size);
+}
+
+static void
+unload_model(cb_model *model)
+{
+	cb_model_view_release(model);
+	free(model_image);
+	model_image = NULL;
 }
 
 /* The output a benchmark asks for: class logits, or the head at one position
@@ -233,7 +226,7 @@ mode_simple(int argc, char **argv)
 		   batch, seq, iters, times[0], times[iters / 2], sum / iters, flops / 1e9,
 		   flops / 1e9 / (times[iters / 2] / 1e3));
 	cb_workspace_release(&ws);
-	cb_model_view_release(&model);
+	unload_model(&model);
 	free(ids);
 	free(pos);
 	free(out_buf);
@@ -366,7 +359,7 @@ mode_texts(int argc, char **argv)
 	free(sp_bytes);
 	free(texts);
 	cb_workspace_release(&ws);
-	cb_model_view_release(&model);
+	unload_model(&model);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  *       bench/bench_lib.c src/core/[a-z]*.c -lopenblas -lm -lpthread
  */
 #include "forward.h"
+#include "load_model.h"
 #include "model_image.h"
 
 #include <stdio.h>
@@ -19,50 +20,28 @@ extern const char *cb_kernel_isa(void) __attribute__((weak));
 typedef struct cbb
 {
 	cb_model	model;
+	void	   *image;			/* bench_load_model's */
 	cb_workspace ws;
 } cbb;
 
 /*
  * Load a model directory; NULL on error (message in err).  precision: NULL
- * for cb_model_load_dir, else a cb_precision name (auto, float32, bfloat16,
- * int8) for cb_model_load_dir_precision; a core from before cb_precision
- * (BENCH_CORE_DIR) accepts none.
+ * for the default (auto), else a cb_precision name (auto, float32, bfloat16,
+ * int8); a core from before cb_precision (BENCH_CORE_DIR) accepts none.  The
+ * image is built in 64-byte aligned memory (load_model.h).
  */
 void *
 cbb_open_precision(const char *dir, const char *precision, char *err, int err_len)
 {
 	cbb		   *h = calloc(1, sizeof(cbb));
-	cb_error	e;
-	cb_status	st;
 
 	if (h == NULL)
 	{
 		snprintf(err, (size_t) err_len, "out of memory");
 		return NULL;
 	}
-	if (precision == NULL)
-		st = cb_model_load_dir(dir, &h->model, &e);
-	else
+	if (bench_load_model(dir, precision, &h->model, &h->image, err, (size_t) err_len) != 0)
 	{
-#ifdef CB_PRECISION_NAMES
-		cb_precision p;
-
-		if (!cb_precision_from_name(precision, &p))
-		{
-			snprintf(err, (size_t) err_len, "unknown precision %s (%s)", precision, CB_PRECISION_NAMES);
-			free(h);
-			return NULL;
-		}
-		st = cb_model_load_dir_precision(dir, p, &h->model, &e);
-#else
-		snprintf(err, (size_t) err_len, "this core has no precisions (%s)", precision);
-		free(h);
-		return NULL;
-#endif
-	}
-	if (st != CB_OK)
-	{
-		snprintf(err, (size_t) err_len, "%s", e.message);
 		free(h);
 		return NULL;
 	}
@@ -159,5 +138,6 @@ cbb_close(void *handle)
 
 	cb_workspace_release(&h->ws);
 	cb_model_view_release(&h->model);
+	free(h->image);
 	free(h);
 }
