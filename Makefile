@@ -88,9 +88,10 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 .PHONY: unit unit-build
 unit-build: $(UNIT_TESTS)
 
-# test_kernels and test_forward again under ThreadSanitizer (the thread pool
-# of kernels.c; attention and GELU spread over threads, even for the small
-# test models: CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
+# test_kernels, test_forward and test_matrix_* again under ThreadSanitizer (the
+# thread pool of thread_pool.c; attention, GELU and the matrix products spread over
+# threads, even for the small test models: CB_PARALLEL_MIN_FLOPS=0), with more
+# threads than cores.
 build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)
@@ -118,7 +119,7 @@ headers:
 # The tests of the products (test_kernels*, test_matrix*) run once per code path and thread count.
 PATH_TESTS := $(filter build/unit/test_kernels% build/unit/test_matrix%,$(UNIT_TESTS))
 
-unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
+unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward build/unit/tsan/test_matrix_int8
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	$(MAKE) -s headers || status=1; \
 	for t in $(filter-out $(PATH_TESTS),$(UNIT_TESTS)); do $$t || status=1; done; \
@@ -127,6 +128,21 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
 	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_kernels || status=1; \
+	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_matrix_int8 || status=1; \
 	out=$$(OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_tsan:/'; \
 	exit $$status
+
+# ---------------------------------------------------------------------------
+# bench/bench_matrix.c: cb_matrix_product in every format against float32 (bench/README.md).
+# The core at -O2, as PGXS builds the extension.
+
+BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core
+BENCH_CORE_OBJS := $(patsubst src/core/%.c,build/bench/core/%.o,$(CORE_SRCS))
+
+build/bench/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(UNIT_CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+build/bench/bench_matrix: bench/bench_matrix.c $(BENCH_CORE_OBJS)
+	$(UNIT_CC) $(BENCH_CFLAGS) -o $@ $< $(BENCH_CORE_OBJS) $(UNIT_LIBS)

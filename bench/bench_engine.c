@@ -15,7 +15,7 @@
  *       "texts N TOKENS TOTAL_MS FORWARD_MS CPU_MS" (CPU_MS: the process's CPU
  *       time over the loop, all threads)
  *   bench_engine --isa
- *       "isa NAME": the matrix-product code path of src/core/kernels.c
+ *       "isa NAME": the matrix-product code path of src/core/matmul_f32.c
  *   bench_engine --matmul N [layers=12]
  *       the encoder's six linear products on N rows, OpenBLAS against
  *       cb_kernel_matmul_nt (without / with its packing scratch), CPU time:
@@ -42,7 +42,7 @@
 
 extern int	openblas_get_num_threads(void);
 
-/* kernels.c's matrix products (weak: a core from before them has none) */
+/* the core's own matrix products (matmul_f32.h; weak: a core from before them has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));
 extern void cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 								const float *bias, float alpha, float *y, size_t ldy,

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* kernels.c's name of its matrix-product code path (weak: a core from before it has none) */
+/* the core's name of its matrix-product code path (matmul_f32.h; weak: a core from before it has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));
 
 typedef struct cbb

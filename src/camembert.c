@@ -17,11 +17,12 @@
 #include "utils/memutils.h"
 
 #include "camembert.h"
-#include "kernels.h"
+#include "matmul_f32.h"
 #include "model_preload.h"
 #include "model_registry.h"
 #include "model_stats.h"
 #include "sql_support.h"
+#include "thread_pool.h"
 
 PG_MODULE_MAGIC;
 

@@ -17,9 +17,9 @@
 
 #include "camembert.h"
 #include "forward.h"
-#include "kernels.h"
 #include "model_resolve.h"
 #include "model_stats.h"
+#include "row_ops.h"
 #include "sql_classify.h"
 #include "sql_support.h"
 

@@ -18,9 +18,9 @@
 
 #include "camembert.h"
 #include "forward.h"
-#include "kernels.h"
 #include "model_resolve.h"
 #include "model_stats.h"
+#include "row_ops.h"
 #include "sql_support.h"
 
 PG_FUNCTION_INFO_V1(camembert_fill_mask);

@@ -128,7 +128,7 @@ cb_forward_check_model(const cb_model *model, cb_error *err)
 	if (!(c->layer_norm_eps >= 0.0f) || isinf(c->layer_norm_eps))
 		return cb_set_error(err, CB_ERR_FORMAT, "layer_norm_eps %g is not a finite non-negative number",
 							(double) c->layer_norm_eps);
-	if (model->word_embeddings == NULL || model->position_embeddings == NULL ||
+	if (model->word_embeddings.data == NULL || model->position_embeddings == NULL ||
 		model->token_type_embeddings == NULL || model->embeddings_ln_w == NULL ||
 		model->embeddings_ln_b == NULL || (c->num_hidden_layers > 0 && model->layers == NULL))
 		return cb_set_error(err, CB_ERR_FORMAT, "the model lacks embedding or layer weights");
@@ -136,24 +136,26 @@ cb_forward_check_model(const cb_model *model, cb_error *err)
 	{
 		const cb_layer_weights *w = &model->layers[l];
 
-		if (!w->query_w || !w->query_b || !w->key_w || !w->key_b || !w->value_w || !w->value_b ||
-			!w->attn_out_w || !w->attn_out_b || !w->attn_ln_w || !w->attn_ln_b ||
-			!w->inter_w || !w->inter_b || !w->out_w || !w->out_b || !w->out_ln_w || !w->out_ln_b)
+		if (!w->query_w.data || !w->query_b || !w->key_w.data || !w->key_b || !w->value_w.data ||
+			!w->value_b || !w->attn_out_w.data || !w->attn_out_b || !w->attn_ln_w || !w->attn_ln_b ||
+			!w->inter_w.data || !w->inter_b || !w->out_w.data || !w->out_b || !w->out_ln_w ||
+			!w->out_ln_b)
 			return cb_set_error(err, CB_ERR_FORMAT, "layer %d lacks a weight", l);
 	}
 	switch (c->architecture)
 	{
 		case CB_ARCH_MASKED_LM:
 		case CB_ARCH_CAUSAL_LM:
-			if (!model->lm_dense_w || !model->lm_dense_b || !model->lm_ln_w || !model->lm_ln_b ||
-				!model->lm_decoder_w || !model->lm_decoder_b)
+			if (!model->lm_dense_w.data || !model->lm_dense_b || !model->lm_ln_w || !model->lm_ln_b ||
+				!model->lm_decoder_w.data || !model->lm_decoder_b)
 				return cb_set_error(err, CB_ERR_FORMAT, "the model lacks an lm_head weight");
 			break;
 		case CB_ARCH_SEQUENCE_CLASSIFICATION:
 			if (c->num_labels <= 0 || c->num_labels > CB_MAX_LABELS)
 				return cb_set_error(err, CB_ERR_FORMAT, "num_labels %d is outside [1, %d]",
 									c->num_labels, CB_MAX_LABELS);
-			if (!model->cls_dense_w || !model->cls_dense_b || !model->cls_out_w || !model->cls_out_b)
+			if (!model->cls_dense_w.data || !model->cls_dense_b || !model->cls_out_w.data ||
+				!model->cls_out_b)
 				return cb_set_error(err, CB_ERR_FORMAT, "the model lacks a classifier weight");
 			break;
 		case CB_ARCH_ENCODER:
@@ -177,20 +179,55 @@ cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
 /* ------------------------------------------------------------------------ */
 /* building blocks */
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ (no bias); pack: NULL or the layer's packing scratch. */
+/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm; b may be NULL);
+ * scratch: cb_model_product_scratch_bytes(model, >= n) bytes. */
 static inline void
-linear_nobias(const float *x, size_t n, size_t in, const float *w, size_t out, float *y, size_t ldy,
-			  float *pack)
+linear(const float *x, size_t n, const cb_matrix *w, const float *b, float *y, size_t ldy,
+	   void *scratch)
 {
-	cb_kernel_matmul_nt(x, in, w, in, NULL, 1.0f, y, ldy, n, out, in, pack);
+	cb_matrix_product(x, w->cols, w, b, y, ldy, n, scratch);
 }
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm). */
-static inline void
-linear_bias(const float *x, size_t n, size_t in, const float *w, const float *b, size_t out,
-			float *y, size_t ldy, float *pack)
+/* Every weight matrix of a model, for sizing scratch (NULL-terminated). */
+static size_t
+model_matrices(const cb_model *model, const cb_matrix **out)
 {
-	cb_kernel_matmul_nt(x, in, w, in, b, 1.0f, y, ldy, n, out, in, pack);
+	size_t		n = 0;
+	const cb_layer_weights *l = model->config.num_hidden_layers > 0 ? &model->layers[0] : NULL;
+
+	if (l != NULL)
+	{
+		out[n++] = &l->query_w;
+		out[n++] = &l->key_w;
+		out[n++] = &l->value_w;
+		out[n++] = &l->attn_out_w;
+		out[n++] = &l->inter_w;
+		out[n++] = &l->out_w;
+	}
+	out[n++] = &model->lm_dense_w;
+	out[n++] = &model->lm_decoder_w;
+	out[n++] = &model->cls_dense_w;
+	out[n++] = &model->cls_out_w;
+	return n;
+}
+
+size_t
+cb_model_product_scratch_bytes(const cb_model *model, size_t n)
+{
+	const cb_matrix *m[10];
+	size_t		count = model_matrices(model, m),
+				most = 0;
+
+	/* every layer holds its matrices in the same formats and shapes as layer 0 */
+	for (size_t i = 0; i < count; i++)
+		if (m[i]->data != NULL)
+		{
+			size_t		b = cb_matrix_product_scratch(m[i], n);
+
+			if (b > most)
+				most = b;
+		}
+	return most;
 }
 
 void
@@ -202,22 +239,30 @@ cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positi
 
 	for (size_t r = 0; r < n; r++)
 	{
-		const float *we = model->word_embeddings + (size_t) ids[r] * h;
 		const float *pe = model->position_embeddings + (size_t) positions[r] * h;
 		float	   *xr = x + r * h;
 
 		/* transformers: (inputs_embeds + token_type_embeddings) + position_embeddings */
+		cb_matrix_row(&model->word_embeddings, (size_t) ids[r], xr);
 		for (size_t c = 0; c < h; c++)
-			xr[c] = (we[c] + type0[c]) + pe[c];
+			xr[c] = (xr[c] + type0[c]) + pe[c];
 	}
 	cb_kernel_layernorm(x, n, h, model->embeddings_ln_w, model->embeddings_ln_b,
 						model->config.layer_norm_eps);
 }
 
+/* floats of the products' scratch for n rows */
+static size_t
+product_scratch_floats(const cb_model *model, size_t n)
+{
+	return (cb_model_product_scratch_bytes(model, n) + sizeof(float) - 1) / sizeof(float);
+}
+
 size_t
-cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows, size_t max_queries,
+cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows, size_t max_queries,
 								size_t max_keys, int workers)
 {
+	const cb_config *cfg = &model->config;
 	size_t		h = (size_t) cfg->hidden_size,
 				i = (size_t) cfg->intermediate_size,
 				d = h / (size_t) cfg->num_attention_heads;
@@ -236,7 +281,7 @@ cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows, size_t max_
 		!cb_add_size(per_worker, cb_kernel_matmul_pack_floats(max_queries, d), &per_worker) ||
 		!cb_mul_size(per_worker, (size_t) workers, &attention) ||
 		!cb_add_size(total, attention, &total) ||
-		!cb_add_size(total, cb_kernel_matmul_pack_floats(n_rows, h > i ? h : i), &total) ||
+		!cb_add_size(total, product_scratch_floats(model, n_rows), &total) ||
 		!cb_add_size(total, 64, &total))
 		return 0;
 	return total;
@@ -359,7 +404,7 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	float	   *ctx = q + n_rows * h;
 	float	   *mid = ctx + n_rows * h;
 	float	   *pack = mid + n_rows * inter;
-	float	   *work = pack + cb_kernel_matmul_pack_floats(n_rows, h > inter ? h : inter);
+	float	   *work = pack + product_scratch_floats(model, n_rows);
 	/* per attention worker (sized by cb_encoder_layer_scratch_floats) */
 	size_t		max_q = 0,
 				max_k = 0,
@@ -372,14 +417,14 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	const size_t *q_off = subset ? subset->seq_q_off : seq_off;
 
 	/* keys and values of every row go to the store at row past + r */
-	linear_bias(x, n_rows, h, lw->key_w, lw->key_b, h, k_store + past * h, h, pack);
-	linear_bias(x, n_rows, h, lw->value_w, lw->value_b, h, v_store + past * h, h, pack);
+	linear(x, n_rows, &lw->key_w, lw->key_b, k_store + past * h, h, pack);
+	linear(x, n_rows, &lw->value_w, lw->value_b, v_store + past * h, h, pack);
 	if (subset != NULL)
 		for (size_t j = 0; j < n_out; j++)
 			memcpy(xo + j * h, x + subset->rows[j] * h, h * sizeof(float));
 	if (n_out == 0)
 		return;
-	linear_bias(xo, n_out, h, lw->query_w, lw->query_b, h, q, h, pack);
+	linear(xo, n_out, &lw->query_w, lw->query_b, q, h, pack);
 
 	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized
 	 * them, and the attention's FLOPs (two products per head) */
@@ -406,12 +451,12 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 	}
 
 	/* attention output dense + bias + residual + LayerNorm (q is free now) */
-	linear_nobias(ctx, n_out, h, lw->attn_out_w, h, q, h, pack);
+	linear(ctx, n_out, &lw->attn_out_w, NULL, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->attn_out_b, lw->attn_ln_w,
 									  lw->attn_ln_b, eps);
 
 	/* feed-forward: dense + bias + GELU, dense + bias + residual + LayerNorm */
-	linear_nobias(xo, n_out, h, lw->inter_w, inter, mid, inter, pack);
+	linear(xo, n_out, &lw->inter_w, NULL, mid, inter, pack);
 	{
 		gelu_job	gj = {mid, n_out, inter, lw->inter_b};
 
@@ -419,30 +464,28 @@ cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 		cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS, workers,
 							   30.0 * (double) n_out * (double) inter, gelu_rows, &gj);
 	}
-	linear_nobias(mid, n_out, inter, lw->out_w, h, q, h, pack);
+	linear(mid, n_out, &lw->out_w, NULL, q, h, pack);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->out_b, lw->out_ln_w,
 									  lw->out_ln_b, eps);
 }
 
 void
-cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp)
+cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp, void *scratch)
 {
 	size_t		h = (size_t) model->config.hidden_size;
 
-	linear_nobias(x, n, h, model->lm_dense_w, h, tmp, h, NULL);
+	linear(x, n, &model->lm_dense_w, NULL, tmp, h, scratch);
 	cb_kernel_bias_gelu(tmp, n, h, model->lm_dense_b);
 	cb_kernel_layernorm(tmp, n, h, model->lm_ln_w, model->lm_ln_b, model->config.layer_norm_eps);
 }
 
 void
-cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n, float *logits, size_t ld_logits)
+cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n, float *logits, size_t ld_logits,
+				  void *scratch)
 {
-	size_t		h = (size_t) model->config.hidden_size,
-				v = (size_t) model->config.vocab_size;
-
 	if (n == 0)
 		return;
-	linear_bias(tmp, n, h, model->lm_decoder_w, model->lm_decoder_b, v, logits, ld_logits, NULL);
+	linear(tmp, n, &model->lm_decoder_w, model->lm_decoder_b, logits, ld_logits, scratch);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -690,11 +733,11 @@ select_head_rows(const packed_batch *pb, const cb_forward_output *out, forward_l
 /* LM head: logits at every attended token, zeros elsewhere. */
 static void
 token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, float *tmp,
-				 float *logits)
+				 float *logits, void *scratch)
 {
 	size_t		v = (size_t) model->config.vocab_size;
 
-	cb_lm_head_transform(model, x, pb->n_rows, tmp);
+	cb_lm_head_transform(model, x, pb->n_rows, tmp, scratch);
 	for (size_t r = 0; r < pb->n_rows;)
 	{
 		size_t		run = 1;
@@ -705,7 +748,8 @@ token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, 
 			   pb->row_batch[r + run] == pb->row_batch[r] &&
 			   pb->row_time[r + run] == pb->row_time[r] + (int32_t) run)
 			run++;
-		cb_lm_head_decode(model, tmp + r * model->config.hidden_size, run, logits + flat * v, v);
+		cb_lm_head_decode(model, tmp + r * model->config.hidden_size, run, logits + flat * v, v,
+						  scratch);
 		r += run;
 	}
 	for (size_t f = 0; f < pb->batch * pb->seq_len; f++)
@@ -757,9 +801,17 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 
 	/* scratch sizes (n_rows <= bt <= INT32_MAX, so these products fit) */
 	workers = cb_kernel_threads();
-	layer_floats = cb_encoder_layer_scratch_floats(c, n_rows, max_len, max_len, workers);
+	layer_floats = cb_encoder_layer_scratch_floats(model, n_rows, max_len, max_len, workers);
 	if (layer_floats == 0)
 		return cb_set_error(err, CB_ERR_LIMIT, "a batch of %zu tokens is too large", n_rows);
+	/* the heads' products use the layers' scratch once the layers are done */
+	{
+		size_t		head_rows = n_pos > n_rows ? n_pos : n_rows;
+		size_t		head_scratch = product_scratch_floats(model, head_rows > batch ? head_rows : batch);
+
+		if (head_scratch > layer_floats)
+			layer_floats = head_scratch;
+	}
 	if (output->token_logits != NULL)
 		head_floats = n_rows * h;
 	if (n_pos > 0)
@@ -850,7 +902,7 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 
 		if (output->token_logits != NULL)
 		{
-			token_logits_all(model, &fl.pb, fl.x, head, output->token_logits);
+			token_logits_all(model, &fl.pb, fl.x, head, output->token_logits, fl.scratch);
 			head += n_rows * h;
 		}
 		if (n_pos > 0)
@@ -865,8 +917,9 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 				memcpy(gathered + i * h, final_x + (final_index ? (size_t) final_index[r] : r) * h,
 					   h * sizeof(float));
 			}
-			cb_lm_head_transform(model, gathered, n_pos, tmp);
-			cb_lm_head_decode(model, tmp, n_pos, output->position_logits, (size_t) c->vocab_size);
+			cb_lm_head_transform(model, gathered, n_pos, tmp, fl.scratch);
+			cb_lm_head_decode(model, tmp, n_pos, output->position_logits, (size_t) c->vocab_size,
+							  fl.scratch);
 			head += 2 * n_pos * h;
 		}
 		if (output->class_logits != NULL)
@@ -882,10 +935,10 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 				memcpy(gathered + b * h, final_x + (final_index ? (size_t) final_index[r] : r) * h,
 					   h * sizeof(float));
 			}
-			linear_nobias(gathered, batch, h, model->cls_dense_w, h, tmp, h, NULL);
+			linear(gathered, batch, &model->cls_dense_w, NULL, tmp, h, fl.scratch);
 			cb_kernel_bias_tanh(tmp, batch, h, model->cls_dense_b);
-			linear_bias(tmp, batch, h, model->cls_out_w, model->cls_out_b,
-						(size_t) c->num_labels, output->class_logits, (size_t) c->num_labels, NULL);
+			linear(tmp, batch, &model->cls_out_w, model->cls_out_b, output->class_logits,
+				   (size_t) c->num_labels, fl.scratch);
 		}
 	}
 

@@ -35,7 +35,7 @@
  * row per sequence.
  *
  * Speed: every matrix product is one call of cb_kernel_matmul_nt/_nn
- * (kernels.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
+ * (matmul_f32.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
  * else cblas_sgemm; threads follow OPENBLAS_NUM_THREADS); bias + GELU and
  * bias + residual + LayerNorm are fused passes; no copy of the activations
  * between layers.
@@ -122,8 +122,13 @@ double		cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
 /* Scratch floats needed by cb_encoder_layer for n_rows new rows, at most
  * max_queries new rows and max_keys keys per sequence, and `workers`
  * attention threads (0 on overflow). */
-size_t		cb_encoder_layer_scratch_floats(const cb_config *cfg, size_t n_rows,
+size_t		cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows,
 											size_t max_queries, size_t max_keys, int workers);
+
+/* Bytes of scratch any weight product of the model needs for n rows
+ * (cb_matrix_product_scratch of its largest need, at the current thread
+ * count); the encoder layer's scratch includes it. */
+size_t		cb_model_product_scratch_bytes(const cb_model *model, size_t n);
 
 /* Embeddings of `n` tokens with the given position ids into x [n][H]. */
 void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
@@ -173,9 +178,11 @@ void		cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
 
 /* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
  * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is
- * written at logits + i * ld_logits (ld_logits >= V). */
-void		cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp);
+ * written at logits + i * ld_logits (ld_logits >= V).  scratch:
+ * cb_model_product_scratch_bytes(model, >= n) bytes. */
+void		cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp,
+								 void *scratch);
 void		cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n,
-							  float *logits, size_t ld_logits);
+							  float *logits, size_t ld_logits, void *scratch);
 
 #endif							/* CB_FORWARD_H */

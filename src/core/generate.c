@@ -4,7 +4,7 @@
 #include "generate.h"
 #include "config.h"
 #include "forward.h"
-#include "kernels.h"
+#include "row_ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -128,7 +128,7 @@ cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out, cb_
 	cap = (size_t) capacity;
 
 	/* one attention worker: a decoding step has one query row */
-	scratch_floats = cb_encoder_layer_scratch_floats(&model->config, cap, cap, cap, 1);
+	scratch_floats = cb_encoder_layer_scratch_floats(model, cap, cap, cap, 1);
 	if (scratch_floats == 0 ||
 		!cb_mul_size(cap, h, &x_floats) ||
 		!cb_mul_size(x_floats, 2 * (size_t) model->config.num_hidden_layers, &kv_floats) ||
@@ -258,8 +258,9 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 	{
 		const float *final = c->num_hidden_layers > 0 ? dec->last : dec->x + (size_t) (n - 1) * h;
 
-		cb_lm_head_transform(model, final, 1, dec->head);
-		cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size);
+		/* the layers' scratch is free now (sized for cap >= 1 rows) */
+		cb_lm_head_transform(model, final, 1, dec->head, dec->scratch);
+		cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
 	}
 	return CB_OK;
 }

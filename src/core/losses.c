@@ -2,7 +2,7 @@
  * losses.c — transformers' losses (see losses.h).
  */
 #include "losses.h"
-#include "kernels.h"
+#include "row_ops.h"
 
 #include <math.h>
 

@@ -5,7 +5,7 @@
  */
 #include "matrix.h"
 #include "matrix_kernels.h"
-#include "kernels.h"
+#include "matmul_f32.h"
 
 #include <math.h>
 #include <string.h>

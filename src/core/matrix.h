@@ -13,9 +13,11 @@
  *   CB_MATRIX_BF16   bfloat16, row-major:      kept as stored (precision
  *                    'auto').  Products widen every weight exactly to
  *                    float32 and compute as CB_MATRIX_F32 does, with the
- *                    same kernels in the same order: the results are
- *                    bit-identical to those of the F32 matrix holding the
- *                    widened values.
+ *                    same kernels in the same order: on our own kernels'
+ *                    paths (avx512, avx2) the results are bit-identical to
+ *                    those of the F32 matrix holding the widened values;
+ *                    on the cblas path, equal to float rounding (sgemm
+ *                    blocks a block of rows as it likes).
  *   CB_MATRIX_BF16_PACKED  (precision 'bfloat16')  bfloat16 rounded from
  *                    float32 to nearest even, in blocks of 16 rows by pairs
  *                    of columns: element (r, c) is uint16

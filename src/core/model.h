@@ -4,7 +4,8 @@
  *
  * A model is built once into a *model image*: one contiguous,
  * position-independent block of bytes (header, configuration, label strings,
- * then every weight as float32, 64-byte aligned, all references as offsets
+ * then every weight, 64-byte aligned: vectors as float32, matrices in the
+ * format the precision chose (matrix.h), all references as offsets
  * from the start of the image).  The PostgreSQL layer copies the image into a
  * shared memory segment; every backend then calls cb_model_view() on its own
  * mapping, which validates the image and fills a cb_model with pointers into
@@ -18,6 +19,7 @@
 #define CB_MODEL_H
 
 #include "cb_common.h"
+#include "matrix.h"
 
 typedef enum cb_architecture
 {
@@ -87,46 +89,64 @@ typedef struct cb_config
 	float		layer_norm_eps;
 } cb_config;
 
-/* One encoder layer.  Linear weights are [out_features][in_features], row-major. */
+/*
+ * One encoder layer.  Weight matrices are [out_features][in_features]
+ * (cb_matrix: float32, or the format the precision chose); vectors are
+ * float32.
+ */
 typedef struct cb_layer_weights
 {
-	const float *query_w, *query_b;	/* [H][H], [H] */
-	const float *key_w, *key_b;
-	const float *value_w, *value_b;
-	const float *attn_out_w, *attn_out_b;	/* [H][H], [H] */
-	const float *attn_ln_w, *attn_ln_b;	/* [H] */
-	const float *inter_w, *inter_b;	/* [I][H], [I] */
-	const float *out_w, *out_b;		/* [H][I], [H] */
-	const float *out_ln_w, *out_ln_b;	/* [H] */
+	cb_matrix	query_w,
+				key_w,
+				value_w,
+				attn_out_w;		/* [H][H] */
+	cb_matrix	inter_w;		/* [I][H] */
+	cb_matrix	out_w;			/* [H][I] */
+	const float *query_b,
+			   *key_b,
+			   *value_b,
+			   *attn_out_b;		/* [H] */
+	const float *attn_ln_w,
+			   *attn_ln_b;		/* [H] */
+	const float *inter_b;		/* [I] */
+	const float *out_b;			/* [H] */
+	const float *out_ln_w,
+			   *out_ln_b;		/* [H] */
 } cb_layer_weights;
 
-/* A model: configuration plus pointers into an image (read-only). */
+/* A model: configuration plus views into an image (read-only).  A cb_matrix
+ * with data == NULL is absent. */
 typedef struct cb_model
 {
 	cb_config	config;
 	const char *const *labels;	/* num_labels strings (id2label), or NULL */
 
 	/* embeddings */
-	const float *word_embeddings;	/* [V][H] */
+	cb_matrix	word_embeddings;	/* [V][H], read by rows */
 	const float *position_embeddings;	/* [P][H] */
 	const float *token_type_embeddings;	/* [T][H] */
-	const float *embeddings_ln_w, *embeddings_ln_b;	/* [H] */
+	const float *embeddings_ln_w,
+			   *embeddings_ln_b;	/* [H] */
 
 	cb_layer_weights *layers;	/* num_hidden_layers entries */
 
 	/* MLM / causal LM head (lm_head.*); decoder_w is tied to word_embeddings */
-	const float *lm_dense_w, *lm_dense_b;	/* [H][H], [H] */
-	const float *lm_ln_w, *lm_ln_b;	/* [H] */
-	const float *lm_decoder_w;	/* [V][H] */
+	cb_matrix	lm_dense_w;		/* [H][H] */
+	const float *lm_dense_b;	/* [H] */
+	const float *lm_ln_w,
+			   *lm_ln_b;		/* [H] */
+	cb_matrix	lm_decoder_w;	/* [V][H] */
 	const float *lm_decoder_b;	/* [V] (lm_head.bias) */
 
 	/* classification head (classifier.*) */
-	const float *cls_dense_w, *cls_dense_b;	/* [H][H], [H] */
-	const float *cls_out_w, *cls_out_b;	/* [L][H], [L] */
+	cb_matrix	cls_dense_w;	/* [H][H] */
+	const float *cls_dense_b;	/* [H] */
+	cb_matrix	cls_out_w;		/* [L][H] */
+	const float *cls_out_b;		/* [L] */
 
 	/* filled by cb_model_view (model_image.h) */
 	uint64_t	parameter_count;	/* unique tensors (tied ones once), like HF num_parameters() */
-	uint64_t	weight_bytes;	/* float32 bytes of those tensors in the image */
+	uint64_t	weight_bytes;	/* bytes of those tensors in the image, in their formats */
 	void	   *owned_image;	/* cb_model_load_dir: the image, freed by cb_model_view_release */
 } cb_model;
 

@@ -5,12 +5,16 @@
  *
  *     image_header                     magic, version, sizes, offsets
  *     cb_config                        8-aligned, copied as is
- *     image_tensor[num_tensors]        8-aligned: (role, layer, offset, count)
+ *     image_tensor[num_tensors]        8-aligned: (role, layer, offset, count,
+ *                                      format, bytes)
  *     label table                      8-aligned: u64 offset[num_labels],
  *                                      then the NUL-terminated strings
- *     tensors                          float32, each 64-aligned, in a fixed
- *                                      order (so an image depends only on
- *                                      the configuration and the values)
+ *     tensors                          each 64-aligned, in a fixed order (so
+ *                                      an image depends only on the
+ *                                      configuration, the precision and the
+ *                                      values): vectors as float32, weight
+ *                                      matrices as matrix_format() chooses
+ *                                      (a blob of matrix.h)
  *
  * Padding bytes are zero, so two sources with equal weights give
  * byte-identical images (safetensors vs pytorch_model.bin).
@@ -53,6 +57,7 @@ typedef struct role_def
 	uint8_t		dim0,
 				dim1;			/* dim1 == DIM_NONE: a vector */
 	size_t		field;			/* offsetof in cb_model (or cb_layer_weights for IN_LAYER) */
+	bool		matrix;			/* a cb_matrix field (in the precision's format), else float * */
 } role_def;
 
 enum
@@ -68,40 +73,40 @@ enum
 #define LW(f) offsetof(cb_layer_weights, f)
 
 static const role_def roles[] = {
-	{"embeddings.word_embeddings.weight", IN_BASE, FOR_ALL, DIM_V, DIM_H, M(word_embeddings)},
-	{"embeddings.position_embeddings.weight", IN_BASE, FOR_ALL, DIM_P, DIM_H, M(position_embeddings)},
-	{"embeddings.token_type_embeddings.weight", IN_BASE, FOR_ALL, DIM_T, DIM_H, M(token_type_embeddings)},
-	{"embeddings.LayerNorm.weight", IN_BASE, FOR_ALL, DIM_H, DIM_NONE, M(embeddings_ln_w)},
-	{"embeddings.LayerNorm.bias", IN_BASE, FOR_ALL, DIM_H, DIM_NONE, M(embeddings_ln_b)},
+	{"embeddings.word_embeddings.weight", IN_BASE, FOR_ALL, DIM_V, DIM_H, M(word_embeddings), true},
+	{"embeddings.position_embeddings.weight", IN_BASE, FOR_ALL, DIM_P, DIM_H, M(position_embeddings), false},
+	{"embeddings.token_type_embeddings.weight", IN_BASE, FOR_ALL, DIM_T, DIM_H, M(token_type_embeddings), false},
+	{"embeddings.LayerNorm.weight", IN_BASE, FOR_ALL, DIM_H, DIM_NONE, M(embeddings_ln_w), false},
+	{"embeddings.LayerNorm.bias", IN_BASE, FOR_ALL, DIM_H, DIM_NONE, M(embeddings_ln_b), false},
 	/* 5 .. 20: per layer */
-	{"attention.self.query.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(query_w)},
-	{"attention.self.query.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(query_b)},
-	{"attention.self.key.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(key_w)},
-	{"attention.self.key.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(key_b)},
-	{"attention.self.value.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(value_w)},
-	{"attention.self.value.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(value_b)},
-	{"attention.output.dense.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(attn_out_w)},
-	{"attention.output.dense.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_out_b)},
-	{"attention.output.LayerNorm.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_ln_w)},
-	{"attention.output.LayerNorm.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_ln_b)},
-	{"intermediate.dense.weight", IN_LAYER, FOR_ALL, DIM_I, DIM_H, LW(inter_w)},
-	{"intermediate.dense.bias", IN_LAYER, FOR_ALL, DIM_I, DIM_NONE, LW(inter_b)},
-	{"output.dense.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_I, LW(out_w)},
-	{"output.dense.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_b)},
-	{"output.LayerNorm.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_ln_w)},
-	{"output.LayerNorm.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_ln_b)},
+	{"attention.self.query.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(query_w), true},
+	{"attention.self.query.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(query_b), false},
+	{"attention.self.key.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(key_w), true},
+	{"attention.self.key.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(key_b), false},
+	{"attention.self.value.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(value_w), true},
+	{"attention.self.value.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(value_b), false},
+	{"attention.output.dense.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_H, LW(attn_out_w), true},
+	{"attention.output.dense.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_out_b), false},
+	{"attention.output.LayerNorm.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_ln_w), false},
+	{"attention.output.LayerNorm.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(attn_ln_b), false},
+	{"intermediate.dense.weight", IN_LAYER, FOR_ALL, DIM_I, DIM_H, LW(inter_w), true},
+	{"intermediate.dense.bias", IN_LAYER, FOR_ALL, DIM_I, DIM_NONE, LW(inter_b), false},
+	{"output.dense.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_I, LW(out_w), true},
+	{"output.dense.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_b), false},
+	{"output.LayerNorm.weight", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_ln_w), false},
+	{"output.LayerNorm.bias", IN_LAYER, FOR_ALL, DIM_H, DIM_NONE, LW(out_ln_b), false},
 	/* 21 .. 26: MLM / CLM head */
-	{"lm_head.dense.weight", IN_HEAD, FOR_LM, DIM_H, DIM_H, M(lm_dense_w)},
-	{"lm_head.dense.bias", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_dense_b)},
-	{"lm_head.layer_norm.weight", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_ln_w)},
-	{"lm_head.layer_norm.bias", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_ln_b)},
-	{"lm_head.decoder.weight", IN_HEAD, FOR_LM, DIM_V, DIM_H, M(lm_decoder_w)},
-	{"lm_head.bias", IN_HEAD, FOR_LM, DIM_V, DIM_NONE, M(lm_decoder_b)},
+	{"lm_head.dense.weight", IN_HEAD, FOR_LM, DIM_H, DIM_H, M(lm_dense_w), true},
+	{"lm_head.dense.bias", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_dense_b), false},
+	{"lm_head.layer_norm.weight", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_ln_w), false},
+	{"lm_head.layer_norm.bias", IN_HEAD, FOR_LM, DIM_H, DIM_NONE, M(lm_ln_b), false},
+	{"lm_head.decoder.weight", IN_HEAD, FOR_LM, DIM_V, DIM_H, M(lm_decoder_w), true},
+	{"lm_head.bias", IN_HEAD, FOR_LM, DIM_V, DIM_NONE, M(lm_decoder_b), false},
 	/* 27 .. 30: classification head */
-	{"classifier.dense.weight", IN_HEAD, FOR_CLS, DIM_H, DIM_H, M(cls_dense_w)},
-	{"classifier.dense.bias", IN_HEAD, FOR_CLS, DIM_H, DIM_NONE, M(cls_dense_b)},
-	{"classifier.out_proj.weight", IN_HEAD, FOR_CLS, DIM_L, DIM_H, M(cls_out_w)},
-	{"classifier.out_proj.bias", IN_HEAD, FOR_CLS, DIM_L, DIM_NONE, M(cls_out_b)},
+	{"classifier.dense.weight", IN_HEAD, FOR_CLS, DIM_H, DIM_H, M(cls_dense_w), true},
+	{"classifier.dense.bias", IN_HEAD, FOR_CLS, DIM_H, DIM_NONE, M(cls_dense_b), false},
+	{"classifier.out_proj.weight", IN_HEAD, FOR_CLS, DIM_L, DIM_H, M(cls_out_w), true},
+	{"classifier.out_proj.bias", IN_HEAD, FOR_CLS, DIM_L, DIM_NONE, M(cls_out_b), false},
 };
 
 #undef M
@@ -204,7 +209,10 @@ typedef struct image_tensor
 	uint32_t	role;
 	uint32_t	layer;
 	uint64_t	offset;
-	uint64_t	count;			/* float32 elements */
+	uint64_t	count;			/* elements (parameters) */
+	uint32_t	format;			/* cb_matrix_format; vectors: CB_MATRIX_F32 */
+	uint32_t	reserved;
+	uint64_t	bytes;			/* in the image */
 } image_tensor;
 
 static inline uint64_t
@@ -231,6 +239,8 @@ typedef struct slot
 	const cb_tensor_info *tensor;	/* NULL for the tied decoder (alias) */
 	uint64_t	count;
 	uint64_t	offset;			/* in the image */
+	cb_matrix_format format;	/* vectors: CB_MATRIX_F32 */
+	uint64_t	bytes;			/* in the image */
 } slot;
 
 struct cb_model_source
@@ -619,6 +629,28 @@ plan_slots(cb_model_source *src, cb_error *err)
 	return check_no_shared_bytes(src, err);
 }
 
+/*
+ * The format of a weight matrix (model.h: which tensors are matrices) for a
+ * precision and the tensor's dtype in the file.
+ */
+static cb_matrix_format
+matrix_format(cb_precision precision, cb_tensor_dtype file_dtype)
+{
+	switch (precision)
+	{
+		case CB_PRECISION_AUTO:
+			return file_dtype == CB_TENSOR_F16 ? CB_MATRIX_F16 :
+				file_dtype == CB_TENSOR_BF16 ? CB_MATRIX_BF16 : CB_MATRIX_F32;
+		case CB_PRECISION_FLOAT32:
+			return CB_MATRIX_F32;
+		case CB_PRECISION_BFLOAT16:
+			return CB_MATRIX_BF16_PACKED;
+		case CB_PRECISION_INT8:
+			return CB_MATRIX_INT8_PACKED;
+	}
+	return CB_MATRIX_F32;
+}
+
 static cb_status
 layout(cb_model_source *src, cb_error *err)
 {
@@ -647,10 +679,14 @@ layout(cb_model_source *src, cb_error *err)
 	for (size_t i = 0; i < src->num_slots; i++)
 	{
 		slot	   *s = &src->slots[i];
+		const role_def *r = &roles[s->role];
 
 		if (s->tensor == NULL)
 		{
-			s->offset = word_offset;	/* tied decoder (after the word embeddings) */
+			/* tied decoder: the word embeddings (slot 0, laid out first) */
+			s->offset = word_offset;
+			s->format = src->slots[0].format;
+			s->bytes = src->slots[0].bytes;
 			continue;
 		}
 		off = align_up(off, CB_MODEL_IMAGE_ALIGN);
@@ -658,9 +694,26 @@ layout(cb_model_source *src, cb_error *err)
 		if (s->role == ROLE_WORD_EMB)
 			word_offset = off;
 		/* counts are bounded by the file sizes already checked: no overflow */
-		if (s->count > (UINT64_MAX / 8) || off + s->count * 4 < off)
+		if (s->count > (UINT64_MAX / 8))
 			return cb_set_error(err, CB_ERR_LIMIT, "model image size overflows");
-		off += s->count * 4;
+		if (r->matrix)
+		{
+			int64_t		shape[2];
+
+			(void) expected_shape(r, &mc->config, shape);
+			s->format = matrix_format(src->precision, s->tensor->dtype);
+			s->bytes = cb_matrix_blob_bytes(s->format, (size_t) shape[0], (size_t) shape[1]);
+			if (s->bytes == 0)
+				return cb_set_error(err, CB_ERR_LIMIT, "model image size overflows");
+		}
+		else
+		{
+			s->format = CB_MATRIX_F32;
+			s->bytes = s->count * 4;
+		}
+		if (off + s->bytes < off)
+			return cb_set_error(err, CB_ERR_LIMIT, "model image size overflows");
+		off += s->bytes;
 		src->parameter_count += s->count;
 	}
 	off = align_up(off, CB_MODEL_IMAGE_ALIGN);
@@ -919,6 +972,56 @@ open_checked(const file_identity *fi, const char *root, cb_file_reader *r, cb_er
 	return CB_OK;
 }
 
+/* rows of a matrix converted at a time by write_packed */
+#define PACK_CHUNK_ROWS 64
+
+/*
+ * A matrix in a packed format: PACK_CHUNK_ROWS rows at a time read from the
+ * file, widened to float32 in a buffer, encoded into the image.
+ */
+static cb_status
+write_packed(const cb_model_source *src, const slot *s, unsigned char *dst, cb_error *err)
+{
+	const cb_tensor_info *t = s->tensor;
+	const role_def *r = &roles[s->role];
+	int64_t		shape[2];
+	size_t		rows,
+				cols,
+				elem = cb_tensor_dtype_size(t->dtype);
+	float	   *buf;
+	cb_file_reader fr;
+	cb_status	st;
+
+	(void) expected_shape(r, &src->mc->config, shape);
+	rows = (size_t) shape[0];
+	cols = (size_t) shape[1];
+	/* cols <= hidden/intermediate limits: the buffer is at most a few MB */
+	buf = cb_malloc(PACK_CHUNK_ROWS * cols * sizeof(float));
+	if (buf == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "out of memory converting a weight matrix");
+	st = open_checked(&src->files[t->file], src->root, &fr, err);
+	if (st != CB_OK)
+	{
+		cb_free(buf);
+		return st;
+	}
+	for (size_t r0 = 0; r0 < rows && st == CB_OK; r0 += PACK_CHUNK_ROWS)
+	{
+		size_t		n = rows - r0 < PACK_CHUNK_ROWS ? rows - r0 : PACK_CHUNK_ROWS;
+		unsigned char *raw = (unsigned char *) buf + (elem == 4 ? 0 : n * cols * 2);
+
+		st = cb_file_reader_read(&fr, t->offset + (uint64_t) r0 * cols * elem, raw, n * cols * elem, err);
+		if (st != CB_OK)
+			break;
+		if (elem != 4)
+			widen_in_place((unsigned char *) buf, (uint64_t) n * cols, t->dtype == CB_TENSOR_BF16);
+		cb_matrix_encode_rows(s->format, rows, cols, dst, r0, n, buf);
+	}
+	cb_file_reader_close(&fr);
+	cb_free(buf);
+	return st;
+}
+
 cb_status
 cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_len,
 							cb_error *err)
@@ -986,6 +1089,8 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 		t.layer = src->slots[i].layer;
 		t.offset = src->slots[i].offset;
 		t.count = src->slots[i].count;
+		t.format = (uint32_t) src->slots[i].format;
+		t.bytes = src->slots[i].bytes;
 		memcpy(img + src->table_offset + i * sizeof(image_tensor), &t, sizeof(t));
 	}
 	if (c->num_labels > 0)
@@ -1015,23 +1120,29 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 
 		if (t == NULL)
 			continue;
+		r.fd = -1;
 		dst = img + s->offset;
-		st = open_checked(&src->files[t->file], src->root, &r, err);
-		if (st != CB_OK)
-			return st;
-		if (t->dtype == CB_TENSOR_F32)
-			st = cb_file_reader_read(&r, t->offset, dst, (size_t) t->nbytes, err);
+		if (s->format == CB_MATRIX_BF16_PACKED || s->format == CB_MATRIX_INT8_PACKED)
+			st = write_packed(src, s, dst, err);
 		else
 		{
-			st = cb_file_reader_read(&r, t->offset, dst + s->count * 2, (size_t) t->nbytes, err);
-			if (st == CB_OK)
-				widen_in_place(dst, s->count, t->dtype == CB_TENSOR_BF16);
+			st = open_checked(&src->files[t->file], src->root, &r, err);
+			if (st != CB_OK)
+				return st;
+			if (t->dtype == CB_TENSOR_F32 || s->format != CB_MATRIX_F32)
+				st = cb_file_reader_read(&r, t->offset, dst, (size_t) t->nbytes, err);	/* as stored */
+			else
+			{
+				st = cb_file_reader_read(&r, t->offset, dst + s->count * 2, (size_t) t->nbytes, err);
+				if (st == CB_OK)
+					widen_in_place(dst, s->count, t->dtype == CB_TENSOR_BF16);
+			}
+			cb_file_reader_close(&r);
 		}
-		cb_file_reader_close(&r);
 		if (st != CB_OK)
 			return st;
 		/* zero the padding up to the next tensor (or the end) */
-		end = s->offset + s->count * 4;
+		end = s->offset + s->bytes;
 		next = align_up(end, CB_MODEL_IMAGE_ALIGN);
 		if (next > src->total_size)
 			next = src->total_size;
@@ -1072,6 +1183,7 @@ cb_model_view(const void *image, size_t image_len, cb_model *out, cb_error *err)
 	const char **labels = NULL;
 	uint64_t	word_offset = UINT64_MAX;
 	uint64_t	params = 0;
+	uint64_t	bytes = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (image == NULL)
@@ -1118,7 +1230,6 @@ cb_model_view(const void *image, size_t image_len, cb_model *out, cb_error *err)
 	{
 		image_tensor t;
 		const role_def *r;
-		const float *p;
 
 		memcpy(&t, img + h.table_offset + (uint64_t) i * sizeof(t), sizeof(t));
 		if (t.role >= NUM_ROLES)
@@ -1135,28 +1246,56 @@ cb_model_view(const void *image, size_t image_len, cb_model *out, cb_error *err)
 							  i, r->name, t.layer);
 			goto fail;
 		}
-		if (t.count != expected_numel(r, &c) || t.count > (UINT64_MAX / 8) ||
-			!range_ok(t.offset, t.count * 4, h.total_size) || t.offset < h.weights_offset ||
-			(t.offset % CB_MODEL_IMAGE_ALIGN) != 0)
 		{
-			st = cb_set_error(err, CB_ERR_FORMAT,
-							  "model image: tensor %u (%s, layer %u): %llu floats at offset %llu do not fit "
-							  "(expected %llu floats inside %llu bytes)", i, r->name, t.layer,
-							  (unsigned long long) t.count, (unsigned long long) t.offset,
-							  (unsigned long long) expected_numel(r, &c), (unsigned long long) h.total_size);
-			goto fail;
+			int64_t		shape[2];
+			uint64_t	want_bytes;
+
+			(void) expected_shape(r, &c, shape);
+			want_bytes = !r->matrix ? t.count * 4 :
+				t.format < CB_MATRIX_NUM_FORMATS ?
+				cb_matrix_blob_bytes((cb_matrix_format) t.format, (size_t) shape[0], (size_t) shape[1]) : 0;
+			if (t.count != expected_numel(r, &c) || t.count > (UINT64_MAX / 8) ||
+				(!r->matrix && t.format != CB_MATRIX_F32) || want_bytes == 0 || t.bytes != want_bytes ||
+				!range_ok(t.offset, t.bytes, h.total_size) || t.offset < h.weights_offset ||
+				(t.offset % CB_MODEL_IMAGE_ALIGN) != 0)
+			{
+				st = cb_set_error(err, CB_ERR_FORMAT,
+								  "model image: tensor %u (%s, layer %u): %llu elements (format %u, %llu bytes) "
+								  "at offset %llu do not fit (expected %llu elements inside %llu bytes)",
+								  i, r->name, t.layer, (unsigned long long) t.count, t.format,
+								  (unsigned long long) t.bytes, (unsigned long long) t.offset,
+								  (unsigned long long) expected_numel(r, &c), (unsigned long long) h.total_size);
+				goto fail;
+			}
+			if (t.role == ROLE_WORD_EMB)
+				word_offset = t.offset;
+			if (t.role == ROLE_LM_DECODER_W && t.offset == word_offset)
+				;				/* tied: counted once */
+			else
+			{
+				params += t.count;
+				bytes += t.bytes;
+			}
+			if (r->matrix)
+			{
+				cb_matrix	m = cb_matrix_view((cb_matrix_format) t.format, (size_t) shape[0],
+											   (size_t) shape[1], img + t.offset);
+
+				if (r->where == IN_LAYER)
+					memcpy((char *) &layers[t.layer] + r->field, &m, sizeof(m));
+				else
+					memcpy((char *) out + r->field, &m, sizeof(m));
+			}
+			else
+			{
+				const float *p = (const float *) (img + t.offset);
+
+				if (r->where == IN_LAYER)
+					memcpy((char *) &layers[t.layer] + r->field, &p, sizeof(p));
+				else
+					memcpy((char *) out + r->field, &p, sizeof(p));
+			}
 		}
-		p = (const float *) (img + t.offset);
-		if (t.role == ROLE_WORD_EMB)
-			word_offset = t.offset;
-		if (t.role == ROLE_LM_DECODER_W && t.offset == word_offset)
-			;					/* tied: counted once */
-		else
-			params += t.count;
-		if (r->where == IN_LAYER)
-			memcpy((char *) &layers[t.layer] + r->field, &p, sizeof(p));
-		else
-			memcpy((char *) out + r->field, &p, sizeof(p));
 	}
 	if (params != h.parameter_count)
 	{
@@ -1200,7 +1339,7 @@ cb_model_view(const void *image, size_t image_len, cb_model *out, cb_error *err)
 	out->layers = layers;
 	out->labels = labels;
 	out->parameter_count = params;
-	out->weight_bytes = params * 4;
+	out->weight_bytes = bytes;
 	return CB_OK;
 
 fail:

@@ -63,7 +63,7 @@
 #include "config.h"
 
 #define CB_MODEL_IMAGE_MAGIC	"CBMODEL\0"
-#define CB_MODEL_IMAGE_VERSION	1
+#define CB_MODEL_IMAGE_VERSION	2
 #define CB_MODEL_IMAGE_ALIGN	64
 
 typedef struct cb_model_source cb_model_source;

@@ -9,7 +9,7 @@
 
 #include "forward.h"
 #include "generate.h"
-#include "kernels.h"
+#include "row_ops.h"
 
 #define CLM "test/golden/models/clm/"
 #define TOL 1e-4

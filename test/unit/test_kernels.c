@@ -1,15 +1,17 @@
 /*
- * test_kernels.c — cb_kernel_matmul_nt / _nn against a double-precision
+ * test_kernels.c — the float32 matrix products (matmul_f32.h:
+ * cb_kernel_matmul_nt / _nn; the drivers of matmul_f32.c, the tiles of
+ * matmul_f32_avx512.c and matmul_f32_avx2.c) against a double-precision
  * reference on odd shapes (row, column and k tails; strides; bias; alpha;
  * with and without the packing scratch; products large enough to be shared
- * between threads).
+ * between the threads of thread_pool.c).
  *
  * `make unit` runs it once per code path and thread count:
  * CAMEMBERT_KERNELS=avx512|avx2|blas (a path the CPU lacks falls back to the
- * best it has) x OPENBLAS_NUM_THREADS=1|2; the name it prints says which
- * path and how many threads ran.
+ * best it has) x OPENBLAS_NUM_THREADS=1|2, and again under ThreadSanitizer;
+ * the name it prints says which path and how many threads ran.
  */
-#include "kernels.h"
+#include "matmul_f32.h"
 #include "unit.h"
 
 #include <stdbool.h>

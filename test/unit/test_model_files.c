@@ -48,17 +48,22 @@ count_interrupts(void)
 	interrupt_calls++;
 }
 
-/* open + write + view; returns the status of the first failing step */
+/* open + write + view at a precision; returns the status of the first failing step */
 static cb_status
-build(const char *dir, built *b)
+build_precision(const char *dir, cb_precision precision, built *b)
 {
 	cb_model_source *src = NULL;
 
 	memset(b, 0, sizeof(*b));
 	cb_clear_error(&b->err);
 	b->status = cb_model_source_open(dir, &src, &b->err);
+	if (b->status == CB_OK)
+		b->status = cb_model_source_set_precision(src, precision, &b->err);
 	if (b->status != CB_OK)
+	{
+		cb_model_source_close(src);
 		return b->status;
+	}
 	b->size = cb_model_source_image_size(src);
 	b->block = malloc(b->size + 64);
 	b->image = (void *) (((uintptr_t) b->block + 63) & ~(uintptr_t) 63);
@@ -68,6 +73,13 @@ build(const char *dir, built *b)
 	if (b->status == CB_OK)
 		b->status = cb_model_view(b->image, b->size, &b->model, &b->err);
 	return b->status;
+}
+
+/* the same at precision auto (the default) */
+static cb_status
+build(const char *dir, built *b)
+{
+	return build_precision(dir, CB_PRECISION_AUTO, b);
 }
 
 static void
@@ -84,7 +96,12 @@ typedef struct named_tensor
 	char		name[64];
 	const float *p;
 	size_t		n;
+	size_t		bytes;			/* in the image (a matrix: in its format) */
+	int			format;			/* cb_matrix_format; -1: a float32 vector */
 } named_tensor;
+
+/* the float32 data of a matrix (the golden models are F32 files: precision auto keeps them F32) */
+#define MD(m) ((const float *) (m).data)
 
 static size_t
 list_tensors(const cb_model *m, named_tensor *out)
@@ -99,8 +116,12 @@ list_tensors(const cb_model *m, named_tensor *out)
 	size_t		k = 0;
 
 #define ADD(nm, ptr, cnt) do { snprintf(out[k].name, sizeof(out[k].name), "%s", nm); \
-		out[k].p = (ptr); out[k].n = (cnt); k++; } while (0)
-	ADD("word", m->word_embeddings, V * H);
+		out[k].p = (ptr); out[k].n = (cnt); out[k].bytes = 4 * (cnt); out[k].format = -1; k++; } while (0)
+#define ADDM(nm, mat, cnt) do { snprintf(out[k].name, sizeof(out[k].name), "%s", nm); \
+		out[k].p = MD(mat); out[k].n = (cnt); out[k].format = (int) (mat).format; \
+		out[k].bytes = cb_matrix_blob_bytes((mat).format, (mat).rows, (mat).cols); \
+		CHECK((mat).rows * (mat).cols == (cnt)); k++; } while (0)
+	ADDM("word", m->word_embeddings, V * H);
 	ADD("pos", m->position_embeddings, P * H);
 	ADD("type", m->token_type_embeddings, T * H);
 	ADD("emb_ln_w", m->embeddings_ln_w, H);
@@ -109,40 +130,41 @@ list_tensors(const cb_model *m, named_tensor *out)
 	{
 		const cb_layer_weights *w = &m->layers[l];
 
-		ADD("q_w", w->query_w, H * H);
+		ADDM("q_w", w->query_w, H * H);
 		ADD("q_b", w->query_b, H);
-		ADD("k_w", w->key_w, H * H);
+		ADDM("k_w", w->key_w, H * H);
 		ADD("k_b", w->key_b, H);
-		ADD("v_w", w->value_w, H * H);
+		ADDM("v_w", w->value_w, H * H);
 		ADD("v_b", w->value_b, H);
-		ADD("ao_w", w->attn_out_w, H * H);
+		ADDM("ao_w", w->attn_out_w, H * H);
 		ADD("ao_b", w->attn_out_b, H);
 		ADD("aln_w", w->attn_ln_w, H);
 		ADD("aln_b", w->attn_ln_b, H);
-		ADD("i_w", w->inter_w, I * H);
+		ADDM("i_w", w->inter_w, I * H);
 		ADD("i_b", w->inter_b, I);
-		ADD("o_w", w->out_w, H * I);
+		ADDM("o_w", w->out_w, H * I);
 		ADD("o_b", w->out_b, H);
 		ADD("oln_w", w->out_ln_w, H);
 		ADD("oln_b", w->out_ln_b, H);
 	}
 	if (c->architecture == CB_ARCH_MASKED_LM || c->architecture == CB_ARCH_CAUSAL_LM)
 	{
-		ADD("lm_dense_w", m->lm_dense_w, H * H);
+		ADDM("lm_dense_w", m->lm_dense_w, H * H);
 		ADD("lm_dense_b", m->lm_dense_b, H);
 		ADD("lm_ln_w", m->lm_ln_w, H);
 		ADD("lm_ln_b", m->lm_ln_b, H);
-		ADD("lm_dec_w", m->lm_decoder_w, V * H);
+		ADDM("lm_dec_w", m->lm_decoder_w, V * H);
 		ADD("lm_dec_b", m->lm_decoder_b, V);
 	}
 	if (c->architecture == CB_ARCH_SEQUENCE_CLASSIFICATION)
 	{
-		ADD("cls_dense_w", m->cls_dense_w, H * H);
+		ADDM("cls_dense_w", m->cls_dense_w, H * H);
 		ADD("cls_dense_b", m->cls_dense_b, H);
-		ADD("cls_out_w", m->cls_out_w, L * H);
+		ADDM("cls_out_w", m->cls_out_w, L * H);
 		ADD("cls_out_b", m->cls_out_b, L);
 	}
 #undef ADD
+#undef ADDM
 	return k;
 }
 
@@ -475,7 +497,27 @@ test_golden_models(void)
 		CHECK_EQ_INT(c->is_decoder, gc->is_decoder);
 		CHECK(c->layer_norm_eps == 1e-5f);
 		CHECK_EQ_INT(cb_model_parameter_count(&b.model), params);
-		CHECK_EQ_INT(cb_model_weight_bytes(&b.model), params * 4);
+		/* precision auto: float32 files stay float32; float16 / bfloat16
+		 * files keep their matrices as stored (2 bytes), vectors widened */
+		nt = list_tensors(&b.model, ts);
+		{
+			uint64_t	bytes = 0;
+
+			for (size_t i = 0; i < nt; i++)
+			{
+				if (strcmp(ts[i].name, "lm_dec_w") == 0)
+					continue;	/* tied to the word embeddings: counted once */
+				bytes += ts[i].bytes;
+				if (ts[i].format >= 0)
+					CHECK_EQ_INT(ts[i].format, gc->dtype == CB_DTYPE_F32 ? CB_MATRIX_F32 :
+								 gc->dtype == CB_DTYPE_F16 ? CB_MATRIX_F16 : CB_MATRIX_BF16);
+			}
+			if (gc->dtype == CB_DTYPE_F32)
+				CHECK_EQ_INT(bytes, params * 4);
+			else
+				CHECK(bytes < params * 4 * 52 / 100);
+			CHECK_EQ_INT(cb_model_weight_bytes(&b.model), bytes);
+		}
 		CHECK_EQ_STR(cb_model_architecture_name(&b.model),
 					 gc->arch == CB_ARCH_MASKED_LM ? "CamembertForMaskedLM" :
 					 gc->arch == CB_ARCH_CAUSAL_LM ? "CamembertForCausalLM" : "CamembertForSequenceClassification");
@@ -495,27 +537,31 @@ test_golden_models(void)
 			CHECK(b.model.labels == NULL);
 
 		/* every pointer inside the image, 64-byte aligned, and the tied decoder */
-		nt = list_tensors(&b.model, ts);
 		for (size_t i = 0; i < nt; i++)
 		{
 			const unsigned char *p = (const unsigned char *) ts[i].p;
 
 			CHECK_MSG(p != NULL && p >= (unsigned char *) b.image &&
-					  p + ts[i].n * 4 <= (unsigned char *) b.image + b.size,
+					  p + ts[i].bytes <= (unsigned char *) b.image + b.size,
 					  "%s: tensor %s outside the image", dir, ts[i].name);
 			CHECK_MSG(((uintptr_t) p & 63) == 0, "%s: tensor %s not 64-byte aligned", dir, ts[i].name);
 		}
 		if (gc->arch == CB_ARCH_MASKED_LM || gc->arch == CB_ARCH_CAUSAL_LM)
-			CHECK(b.model.lm_decoder_w == b.model.word_embeddings);
+			CHECK(MD(b.model.lm_decoder_w) == MD(b.model.word_embeddings));
 		else
-			CHECK(b.model.lm_decoder_w == NULL && b.model.lm_dense_w == NULL);
+			CHECK(MD(b.model.lm_decoder_w) == NULL && MD(b.model.lm_dense_w) == NULL);
 		if (gc->arch != CB_ARCH_SEQUENCE_CLASSIFICATION)
-			CHECK(b.model.cls_out_w == NULL);
+			CHECK(MD(b.model.cls_out_w) == NULL);
 		/* README: rows 1 of the word and position embeddings are zero (padding_idx) */
-		for (int j = 0; j < 64; j++)
 		{
-			CHECK(b.model.word_embeddings[64 + j] == 0.0f);
-			CHECK(b.model.position_embeddings[64 + j] == 0.0f);
+			float		row[64];
+
+			cb_matrix_row(&b.model.word_embeddings, 1, row);
+			for (int j = 0; j < 64; j++)
+			{
+				CHECK(row[j] == 0.0f);
+				CHECK(b.model.position_embeddings[64 + j] == 0.0f);
+			}
 		}
 		unbuild(&b);
 	}
@@ -555,16 +601,16 @@ test_weights_equal_file_bytes(void)
 		const cb_model *m = &b.model;
 		const char *f = GOLDEN "mlm/model.safetensors";
 
-		check_against_file("mlm", f, m, "roberta.embeddings.word_embeddings.weight", m->word_embeddings, 8005 * 64);
+		check_against_file("mlm", f, m, "roberta.embeddings.word_embeddings.weight", MD(m->word_embeddings), 8005 * 64);
 		check_against_file("mlm", f, m, "roberta.embeddings.position_embeddings.weight", m->position_embeddings, 130 * 64);
 		check_against_file("mlm", f, m, "roberta.embeddings.token_type_embeddings.weight", m->token_type_embeddings, 64);
 		check_against_file("mlm", f, m, "roberta.embeddings.LayerNorm.bias", m->embeddings_ln_b, 64);
-		check_against_file("mlm", f, m, "roberta.encoder.layer.0.attention.self.query.weight", m->layers[0].query_w, 64 * 64);
+		check_against_file("mlm", f, m, "roberta.encoder.layer.0.attention.self.query.weight", MD(m->layers[0].query_w), 64 * 64);
 		check_against_file("mlm", f, m, "roberta.encoder.layer.1.attention.self.value.bias", m->layers[1].value_b, 64);
-		check_against_file("mlm", f, m, "roberta.encoder.layer.1.intermediate.dense.weight", m->layers[1].inter_w, 256 * 64);
-		check_against_file("mlm", f, m, "roberta.encoder.layer.1.output.dense.weight", m->layers[1].out_w, 64 * 256);
+		check_against_file("mlm", f, m, "roberta.encoder.layer.1.intermediate.dense.weight", MD(m->layers[1].inter_w), 256 * 64);
+		check_against_file("mlm", f, m, "roberta.encoder.layer.1.output.dense.weight", MD(m->layers[1].out_w), 64 * 256);
 		check_against_file("mlm", f, m, "roberta.encoder.layer.0.output.LayerNorm.weight", m->layers[0].out_ln_w, 64);
-		check_against_file("mlm", f, m, "lm_head.dense.weight", m->lm_dense_w, 64 * 64);
+		check_against_file("mlm", f, m, "lm_head.dense.weight", MD(m->lm_dense_w), 64 * 64);
 		check_against_file("mlm", f, m, "lm_head.layer_norm.weight", m->lm_ln_w, 64);
 		check_against_file("mlm", f, m, "lm_head.bias", m->lm_decoder_b, 8005);
 	}
@@ -577,11 +623,11 @@ test_weights_equal_file_bytes(void)
 		const cb_model *m = &b.model;
 		const char *f = GOLDEN "cls3/model.safetensors";
 
-		check_against_file("cls3", f, m, "classifier.dense.weight", m->cls_dense_w, 64 * 64);
+		check_against_file("cls3", f, m, "classifier.dense.weight", MD(m->cls_dense_w), 64 * 64);
 		check_against_file("cls3", f, m, "classifier.dense.bias", m->cls_dense_b, 64);
-		check_against_file("cls3", f, m, "classifier.out_proj.weight", m->cls_out_w, 3 * 64);
+		check_against_file("cls3", f, m, "classifier.out_proj.weight", MD(m->cls_out_w), 3 * 64);
 		check_against_file("cls3", f, m, "classifier.out_proj.bias", m->cls_out_b, 3);
-		check_against_file("cls3", f, m, "roberta.encoder.layer.1.attention.output.dense.weight", m->layers[1].attn_out_w, 64 * 64);
+		check_against_file("cls3", f, m, "roberta.encoder.layer.1.attention.output.dense.weight", MD(m->layers[1].attn_out_w), 64 * 64);
 	}
 	else
 		CHECK_MSG(0, "cls3: %s", b.err.message);
@@ -593,7 +639,7 @@ test_weights_equal_file_bytes(void)
 		const char *f = GOLDEN "clm/model.safetensors";
 
 		check_against_file("clm", f, m, "lm_head.bias", m->lm_decoder_b, 8005);
-		check_against_file("clm", f, m, "roberta.encoder.layer.0.attention.self.key.weight", m->layers[0].key_w, 64 * 64);
+		check_against_file("clm", f, m, "roberta.encoder.layer.0.attention.self.key.weight", MD(m->layers[0].key_w), 64 * 64);
 		check_against_file("clm", f, m, "roberta.encoder.layer.0.attention.output.LayerNorm.bias", m->layers[0].attn_ln_b, 64);
 	}
 	else
@@ -621,7 +667,7 @@ test_torch_bin_equals_safetensors(void)
 		CHECK_EQ_INT(a.size, b.size);
 		CHECK_MSG(a.size == b.size && memcmp(a.image, b.image, a.size) == 0,
 				  "images from model.safetensors and pytorch_model.bin differ");
-		CHECK(b.model.lm_decoder_w == b.model.word_embeddings);
+		CHECK(MD(b.model.lm_decoder_w) == MD(b.model.word_embeddings));
 	}
 	{
 		cb_model_source *s;
@@ -713,8 +759,8 @@ test_torch_bin_sharded_and_untied(void)
 		CHECK_MSG(build(tmp, &b) == CB_OK, "untied: %s", b.err.message);
 		if (b.status == CB_OK && a.status == CB_OK)
 		{
-			CHECK(b.model.lm_decoder_w != b.model.word_embeddings);
-			CHECK(memcmp(b.model.lm_decoder_w, a.model.word_embeddings, 8005 * 64 * 4) == 0);
+			CHECK(MD(b.model.lm_decoder_w) != MD(b.model.word_embeddings));
+			CHECK(memcmp(MD(b.model.lm_decoder_w), MD(a.model.word_embeddings), 8005 * 64 * 4) == 0);
 			CHECK_EQ_INT(b.model.parameter_count, a.model.parameter_count + 8005 * 64);
 		}
 		unbuild(&b);
@@ -800,8 +846,9 @@ test_reduced_precision(void)
 	size_t		n;
 
 	CHECK(build(GOLDEN "mlm", &ref) == CB_OK);
-	CHECK(build(GOLDEN "mlm_fp16", &h) == CB_OK);
-	CHECK(build(GOLDEN "mlm_bf16_sharded", &bf) == CB_OK);
+	/* float32: widened at load (auto keeps them as stored: test_auto_keeps_stored) */
+	CHECK(build_precision(GOLDEN "mlm_fp16", CB_PRECISION_FLOAT32, &h) == CB_OK);
+	CHECK(build_precision(GOLDEN "mlm_bf16_sharded", CB_PRECISION_FLOAT32, &bf) == CB_OK);
 	if (ref.status || h.status || bf.status)
 	{
 		unbuild(&ref);
@@ -974,7 +1021,9 @@ test_exhaustive_half_conversion(void)
 		ts[n].nbytes = 64;
 		n++;
 		CHECK(write_safetensors(ut_path(tmp, "model.safetensors"), ts, n) == 0);
-		CHECK_MSG(build(tmp, &b) == CB_OK, "%s: %s", dt, b.err.message);
+		/* float32: the conversion at load (auto's in-product widening uses
+		 * the same conversion: test_auto_keeps_stored) */
+		CHECK_MSG(build_precision(tmp, CB_PRECISION_FLOAT32, &b) == CB_OK, "%s: %s", dt, b.err.message);
 		if (b.status == CB_OK)
 		{
 			size_t		bad = 0;
@@ -985,7 +1034,7 @@ test_exhaustive_half_conversion(void)
 			CHECK_EQ_INT(b.model.parameter_count, 65536 + 32 + 4 + 8 + 136);
 			for (uint32_t i = 0; i < 65536; i++)
 			{
-				float		got = b.model.word_embeddings[i];
+				float		got = MD(b.model.word_embeddings)[i];
 				uint32_t	gb;
 
 				memcpy(&gb, &got, 4);
@@ -1092,7 +1141,7 @@ test_view_rejects_bad_images(void)
 	img[0] ^= 1;
 
 	/* every byte of the metadata (before the first tensor), set to hostile values */
-	meta = (size_t) ((const unsigned char *) b.model.word_embeddings - img);
+	meta = (size_t) ((const unsigned char *) MD(b.model.word_embeddings) - img);
 	CHECK(meta > 0 && meta < 65536);
 	for (size_t i = 0; i < meta; i++)
 	{
@@ -1498,7 +1547,7 @@ test_config_vs_weights(void)
 		CHECK(ut_write_file(ut_path(tmp, "config.json"), buf, l) == 0);
 		CHECK_MSG(build(tmp, &b) == CB_OK, "%s", b.err.message);
 		CHECK_EQ_INT(b.model.config.architecture, CB_ARCH_ENCODER);
-		CHECK(b.model.lm_dense_w == NULL && b.model.lm_decoder_w == NULL);
+		CHECK(MD(b.model.lm_dense_w) == NULL && MD(b.model.lm_decoder_w) == NULL);
 		CHECK_EQ_INT(b.model.parameter_count, golden_parameter_count(CB_ARCH_ENCODER, 0));
 		unbuild(&b);
 	}

@@ -11,6 +11,12 @@
 int
 ut_load_model(const char *dir, ut_loaded_model *out)
 {
+	return ut_load_model_precision(dir, CB_PRECISION_AUTO, out);
+}
+
+int
+ut_load_model_precision(const char *dir, cb_precision precision, ut_loaded_model *out)
+{
 	cb_error	err;
 	cb_model_source *src = NULL;
 	size_t		size;
@@ -21,6 +27,12 @@ ut_load_model(const char *dir, ut_loaded_model *out)
 	if (cb_model_source_open(dir, &src, &err) != CB_OK)
 	{
 		fprintf(stderr, "cannot open model %s: %s\n", dir, err.message);
+		return -1;
+	}
+	if (cb_model_source_set_precision(src, precision, &err) != CB_OK)
+	{
+		fprintf(stderr, "cannot set the precision of %s: %s\n", dir, err.message);
+		cb_model_source_close(src);
 		return -1;
 	}
 	size = cb_model_source_image_size(src);

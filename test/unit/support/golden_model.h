@@ -22,6 +22,8 @@ typedef struct ut_loaded_model
 /* Build the image of dir with cb_model_source_* and view it; 0 on success
  * (else prints the error and returns -1). */
 int			ut_load_model(const char *dir, ut_loaded_model *out);
+/* The same at a precision (ut_load_model: CB_PRECISION_AUTO). */
+int			ut_load_model_precision(const char *dir, cb_precision precision, ut_loaded_model *out);
 void		ut_unload_model(ut_loaded_model *m);
 
 /* Parse a JSON file (prints the error and returns NULL on failure). */
