@@ -58,6 +58,17 @@ is($node->safe_psql('postgres',
 		q{SELECT string_agg(name || '|' || dtype, ' ' ORDER BY name) FROM camembert_registered_models}),
 	'auto|auto b16|bfloat16 bf16file|auto f32|float32 q8|int8',
 	'camembert_registered_models records each dtype');
+# the shared memory each takes (bytes: the whole segment, tokenizer image included)
+my %bytes = split /[|\n]/, $node->safe_psql('postgres', 'SELECT name, bytes FROM camembert_loaded_models()');
+cmp_ok($bytes{q8}, '<', $bytes{b16}, "int8 takes less shared memory than bfloat16 ($bytes{q8} < $bytes{b16} bytes)");
+cmp_ok($bytes{b16}, '<', $bytes{f32}, "bfloat16 less than float32 ($bytes{b16} < $bytes{f32} bytes)");
+is($bytes{auto}, $bytes{f32}, 'auto on a float32 file takes what float32 takes');
+$node->safe_psql('postgres', "SELECT camembert_load('bf16file_f32', '$golden/mlm_bf16_sharded', dtype => 'float32')");
+%bytes = (%bytes, split /[|\n]/, $node->safe_psql('postgres', 'SELECT name, bytes FROM camembert_loaded_models()'));
+cmp_ok($bytes{bf16file}, '<', $bytes{bf16file_f32},
+	"auto keeps a bfloat16 file's matrices as stored: less than float32 ($bytes{bf16file} < $bytes{bf16file_f32} bytes)");
+$node->safe_psql('postgres', "SELECT camembert_unload('bf16file_f32')");
+
 for my $m (qw(auto f32 b16 q8))
 {
 	like($node->safe_psql('postgres', "SELECT camembert_classify('$text', '$m')"),
@@ -95,6 +106,8 @@ like($node->safe_psql('postgres', "SELECT camembert_classify('$text', 'q8')"),
 	qr/^(negatif|neutre|positif)$/, 'the first call reloads the int8 model');
 is($node->safe_psql('postgres', q{SELECT concat_ws('|', dtype, precision, loaded) FROM camembert_models() WHERE name = 'q8'}),
 	'float32|int8|t', 'reloaded with the recorded dtype');
+is($node->safe_psql('postgres', q{SELECT bytes FROM camembert_models() WHERE name = 'q8'}), $bytes{q8},
+	'in the int8 image: as many bytes as before the restart');
 like(substr(slurp_file($node->logfile), $offset),
 	qr{camembert: loaded model "q8" from "\Q$golden\E/cls3" \(CamembertForSequenceClassification, float32 weights, dtype int8, },
 	'the reload is logged with the recorded dtype');
@@ -135,6 +148,8 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) FROM camembert_loaded_mo
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(name || '|' || precision, ' ' ORDER BY name) FROM camembert_loaded_models()}),
 	'auto|auto b16|bfloat16 bf16file|auto f32|float32 q8|int8', 'each with its recorded dtype');
+is($node->safe_psql('postgres', q{SELECT bytes FROM camembert_loaded_models() WHERE name = 'q8'}), $bytes{q8},
+	'the int8 model preloaded in its int8 image');
 like(substr(slurp_file($node->logfile), $offset),
 	qr{camembert: loaded model "q8" from "\Q$golden\E/cls3" \(CamembertForSequenceClassification, float32 weights, dtype int8, },
 	'the preload is logged with the dtype');
