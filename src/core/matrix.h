@@ -30,8 +30,9 @@
  *                    float32 sums in another order).
  *   CB_MATRIX_INT8_PACKED  (precision 'int8')  symmetric per row ("per
  *                    output channel"): scale[r] = max_c |W[r][c]| / 127,
- *                    q[r][c] = round-to-nearest-even(W[r][c] / scale[r])
- *                    (0 when the row is all zero), in blocks of 16 rows by
+ *                    q[r][c] = round-to-nearest-even(W[r][c] * (127 / amax_r))
+ *                    clamped to [-127, 127] (0 when the row is all zero or
+ *                    not finite), in blocks of 16 rows by
  *                    quads of columns: element (r, c) is int8
  *                    data[((r / 16) * (cols4 / 4) + c / 4) * 64 + (r % 16) * 4 + c % 4]
  *                    (cols4: cols rounded up to 4, rows to 16, zero padding),
@@ -45,7 +46,9 @@
  *                        acc = sum_k qx[k] * q[j][k]   (exact, int32)
  *                    The VNNI paths compute acc as sum (qx + 128) * q - 128 *
  *                    sums[j] (vpdpbusd multiplies unsigned by signed bytes);
- *                    every path gives bit-identical results.
+ *                    every path gives bit-identical results.  A row of x
+ *                    holding a NaN or an infinity gives NaN outputs; a row
+ *                    so small that 127 / amax overflows gives the bias.
  *
  * A matrix lives in one *blob*: its data, then (int8) the scales and sums,
  * each part starting 64-byte aligned relative to the blob; the blob itself

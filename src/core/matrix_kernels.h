@@ -6,7 +6,9 @@
  *                           float32 into scratch, then cb_kernel_matmul_nt
  *   matmul_bf16.c           CB_MATRIX_BF16_PACKED: driver + portable path
  *   matmul_int8.c           CB_MATRIX_INT8_PACKED: driver, activation
- *                           quantization, portable path
+ *                           quantization, portable path;
+ *                           matmul_int8_avx512vnni.c, matmul_int8_avxvnni.c
+ *                           its micro-kernels (matmul_int8.h)
  *
  * Each trio: the scratch it needs (bytes), the product, the path it takes
  * now (cb_cpu()).

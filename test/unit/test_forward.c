@@ -15,6 +15,7 @@
 #include "losses.h"
 #include "model_image.h"
 #include "row_ops.h"
+#include "matmul_f32.h"
 
 #include <float.h>
 
