@@ -14,14 +14,17 @@
  * 12 (packed kernel) rows of W, counted from the first row it is given, and
  * on the ragged tiles at the end.  Blocks of a multiple of 12 rows, the last
  * one ending at the matrix's end, keep both as the whole matrix has them.
- * The cblas path (CAMEMBERT_KERNELS=blas) relies on OpenBLAS summing each
- * output the same way whatever the number of rows of W (the unit tests
- * check it).
+ * OpenBLAS's sums depend on the shape of the call (its kernels for small
+ * and ragged products differ): on the cblas path (CAMEMBERT_KERNELS=blas,
+ * or a CPU without AVX2) the whole matrix is widened at once, into
+ * rows x cols floats of scratch, for one cblas_sgemm as the float32 product
+ * makes.
  */
 #include "matrix_kernels.h"
 #include "cpu_features.h"
 #include "kernels.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #ifdef CB_HAVE_X86_KERNELS
@@ -47,14 +50,24 @@
 #error "blocks of rows must be multiples of 12 (see the top of the file)"
 #endif
 
-/* Rows per block for n rows of X on `threads` threads: a multiple of 12,
- * never fewer for a larger n (the scratch sized for n serves smaller n). */
+/* true on the cblas path of cb_kernel_matmul_nt */
+static bool
+on_blas(void)
+{
+	return strcmp(cb_kernel_isa(), "blas") == 0;
+}
+
+/* Rows per block for n rows of X on `threads` threads: a multiple of 12 (or
+ * all the rows), never fewer for a larger n (the scratch sized for n serves
+ * smaller n). */
 static size_t
 block_rows(size_t rows, size_t n, int threads)
 {
 	size_t		share,
 				r;
 
+	if (on_blas())
+		return rows > 0 ? rows : 1;
 	if (n < WIDEN_SMALL_N)
 		return WIDEN_SMALL_ROWS;
 	share = threads > 1 ? 2 * (size_t) threads : 1;
@@ -190,7 +203,7 @@ worker_floats(const cb_matrix *w, size_t n, size_t block)
 {
 	size_t		rows = w->rows < block ? w->rows : block;
 
-	return cb_round_up(rows * w->cols + cb_kernel_matmul_pack_floats(n, w->cols), 16);
+	return cb_round_up(rows * w->cols + (on_blas() ? 0 : cb_kernel_matmul_pack_floats(n, w->cols)), 16);
 }
 
 size_t
@@ -223,7 +236,7 @@ widen_item(void *arg, size_t item, int worker)
 	size_t		j = item * jb->block;
 	size_t		m = w->rows - j < jb->block ? w->rows - j : jb->block;
 	float	   *wide = jb->scratch + (size_t) worker * jb->per_worker;
-	float	   *pack = wide + m * w->cols;
+	float	   *pack = on_blas() ? NULL : wide + m * w->cols;
 
 	widen(w->format, (const uint16_t *) w->data + j * w->cols, m * w->cols, wide);
 	cb_kernel_matmul_nt(jb->x, jb->ldx, wide, w->cols, jb->bias != NULL ? jb->bias + j : NULL, 1.0f,
