@@ -88,9 +88,11 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 .PHONY: unit unit-build
 unit-build: $(UNIT_TESTS)
 
-# test_kernels and test_forward again under ThreadSanitizer (the thread pool
-# of kernels.c; attention and GELU spread over threads, even for the small
-# test models: CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
+# test_kernels, test_forward and the products of the 16-bit formats
+# (test_matrix_bf16, test_matrix_widen) again under ThreadSanitizer (the
+# thread pool of kernels.c; attention, GELU and the products' items spread
+# over threads, even for the small test models and matrices:
+# CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
 build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)
@@ -118,7 +120,9 @@ headers:
 # The tests of the products (test_kernels*, test_matrix*) run once per code path and thread count.
 PATH_TESTS := $(filter build/unit/test_kernels% build/unit/test_matrix%,$(UNIT_TESTS))
 
-unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
+TSAN_MATRIX_TESTS := build/unit/tsan/test_matrix_bf16 build/unit/tsan/test_matrix_widen
+
+unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSAN_MATRIX_TESTS)
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	$(MAKE) -s headers || status=1; \
 	for t in $(filter-out $(PATH_TESTS),$(UNIT_TESTS)); do $$t || status=1; done; \
@@ -127,6 +131,7 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward
 	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
 	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_kernels || status=1; \
+	for t in $(TSAN_MATRIX_TESTS); do OPENBLAS_NUM_THREADS=4 $$t || status=1; done; \
 	out=$$(OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_tsan:/'; \
 	exit $$status
