@@ -89,9 +89,9 @@ build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h
 unit-build: $(UNIT_TESTS)
 
 # test_kernels, test_forward and test_matrix_* again under ThreadSanitizer (the
-# thread pool of thread_pool.c; attention, GELU and the matrix products spread over
-# threads, even for the small test models: CB_PARALLEL_MIN_FLOPS=0), with more
-# threads than cores.
+# thread pool of thread_pool.c; attention, GELU and the matrix products' items
+# spread over threads, even for the small test models and matrices:
+# CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
 build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)
@@ -119,7 +119,10 @@ headers:
 # The tests of the products (test_kernels*, test_matrix*) run once per code path and thread count.
 PATH_TESTS := $(filter build/unit/test_kernels% build/unit/test_matrix%,$(UNIT_TESTS))
 
-unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward build/unit/tsan/test_matrix_int8
+TSAN_MATRIX_TESTS := build/unit/tsan/test_matrix_int8 build/unit/tsan/test_matrix_bf16 \
+	build/unit/tsan/test_matrix_widen
+
+unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSAN_MATRIX_TESTS)
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	$(MAKE) -s headers || status=1; \
 	for t in $(filter-out $(PATH_TESTS),$(UNIT_TESTS)); do $$t || status=1; done; \
@@ -128,7 +131,7 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward build
 	out=$$(CAMEMBERT_KERNELS=blas build/unit/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_blas:/'; \
 	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_kernels || status=1; \
-	OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_matrix_int8 || status=1; \
+	for t in $(TSAN_MATRIX_TESTS); do OPENBLAS_NUM_THREADS=4 $$t || status=1; done; \
 	out=$$(OPENBLAS_NUM_THREADS=4 build/unit/tsan/test_forward 2>&1) || status=1; \
 	printf '%s\n' "$$out" | sed 's/^test_forward:/test_forward_tsan:/'; \
 	exit $$status

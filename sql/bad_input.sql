@@ -23,8 +23,18 @@ SELECT regress_error($$SELECT camembert_load('', '/tmp')$$);
 SELECT replace(regress_error(format('SELECT camembert_load(%L, %L)', 'x', :'abs_srcdir' || '/sql')), :'abs_srcdir', '$SRCDIR');
 -- the same name from another path
 SELECT replace(regress_error(format('SELECT camembert_load(%L, %L)', 'cls', :'golden' || 'reg1')), :'abs_srcdir', '$SRCDIR');
--- loading the same name from the same path again is a no-op
+-- the same name with another dtype (cls was loaded with the default, auto)
+SELECT regress_error(format('SELECT camembert_load(%L, %L, dtype => %L)', 'cls', :'golden' || 'cls3', 'int8'));
+SELECT regress_error(format('SELECT camembert_load(%L, %L, %L)', 'cls', :'golden' || 'cls3', 'float32'));
+-- a dtype that does not exist (names are exact, lower case), before any file is read
+SELECT regress_error($$SELECT camembert_load('x', '/nonexistent/model', dtype => 'float16')$$);
+SELECT regress_error($$SELECT camembert_load('x', '/nonexistent/model', dtype => 'INT8')$$);
+SELECT regress_error($$SELECT camembert_load('x', '/nonexistent/model', dtype => '')$$);
+-- loading the same name from the same path again is a no-op, with the same dtype said or not
 SELECT camembert_load('cls', :'golden' || 'cls3');
+SELECT camembert_load('cls', :'golden' || 'cls3', dtype => 'auto');
+SELECT name, dtype, precision, loaded FROM camembert_models() WHERE name = 'cls';
+SELECT name, dtype FROM camembert_registered_models WHERE name = 'cls';
 -- unloading what is not there
 SELECT camembert_unload('never_loaded');
 

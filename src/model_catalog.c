@@ -63,6 +63,7 @@ typedef struct CatalogTable
 	Oid			owner;
 	char	   *qualified_name; /* "schema".camembert_registered_models */
 	bool		has_architecture;	/* the column exists (version 0.2 on) */
+	bool		has_dtype;		/* the column exists (version 0.3 on) */
 } CatalogTable;
 
 /* Find the table of the extension in this database; false if there is none. */
@@ -88,20 +89,21 @@ catalog_table(CatalogTable *t)
 	ReleaseSysCache(tup);
 	t->qualified_name = quote_qualified_identifier(get_namespace_name(nsp), CATALOG_TABLE);
 	t->has_architecture = get_attnum(t->relid, "architecture") != InvalidAttrNumber;
+	t->has_dtype = get_attnum(t->relid, "dtype") != InvalidAttrNumber;
 	return true;
 }
 
 /*
  * Run one statement on the catalog table as its owner, restricted.  The
  * result rows are copied into the caller's memory context as CatalogEntry
- * (columns name, path, architecture when the statement returns them).
+ * (columns name, path, architecture, dtype when the statement returns them).
  */
 static List *
 catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 			bool read_only, uint64 *processed)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -109,7 +111,7 @@ catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 	List	   *volatile rows = NIL;
 	volatile uint64 count = 0;
 
-	Assert(nargs <= 3);
+	Assert(nargs <= 4);
 	for (int i = 0; i < nargs; i++)
 		if (values[i] == (Datum) 0)
 			nulls[i] = 'n';
@@ -157,6 +159,8 @@ catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 						e->path = copy;
 					else if (strcmp(colname, "architecture") == 0)
 						e->architecture = copy;
+					else if (strcmp(colname, "dtype") == 0)
+						e->dtype = copy;
 				}
 				old = MemoryContextSwitchTo(caller);
 				rows = lappend(rows, e);
@@ -176,6 +180,14 @@ catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 	return rows;
 }
 
+/* The columns a lookup reads: those this version of the table has. */
+static const char *
+catalog_columns(const CatalogTable *t)
+{
+	return psprintf("name, path%s%s", t->has_architecture ? ", architecture" : "",
+					t->has_dtype ? ", dtype" : "");
+}
+
 CatalogEntry *
 camembert_catalog_lookup(const char *name)
 {
@@ -187,8 +199,8 @@ camembert_catalog_lookup(const char *name)
 		return NULL;
 	values[0] = CStringGetTextDatum(name);
 	rows = catalog_run(&t,
-					   psprintf("SELECT name, path%s FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
-								t.has_architecture ? ", architecture" : "", t.qualified_name),
+					   psprintf("SELECT %s FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+								catalog_columns(&t), t.qualified_name),
 					   1, values, true, NULL);
 	return rows == NIL ? NULL : (CatalogEntry *) linitial(rows);
 }
@@ -201,23 +213,33 @@ camembert_catalog_entries(void)
 	if (!catalog_table(&t))
 		return NIL;
 	return catalog_run(&t,
-					   psprintf("SELECT name, path%s FROM %s ORDER BY name COLLATE pg_catalog.\"C\"",
-								t.has_architecture ? ", architecture" : "", t.qualified_name),
+					   psprintf("SELECT %s FROM %s ORDER BY name COLLATE pg_catalog.\"C\"",
+								catalog_columns(&t), t.qualified_name),
 					   0, NULL, true, NULL);
 }
 
 void
-camembert_catalog_register(const char *name, const char *path, const char *architecture)
+camembert_catalog_register(const char *name, const char *path, const char *architecture,
+						   const char *dtype)
 {
 	CatalogTable t;
-	Datum		values[3];
+	Datum		values[4];
 
 	if (!catalog_table(&t))
 		return;
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(path);
 	values[2] = architecture ? CStringGetTextDatum(architecture) : (Datum) 0;
-	if (t.has_architecture)
+	values[3] = CStringGetTextDatum(dtype);
+	if (t.has_dtype)
+		catalog_run(&t,
+					psprintf("INSERT INTO %s AS r (name, path, architecture, dtype) VALUES ($1, $2, $3, $4) "
+							 "ON CONFLICT (name) DO UPDATE SET path = EXCLUDED.path, "
+							 "architecture = EXCLUDED.architecture, dtype = EXCLUDED.dtype, "
+							 "registered_at = pg_catalog.now()",
+							 t.qualified_name),
+					4, values, false, NULL);
+	else if (t.has_architecture)
 		catalog_run(&t,
 					psprintf("INSERT INTO %s AS r (name, path, architecture) VALUES ($1, $2, $3) "
 							 "ON CONFLICT (name) DO UPDATE SET path = EXCLUDED.path, "

@@ -1,6 +1,6 @@
 /*
  * model_catalog.h — the extension's catalog table camembert_registered_models:
- * which models this database has registered (name → path, architecture), so
+ * which models this database has registered (name → path, architecture, dtype), so
  * that they load again on first use after a restart.  pg_dump keeps the rows.
  *
  * Every access runs as the table's owner under SECURITY_RESTRICTED_OPERATION,
@@ -21,6 +21,9 @@ typedef struct CatalogEntry
 	char	   *path;
 	char	   *architecture;	/* "CamembertForMaskedLM" ...; NULL if unknown
 								 * (a row registered by version 0.1) */
+	char	   *dtype;			/* the dtype camembert_load was given ("auto",
+								 * "int8" ...); NULL before version 0.3 of the
+								 * table (then "auto", what those loads did) */
 } CatalogEntry;
 
 /* The row for `name` (palloc'ed), or NULL when not registered. */
@@ -29,9 +32,12 @@ extern CatalogEntry *camembert_catalog_lookup(const char *name);
 /* Every row, ordered by name: a List of CatalogEntry *. */
 extern List *camembert_catalog_entries(void);
 
-/* Insert or update the row for `name`. */
+/*
+ * Insert or update the row for `name`.  A table of an older version (the
+ * extension not yet updated) gets the columns it has.
+ */
 extern void camembert_catalog_register(const char *name, const char *path,
-									   const char *architecture);
+									   const char *architecture, const char *dtype);
 
 /* Delete the row for `name`; true if there was one. */
 extern bool camembert_catalog_forget(const char *name);

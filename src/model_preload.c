@@ -11,11 +11,11 @@
  * each database of camembert.preload_databases in turn starts a dynamic
  * worker that connects to it, reads the registrations
  * (camembert_registered_models, through model_catalog.c) and loads each
- * model that is not loaded yet, through the registry's slots: a backend that
- * asks for a model while it is being preloaded waits on the slot's condition
- * variable, as it waits for any load.  One model's failure is a LOG line, the
+ * model that is not loaded yet, with its recorded dtype, through the
+ * registry's slots: a backend that asks for a model while it is being
+ * preloaded waits on the slot's condition variable, as it waits for any load.  One model's failure is a LOG line, the
  * others still load.  The first database naming a model wins; the same name
- * registered with another path in a later database is a LOG line.
+ * registered with another path or dtype in a later database is a LOG line.
  *
  * Loading runs as the server: the registrations were made by privileged
  * users (camembert_load checks), and the catalog is read as its owner,
@@ -203,7 +203,7 @@ preload_one(const char *dbname, const CatalogEntry *entry, int *loaded)
 	pgstat_report_activity(STATE_RUNNING, psprintf("preloading model %s", entry->name));
 	PG_TRY();
 	{
-		Size		size = camembert_registry_preload(entry->name, entry->path);
+		Size		size = camembert_registry_preload(entry->name, entry->path, entry->dtype);
 
 		if (size > 0)
 		{

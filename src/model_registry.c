@@ -18,10 +18,11 @@
  * detaches), and detach when they next see that the slot's generation
  * changed.  So unloading never pulls memory from under a running query.
  *
- * Persistence: camembert_load() also writes name → path into the extension's
- * configuration table camembert_registered_models (kept by pg_dump).  After a
- * restart or a crash the shared registry is empty; the first backend that asks
- * for a registered model loads it again (the others wait on the slot).
+ * Persistence: camembert_load() also writes name → path, dtype into the
+ * extension's configuration table camembert_registered_models (kept by
+ * pg_dump).  After a restart or a crash the shared registry is empty; the
+ * first backend that asks for a registered model loads it again, with the
+ * recorded dtype (the others wait on the slot).
  */
 #include "postgres.h"
 
@@ -83,6 +84,7 @@ typedef struct ModelSlot
 	dsm_handle	handle;
 	Size		segment_size;
 	uint64		generation;		/* changes whenever the slot's content changes */
+	cb_precision precision;		/* the dtype it is (being) loaded with */
 	cb_architecture architecture;	/* of the model, once READY */
 	int			loader_pid;
 	ConditionVariable cv;		/* broadcast when a load ends */
@@ -233,6 +235,35 @@ check_model_name(const char *name)
 				 errhint("A model name has 1 to %d bytes.", NAMEDATALEN - 1)));
 }
 
+/*
+ * The precision of a dtype name (camembert_load's dtype argument, or a
+ * registration's dtype column; NULL: a registration made before version
+ * 0.3, whose load kept the file's dtype, i.e. auto).  `registered_as`
+ * names the model when the name comes from the catalog table.
+ */
+static cb_precision
+parse_dtype(const char *dtype, const char *registered_as)
+{
+	cb_precision p;
+
+	if (dtype == NULL)
+		return CB_PRECISION_AUTO;
+	if (cb_precision_from_name(dtype, &p))
+		return p;
+	if (registered_as != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" is registered with an invalid dtype \"%s\"",
+						camembert_printable(registered_as), camembert_printable(dtype)),
+				 errhint("The dtype is one of " CB_PRECISION_NAMES "; load the model again with camembert_load('%s', path, dtype => ...).",
+						 camembert_printable(registered_as))));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid dtype \"%s\"", camembert_printable(dtype)),
+			 errhint("The dtype is one of " CB_PRECISION_NAMES " (auto keeps the dtype of the model's files).")));
+	pg_unreachable();
+}
+
 /* ---------------------------------------------------------------------------
  * Slots
  */
@@ -319,7 +350,7 @@ debug_load_delay(void)
 }
 
 static Size
-load_into_slot(ModelSlot *slot, const char *name, const char *path)
+load_into_slot(ModelSlot *slot, const char *name, const char *path, cb_precision precision)
 {
 	Size		size = 0;
 
@@ -334,7 +365,7 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 
 		INSTR_TIME_SET_CURRENT(start);
 		debug_load_delay();
-		seg = camembert_build_segment(path, &size, &arch, &dtype);
+		seg = camembert_build_segment(path, precision, &size, &arch, &dtype);
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		dsm_pin_segment(seg);
@@ -350,9 +381,10 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(LOG,
-				(errmsg("camembert: loaded model \"%s\" from \"%s\" (%s, %s weights, %zu bytes of shared memory) in %.1f ms",
+				(errmsg("camembert: loaded model \"%s\" from \"%s\" (%s, %s weights, dtype %s, %zu bytes of shared memory) in %.1f ms",
 						camembert_printable(name), camembert_printable(path),
 						cb_architecture_name(arch), cb_dtype_name(dtype),
+						cb_precision_name(precision),
 						(size_t) size, INSTR_TIME_GET_MILLISEC(elapsed))));
 		camembert_stat_load(name);
 	}
@@ -362,12 +394,13 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path)
 }
 
 /*
- * Make sure `name` is loaded from `path`.  Returns once it is READY (loaded by
- * us or by a concurrent backend): the bytes of shared memory this call loaded,
- * 0 if it was loaded already.  ERROR if `name` is loaded from another path.
+ * Make sure `name` is loaded from `path` with `precision`.  Returns once it is
+ * READY (loaded by us or by a concurrent backend): the bytes of shared memory
+ * this call loaded, 0 if it was loaded already.  ERROR if `name` is loaded
+ * from another path, or with another dtype.
  */
 static Size
-ensure_loaded(const char *name, const char *path)
+ensure_loaded(const char *name, const char *path, cb_precision precision)
 {
 	for (;;)
 	{
@@ -378,13 +411,22 @@ ensure_loaded(const char *name, const char *path)
 		slot = find_slot(name);
 		if (slot != NULL && slot->state == SLOT_READY)
 		{
-			bool		same = strcmp(slot->path, path) == 0;
+			bool		same_path = strcmp(slot->path, path) == 0;
+			cb_precision loaded_precision = slot->precision;
+			char		loaded_path[MAXPGPATH];
 
+			strlcpy(loaded_path, slot->path, sizeof(loaded_path));
 			LWLockRelease(registry->lock);
-			if (!same)
+			if (!same_path)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(slot->path)),
+						 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(loaded_path)),
+						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
+			if (loaded_precision != precision)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("model \"%s\" is already loaded with dtype \"%s\", not \"%s\"", camembert_printable(name),
+								cb_precision_name(loaded_precision), cb_precision_name(precision)),
 						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
 			return 0;
 		}
@@ -411,46 +453,49 @@ ensure_loaded(const char *name, const char *path)
 		free_slot->state = SLOT_LOADING;
 		strlcpy(free_slot->name, name, sizeof(free_slot->name));
 		strlcpy(free_slot->path, path, sizeof(free_slot->path));
+		free_slot->precision = precision;
 		free_slot->loader_pid = MyProcPid;
 		free_slot->generation = registry->next_generation++;
 		LWLockRelease(registry->lock);
 
-		return load_into_slot(free_slot, name, path);
+		return load_into_slot(free_slot, name, path, precision);
 	}
 }
 
 /*
  * For the preload worker (model_preload.c): make sure `name` is loaded from
- * `path`, a registration read from a catalog table, as the server (no
- * privilege check, no catalog write).  Returns the bytes of shared memory
- * this call loaded, or 0 when the name was already loaded (or being loaded
- * by another backend, whose load this waited for).
+ * `path` with `dtype`, a registration read from a catalog table, as the
+ * server (no privilege check, no catalog write).  Returns the bytes of shared
+ * memory this call loaded, or 0 when the name was already loaded (or being
+ * loaded by another backend, whose load this waited for).
  */
 Size
-camembert_registry_preload(const char *name, const char *path)
+camembert_registry_preload(const char *name, const char *path, const char *dtype)
 {
 	camembert_require_preload();
 	check_model_name(name);
-	return ensure_loaded(name, path);
+	return ensure_loaded(name, path, parse_dtype(dtype, name));
 }
 
 void
-camembert_registry_load(const char *name, const char *path)
+camembert_registry_load(const char *name, const char *path, const char *dtype)
 {
 	char	   *resolved;
 	ModelSlot  *slot;
 	const char *architecture = NULL;
+	cb_precision precision;
 
 	camembert_require_preload();
 	check_load_privilege("load a model");
 	check_model_name(name);
+	precision = parse_dtype(dtype, NULL);
 	resolved = camembert_resolve_model_path(path);
 	if (strlen(resolved) >= MAXPGPATH)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model path is too long (%zu bytes)", strlen(resolved))));
 	register_xact_callback();
-	ensure_loaded(name, resolved);
+	ensure_loaded(name, resolved, precision);
 	add_pending_action(PENDING_LOAD, name);
 
 	LWLockAcquire(registry->lock, LW_SHARED);
@@ -458,7 +503,7 @@ camembert_registry_load(const char *name, const char *path)
 	if (slot != NULL && slot->state == SLOT_READY)
 		architecture = cb_architecture_name(slot->architecture);
 	LWLockRelease(registry->lock);
-	camembert_catalog_register(name, resolved, architecture);
+	camembert_catalog_register(name, resolved, architecture, cb_precision_name(precision));
 }
 
 /*
@@ -1076,7 +1121,7 @@ camembert_model_get(const char *name, int flags)
 			entry = camembert_catalog_lookup(name);
 			if (entry != NULL && entry->path != NULL)
 			{
-				ensure_loaded(name, entry->path);
+				ensure_loaded(name, entry->path, parse_dtype(entry->dtype, name));
 				continue;
 			}
 		}

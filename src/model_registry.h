@@ -41,12 +41,19 @@ extern int	camembert_debug_load_delay;
 extern char *camembert_parallel_models;
 extern void camembert_require_preload(void);
 
-/* Load (or find already loaded) a model; registers it in the catalog table. */
-extern void camembert_registry_load(const char *name, const char *path);
+/*
+ * Load (or find already loaded) a model with the precision `dtype` names
+ * ("auto", "float32", "bfloat16", "int8"; NULL: auto); registers it in the
+ * catalog table.
+ */
+extern void camembert_registry_load(const char *name, const char *path, const char *dtype);
 extern bool camembert_registry_unload(const char *name);
 
-/* Load a registered model as the server, for the preload worker; bytes loaded, 0 if it already was. */
-extern Size camembert_registry_preload(const char *name, const char *path);
+/*
+ * Load a registered model (its dtype column; NULL: auto) as the server, for
+ * the preload worker; bytes loaded, 0 if it already was.
+ */
+extern Size camembert_registry_preload(const char *name, const char *path, const char *dtype);
 
 /* flags of camembert_model_get */
 #define MODEL_GET_MISSING_OK	0x01	/* return NULL instead of an ERROR */

@@ -100,12 +100,13 @@ read_whole_file(const char *path, size_t max_size, size_t *len_out)
 }
 
 /*
- * Build both images into a new DSM segment.  Returns the segment (attached,
- * owned by the current resource owner, not yet pinned).
+ * Build both images into a new DSM segment, the model's weights in
+ * `precision`.  Returns the segment (attached, owned by the current resource
+ * owner, not yet pinned).
  */
 dsm_segment *
-camembert_build_segment(const char *path, Size *size_out, cb_architecture *architecture_out,
-						cb_dtype *dtype_out)
+camembert_build_segment(const char *path, cb_precision precision, Size *size_out,
+						cb_architecture *architecture_out, cb_dtype *dtype_out)
 {
 	cb_error	err;
 	char	   *sp_path = psprintf("%s/sentencepiece.bpe.model", path);
@@ -130,12 +131,19 @@ camembert_build_segment(const char *path, Size *size_out, cb_architecture *archi
 
 	PG_TRY();
 	{
-		size_t		model_len = cb_model_source_image_size(source);
+		size_t		model_len;
 		Size		tok_off = TYPEALIGN(IMAGE_ALIGN, sizeof(SegmentHeader));
-		Size		model_off = TYPEALIGN(IMAGE_ALIGN, add_size(tok_off, tok_len));
-		Size		total = add_size(model_off, model_len);
+		Size		model_off;
+		Size		total;
 		SegmentHeader *hdr;
 		char	   *base;
+
+		/* the size of the image depends on its precision */
+		if (cb_model_source_set_precision(source, precision, &err) != CB_OK)
+			camembert_report_core_error(&err, NULL, "The dtype is one of " CB_PRECISION_NAMES ".");
+		model_len = cb_model_source_image_size(source);
+		model_off = TYPEALIGN(IMAGE_ALIGN, add_size(tok_off, tok_len));
+		total = add_size(model_off, model_len);
 
 		seg = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 		if (seg == NULL)

@@ -32,12 +32,14 @@ typedef struct SegmentHeader
 
 /*
  * Read the model directory `path` (already resolved by
- * camembert_resolve_model_path) and build both images into a new DSM segment.
- * Returns the segment (attached, owned by the current resource owner, not yet
- * pinned), its size, and the model's architecture and stored dtype (from its
- * configuration).  ERROR on any problem with the files.
+ * camembert_resolve_model_path) and build both images into a new DSM segment,
+ * the model's weight matrices in `precision` (model.h: what camembert_load's
+ * dtype asks).  Returns the segment (attached, owned by the current resource
+ * owner, not yet pinned), its size, and the model's architecture and stored
+ * dtype (from its configuration).  ERROR on any problem with the files.
  */
-extern dsm_segment *camembert_build_segment(const char *path, Size *size_out,
+extern dsm_segment *camembert_build_segment(const char *path, cb_precision precision,
+											Size *size_out,
 											cb_architecture *architecture_out,
 											cb_dtype *dtype_out);
 

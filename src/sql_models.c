@@ -26,7 +26,10 @@ camembert_load(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	camembert_registry_load(name, path);
+	/* camembert_load(name, path) of versions 0.1 and 0.2 (not yet updated): auto */
+	char	   *dtype = PG_NARGS() > 2 ? text_to_cstring(PG_GETARG_TEXT_PP(2)) : NULL;
+
+	camembert_registry_load(name, path, dtype);
 	PG_RETURN_VOID();
 }
 
@@ -79,8 +82,8 @@ camembert_loaded_models(PG_FUNCTION_ARGS)
 	for (int i = 0; i < count; i++)
 	{
 		CamembertModel *m = camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
-		Datum		values[8];
-		bool		nulls[8] = {0};
+		Datum		values[9];
+		bool		nulls[9] = {0};
 		const cb_config *cfg;
 
 		if (m == NULL)
@@ -103,6 +106,8 @@ camembert_loaded_models(PG_FUNCTION_ARGS)
 		values[5] = Int64GetDatum((int64) cb_model_parameter_count(&m->model));
 		values[6] = Int64GetDatum((int64) m->segment_size);
 		values[7] = CStringGetTextDatum(cb_dtype_name(cfg->stored_dtype));
+		/* precision: from version 0.3 on (heap_form_tuple reads tupdesc->natts values) */
+		values[8] = CStringGetTextDatum(cb_precision_name(cfg->precision));
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;

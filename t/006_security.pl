@@ -302,9 +302,9 @@ $leader->quit;
 $node->safe_psql('postgres', 'CREATE DATABASE old');
 $node->safe_psql('old', "CREATE EXTENSION camembert VERSION '0.1'; SELECT camembert_load('mlm', '$golden/mlm')");
 $node->safe_psql('old', 'ALTER EXTENSION camembert UPDATE');
-is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'camembert'"), '0.2', 'updated to 0.2');
-is($node->safe_psql('old', 'SELECT name, path IS NOT NULL, architecture IS NULL FROM camembert_registered_models'), 'mlm|t|t',
-	'the 0.1 registration is kept, without an architecture');
+is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'camembert'"), '0.3', 'updated to 0.3');
+is($node->safe_psql('old', 'SELECT name, path IS NOT NULL, architecture IS NULL, dtype FROM camembert_registered_models'), 'mlm|t|t|auto',
+	'the 0.1 registration is kept, without an architecture, with dtype auto');
 is($node->safe_psql('old', "SELECT architecture, loaded FROM camembert_models() WHERE name = 'mlm'"), 'CamembertForMaskedLM|t',
 	'camembert_models() after the update');
 $node->safe_psql('old', "SELECT camembert_load('mlm', '$golden/mlm')");
@@ -314,10 +314,10 @@ is($node->safe_psql('old', q{SELECT count(*) FROM pg_proc WHERE proname = 'camem
 	AND array_to_string(proconfig, ',') = 'search_path=pg_catalog, pg_temp'}), '1',
 	'the updated camembert_models() pins its search_path');
 
-# --- each load and unload is logged: name, path, architecture, dtype, bytes, milliseconds
+# --- each load and unload is logged: name, path, architecture, dtypes, bytes, milliseconds
 my $log = slurp_file($node->logfile);
-like($log, qr{LOG:  camembert: loaded model "cls" from "\Q$golden\E/cls3" \(CamembertForSequenceClassification, float32 weights, \d+ bytes of shared memory\) in [\d.]+ ms},
-	'a load is logged with name, path, architecture, dtype, bytes and time');
+like($log, qr{LOG:  camembert: loaded model "cls" from "\Q$golden\E/cls3" \(CamembertForSequenceClassification, float32 weights, dtype auto, \d+ bytes of shared memory\) in [\d.]+ ms},
+	'a load is logged with name, path, architecture, files\' dtype, dtype asked, bytes and time');
 like($log, qr{LOG:  camembert: unloaded model "m" \(from "\Q$golden\E/cls3", \d+ bytes of shared memory},
 	'an unload is logged with name, path and bytes');
 

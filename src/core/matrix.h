@@ -25,9 +25,12 @@
  *                    with cols2 = cols rounded up to 2 and rows to 16 (the
  *                    padding is zero).  Products round each activation to
  *                    bfloat16 (nearest even) and accumulate the exact
- *                    bf16 x bf16 products in float32 (AVX512_BF16 vdpbf16ps,
- *                    or the portable path: the same rounding of inputs,
- *                    float32 sums in another order).
+ *                    bf16 x bf16 products in float32, in vdpbf16ps's order
+ *                    (per column pair, the odd column then the even one,
+ *                    rounding after each): AVX512_BF16, or widened to
+ *                    float32 in registers (AVX-512F, AVX2) or portable C,
+ *                    all bit-identical except that vdpbf16ps flushes
+ *                    denormals (matmul_bf16.h).
  *   CB_MATRIX_INT8_PACKED  (precision 'int8')  symmetric per row ("per
  *                    output channel"): scale[r] = max_c |W[r][c]| / 127,
  *                    q[r][c] = round-to-nearest-even(W[r][c] * (127 / amax_r))

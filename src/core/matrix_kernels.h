@@ -4,7 +4,10 @@
  *
  *   matmul_widen.c          CB_MATRIX_F16 / CB_MATRIX_BF16: rows widened to
  *                           float32 into scratch, then cb_kernel_matmul_nt
- *   matmul_bf16.c           CB_MATRIX_BF16_PACKED: driver + portable path
+ *   matmul_bf16.c           CB_MATRIX_BF16_PACKED: driver + portable path;
+ *                           matmul_bf16_avx512bf16.c (vdpbf16ps),
+ *                           matmul_bf16_avx512.c, matmul_bf16_avx2.c
+ *                           (widening in registers) (matmul_bf16.h)
  *   matmul_int8.c           CB_MATRIX_INT8_PACKED: driver, activation
  *                           quantization, portable path;
  *                           matmul_int8_avx512vnni.c, matmul_int8_avxvnni.c

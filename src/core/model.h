@@ -147,7 +147,7 @@ typedef struct cb_model
 	/* filled by cb_model_view (model_image.h) */
 	uint64_t	parameter_count;	/* unique tensors (tied ones once), like HF num_parameters() */
 	uint64_t	weight_bytes;	/* bytes of those tensors in the image, in their formats */
-	void	   *owned_image;	/* cb_model_load_dir: the image, freed by cb_model_view_release */
+	void	   *owned_image;	/* cb_model_load_dir: the image's allocation, freed by cb_model_view_release */
 } cb_model;
 
 #endif							/* CB_MODEL_H */

@@ -1276,6 +1276,15 @@ cb_model_view(const void *image, size_t image_len, cb_model *out, cb_error *err)
 				params += t.count;
 				bytes += t.bytes;
 			}
+			if (r->matrix && (t.format == CB_MATRIX_BF16_PACKED || t.format == CB_MATRIX_INT8_PACKED) &&
+				((uintptr_t) (img + t.offset) & (CB_MODEL_IMAGE_ALIGN - 1)) != 0)
+			{
+				/* their kernels load whole aligned vectors */
+				st = cb_set_error(err, CB_ERR_INVALID,
+								  "model image: a %s image must be %d-byte aligned in memory",
+								  cb_precision_name(c.precision), CB_MODEL_IMAGE_ALIGN);
+				goto fail;
+			}
 			if (r->matrix)
 			{
 				cb_matrix	m = cb_matrix_view((cb_matrix_format) t.format, (size_t) shape[0],
@@ -1362,7 +1371,8 @@ cb_model_load_dir_precision(const char *dir, cb_precision precision, cb_model *m
 {
 	cb_model_source *src;
 	cb_status	st;
-	void	   *image;
+	void	   *image,
+			   *block;
 	size_t		size;
 
 	memset(model, 0, sizeof(*model));
@@ -1376,21 +1386,22 @@ cb_model_load_dir_precision(const char *dir, cb_precision precision, cb_model *m
 		return st;
 	}
 	size = cb_model_source_image_size(src);
-	image = cb_malloc(size);
-	if (image == NULL)
+	block = size <= SIZE_MAX - CB_MODEL_IMAGE_ALIGN ? cb_malloc(size + CB_MODEL_IMAGE_ALIGN) : NULL;
+	if (block == NULL)
 	{
 		cb_model_source_close(src);
 		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory for a %zu-byte model image", dir, size);
 	}
+	image = (void *) (((uintptr_t) block + CB_MODEL_IMAGE_ALIGN - 1) & ~(uintptr_t) (CB_MODEL_IMAGE_ALIGN - 1));
 	st = cb_model_source_write_image(src, image, size, err);
 	cb_model_source_close(src);
 	if (st == CB_OK)
 		st = cb_model_view(image, size, model, err);
 	if (st != CB_OK)
 	{
-		cb_free(image);
+		cb_free(block);
 		return st;
 	}
-	model->owned_image = image;
+	model->owned_image = block;
 	return CB_OK;
 }

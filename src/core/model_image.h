@@ -54,7 +54,9 @@
  * tensor has the size the configuration implies, then fills pointers into
  * the image.  It allocates only the layers and labels arrays (cb_malloc);
  * cb_model_view_release frees them.  The image must be at least 8-byte
- * aligned (64 recommended: tensors are 64-byte aligned relative to it).
+ * aligned, and 64-byte aligned (tensors are 64-byte aligned relative to it)
+ * when it holds bfloat16 or int8 matrices, whose kernels load aligned
+ * vectors: else CB_ERR_INVALID.
  */
 #ifndef CB_MODEL_IMAGE_H
 #define CB_MODEL_IMAGE_H

@@ -1108,6 +1108,33 @@ test_position_independent(void)
 		free(block);
 	}
 	unbuild(&b);
+
+	/* bfloat16 / int8 images: 64-byte alignment required (aligned vector loads) */
+	for (int p = CB_PRECISION_BFLOAT16; p <= CB_PRECISION_INT8; p++)
+	{
+		if (build_precision(GOLDEN "cls3", (cb_precision) p, &b) != CB_OK)
+		{
+			CHECK_MSG(0, "%s", b.err.message);
+			unbuild(&b);
+			continue;
+		}
+		for (int variant = 0; variant < 2; variant++)
+		{
+			unsigned char *block = aligned_alloc(64, b.size + 128);
+			unsigned char *copy = block + (variant ? 8 : 64);
+			cb_model	m2;
+			cb_error	err;
+
+			memcpy(copy, b.image, b.size);
+			cb_clear_error(&err);
+			CHECK_EQ_INT(cb_model_view(copy, b.size, &m2, &err), variant ? CB_ERR_INVALID : CB_OK);
+			if (variant)
+				CHECK(strstr(err.message, "64-byte aligned") != NULL);
+			cb_model_view_release(&m2);
+			free(block);
+		}
+		unbuild(&b);
+	}
 }
 
 static void
