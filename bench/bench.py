@@ -781,8 +781,9 @@ def report_precisions(runs, med, have):
                     line += " - | %.1f | - |" % med(key, "torch")
                 out.append(line)
         out.append("")
-        notes = ["Precisions: our engine's images of the same weights built with cb_model_load_dir_precision "
-                 "(float32, bfloat16, int8 on the F32 file; auto on an F16 copy of it, bench.py f16copy), "
+        notes = ["Precisions: our engine's images of the same weights built at each cb_precision "
+                 "(bench/load_model.h: float32, bfloat16, int8 on the F32 file; auto on an F16 copy of it, "
+                 "bench.py f16copy), "
                  "timed in the same process as PyTorch, one pass of each per round in a shuffled order; "
                  "medians (each side's better median of the two OMP_WAIT_POLICY runs); "
                  "(x float32): float32's median / this one's."]
