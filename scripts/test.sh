@@ -142,6 +142,9 @@ add "$p" "$f"
 # 5. fuzzers, bounded
 if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	echo "== fuzz (${FUZZ_SECONDS}s each)"
+	# the core's objects once, on every core (each target below then only links);
+	# a failure here shows again in the target's own build below
+	make -s -j"$(nproc)" -C fuzz all >"$LOG/fuzz-build.log" 2>&1 || true
 	for src in fuzz/fuzz_*.c; do
 		t=$(basename "$src" .c); t=${t#fuzz_}
 		if make -s -C fuzz "../build/fuzz/$t" >"$LOG/fuzz-build-$t.log" 2>&1 &&
