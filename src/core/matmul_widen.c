@@ -86,15 +86,44 @@ block_rows(size_t rows, size_t n, int threads)
 
 /* ---- widening ------------------------------------------------------------- */
 
+static inline float
+bits_f32(uint32_t u)
+{
+	float		f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* binary16 -> float32, exactly (cb_f16_to_f32 without its loop) */
+static inline float
+f16_to_f32(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	a = h & 0x7FFF;
+
+	if (a >= 0x7C00)			/* inf / nan (payload kept) */
+		return bits_f32(sign | 0x7F800000u | ((a & 0x3FF) << 13));
+	if (a >= 0x0400)			/* normal: rebias the exponent */
+		return bits_f32(sign | ((a << 13) + 0x38000000u));
+	else
+	{
+		/* subnormal or zero: a * 2^-24, exact */
+		float		v = (float) a * 0x1p-24f;
+
+		return sign ? -v : v;
+	}
+}
+
 static void
 widen_portable(cb_matrix_format f, const uint16_t *src, size_t count, float *dst)
 {
 	if (f == CB_MATRIX_BF16)
 		for (size_t i = 0; i < count; i++)
-			dst[i] = cb_bf16_to_f32(src[i]);
+			dst[i] = bits_f32((uint32_t) src[i] << 16);
 	else
 		for (size_t i = 0; i < count; i++)
-			dst[i] = cb_f16_to_f32(src[i]);
+			dst[i] = f16_to_f32(src[i]);
 }
 
 #ifdef CB_HAVE_X86_KERNELS

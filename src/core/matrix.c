@@ -21,6 +21,21 @@ f32_bits(float f)
 	return u;
 }
 
+static inline float
+bits_f32(uint32_t u)
+{
+	float		f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+float
+cb_bf16_to_f32(uint16_t h)
+{
+	return bits_f32((uint32_t) h << 16);
+}
+
 uint16_t
 cb_f32_to_bf16(float f)
 {
@@ -30,6 +45,30 @@ cb_f32_to_bf16(float f)
 		return (uint16_t) ((u >> 16) | 0x40);
 	u += 0x7FFFu + ((u >> 16) & 1);		/* round to nearest even */
 	return (uint16_t) (u >> 16);
+}
+
+float
+cb_f16_to_f32(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	exp = (h >> 10) & 0x1F;
+	uint32_t	mant = h & 0x3FF;
+
+	if (exp == 0x1F)			/* inf / nan (payload kept) */
+		return bits_f32(sign | 0x7F800000u | (mant << 13));
+	if (exp != 0)
+		return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+	if (mant == 0)
+		return bits_f32(sign);
+	/* subnormal: normalize */
+	exp = 113;
+	while ((mant & 0x400) == 0)
+	{
+		mant <<= 1;
+		exp--;
+	}
+	mant &= 0x3FF;
+	return bits_f32(sign | (exp << 23) | (mant << 13));
 }
 
 uint16_t
@@ -46,7 +85,7 @@ cb_f32_to_f16(float f)
 	if (a < 0x38800000u)		/* below 2^-14: subnormal (or zero) */
 	{
 		/* a / 2^-24, rounded to nearest even, in float arithmetic (exact steps) */
-		float		v = cb_bits_to_f32(a) * 16777216.0f;	/* x * 2^24 */
+		float		v = bits_f32(a) * 16777216.0f;	/* x * 2^24 */
 
 		return (uint16_t) (sign | (uint32_t) lrintf(v));
 	}

@@ -65,7 +65,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 typedef enum cb_matrix_format
 {
@@ -126,42 +125,9 @@ size_t		cb_matrix_product_scratch(const cb_matrix *w, size_t n);
  * "avx-vnni", "portable", "avx512-bf16", "avx512"): for tests and bench. */
 const char *cb_matrix_path(cb_matrix_format f);
 
-/* float32 <-> 16-bit floats: exact widening (inline: the products' and the
- * image writer's loops call it per value), round-to-nearest-even narrowing. */
-static inline float
-cb_bits_to_f32(uint32_t u)
-{
-	float		f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-static inline float
-cb_bf16_to_f32(uint16_t h)
-{
-	return cb_bits_to_f32((uint32_t) h << 16);
-}
-
-static inline float
-cb_f16_to_f32(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
-	uint32_t	a = h & 0x7FFF;
-
-	if (a >= 0x7C00)			/* inf / nan (payload kept) */
-		return cb_bits_to_f32(sign | 0x7F800000u | ((a & 0x3FF) << 13));
-	if (a >= 0x0400)			/* normal: rebias the exponent */
-		return cb_bits_to_f32(sign | ((a << 13) + 0x38000000u));
-	else
-	{
-		/* subnormal or zero: a * 2^-24, exact */
-		float		v = (float) a * 0x1p-24f;
-
-		return sign ? -v : v;
-	}
-}
-
+/* float32 <-> 16-bit floats, exact widening and round-to-nearest-even narrowing. */
+float		cb_f16_to_f32(uint16_t h);
+float		cb_bf16_to_f32(uint16_t h);
 uint16_t	cb_f32_to_f16(float f);
 uint16_t	cb_f32_to_bf16(float f);
 

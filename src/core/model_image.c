@@ -910,6 +910,30 @@ cb_model_source_parameter_count(const cb_model_source *src)
 
 /* ---- conversion ----------------------------------------------------------- */
 
+static inline uint32_t
+f16_to_f32_bits(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	exp = (h >> 10) & 0x1F;
+	uint32_t	mant = h & 0x3FF;
+
+	if (exp == 0x1F)			/* inf / nan (payload kept) */
+		return sign | 0x7F800000u | (mant << 13);
+	if (exp != 0)
+		return sign | ((exp + 112) << 23) | (mant << 13);
+	if (mant == 0)
+		return sign;
+	/* subnormal: normalize */
+	exp = 113;
+	while ((mant & 0x400) == 0)
+	{
+		mant <<= 1;
+		exp--;
+	}
+	mant &= 0x3FF;
+	return sign | (exp << 23) | (mant << 13);
+}
+
 /*
  * Convert count 16-bit values stored at dst + 2*count (bytes) into float32
  * at dst, in place: element i is read before any write can reach it.
@@ -922,10 +946,10 @@ widen_in_place(unsigned char *dst, uint64_t count, bool bf16)
 	for (uint64_t i = 0; i < count; i++)
 	{
 		uint16_t	h;
-		float		f;
+		uint32_t	f;
 
 		memcpy(&h, srcp + 2 * i, 2);
-		f = bf16 ? cb_bf16_to_f32(h) : cb_f16_to_f32(h);
+		f = bf16 ? (uint32_t) h << 16 : f16_to_f32_bits(h);
 		memcpy(dst + 4 * i, &f, 4);
 	}
 }
