@@ -543,61 +543,15 @@ forward(const cb_model *m, int32_t B, int32_t T, const int32_t *ids, const int32
 		die("cb_forward: %s", err.message);
 }
 
-/*
- * A model image at a precision, in 64-byte aligned memory as the SQL layer's
- * shared memory segments are: cb_model_source_* then cb_model_view, what
- * cb_model_load_dir_precision does, except that its cb_malloc'ed block is
- * only as aligned as malloc makes it (16 bytes), and the int8 kernels' aligned
- * loads fault on that.  *image: free() it after cb_model_view_release.
- */
-static cb_status
-load_aligned(const char *dir, cb_precision p, cb_model *m, void **image, cb_error *err)
-{
-	cb_model_source *src;
-	cb_status	st;
-	size_t		size;
-
-	*image = NULL;
-	memset(m, 0, sizeof(*m));
-	st = cb_model_source_open(dir, &src, err);
-	if (st != CB_OK)
-		return st;
-	st = cb_model_source_set_precision(src, p, err);
-	if (st == CB_OK)
-	{
-		size = cb_model_source_image_size(src);
-		*image = aligned_alloc(64, (size + 63) & ~(size_t) 63);
-		if (*image == NULL)
-			die("out of memory (%zu bytes)", size);
-		st = cb_model_source_write_image(src, *image, size, err);
-		if (st == CB_OK)
-			st = cb_model_view(*image, size, m, err);
-	}
-	cb_model_source_close(src);
-	if (st != CB_OK)
-	{
-		free(*image);
-		*image = NULL;
-	}
-	return st;
-}
-
-static void *
+/* A model at a precision (cb_model_load_dir_precision: 64-byte aligned, as
+ * the SQL layer's segments are); cb_model_view_release frees it. */
+static void
 load_model(const char *dir, cb_precision p, cb_model *m)
 {
 	cb_error	err;
-	void	   *image;
 
-	if (load_aligned(dir, p, m, &image, &err) != CB_OK)
+	if (cb_model_load_dir_precision(dir, p, m, &err) != CB_OK)
 		die("%s (%s): %s", dir, cb_precision_name(p), err.message);
-	return image;
-}
-
-static void
-unload_model(cb_model *m, void *image)
-{
-	cb_model_view_release(m);
-	free(image);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -845,7 +799,6 @@ eval_golden(const char *golden_dir, const char *name, cb_precision p, golden_res
 {
 	char		dir[4096];
 	cb_model	m;
-	void	   *image;
 	cb_error	err;
 	cb_json_doc *doc;
 	const cb_json_value *cases;
@@ -863,7 +816,7 @@ eval_golden(const char *golden_dir, const char *name, cb_precision p, golden_res
 	memset(g, 0, sizeof(*g));
 	if (snprintf(dir, sizeof(dir), "%s/%s", golden_dir, name) >= (int) sizeof(dir))
 		die("path too long: %s/%s", golden_dir, name);
-	if (load_aligned(dir, p, &m, &image, &err) != CB_OK)
+	if (cb_model_load_dir_precision(dir, p, &m, &err) != CB_OK)
 	{
 		snprintf(g->note, sizeof(g->note), "load: %.100s", err.message);
 		return;
@@ -963,7 +916,7 @@ eval_golden(const char *golden_dir, const char *name, cb_precision p, golden_res
 	ut_npy_free(&top_ids);
 	ut_npy_free(&top_logits);
 	ut_npy_free(&cls_logits);
-	unload_model(&m, image);
+	cb_model_view_release(&m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1156,19 +1109,18 @@ main(int argc, char **argv)
 	for (int k = 0; k < np; k++)
 	{
 		cb_model	m;
-		void	   *image;
 		double		t0 = now_s();
 
-		image = load_model(mlm_dir, prec[k], &m);
+		load_model(mlm_dir, prec[k], &m);
 		eval_mlm(&m, &lm_seqs, lm_batches, lm_nb, mask_id, &mlm[k]);
-		unload_model(&m, image);
-		image = load_model(clm_dir, prec[k], &m);
+		cb_model_view_release(&m);
+		load_model(clm_dir, prec[k], &m);
 		eval_clm(&m, &lm_seqs, lm_batches, lm_nb, &clm[k]);
 		generate_all(&m, &prompts, new_tokens, &clm[k]);
-		unload_model(&m, image);
-		image = load_model(lid_dir, prec[k], &m);
+		cb_model_view_release(&m);
+		load_model(lid_dir, prec[k], &m);
 		eval_cls(&m, &lid_seqs, lid_batches, lid_nb, &lid[k]);
-		unload_model(&m, image);
+		cb_model_view_release(&m);
 		for (size_t g = 0; g < n_golden; g++)
 			eval_golden(golden, golden_models[g], prec[k], &gold[g][k]);
 		secs[k] = now_s() - t0;

@@ -10,7 +10,7 @@
  *       random ids (<s> ... </s>, no padding), min / median / mean per pass
  *   --precision P (before any mode that loads a model): the model image is
  *       built at precision P: auto, float32, bfloat16, int8 (model.h); without
- *       it, the default (auto); in 64-byte aligned memory (load_model.h)
+ *       it, the default (auto) (load_model.h)
  *   bench_engine [--precision P] --image MODEL_DIR
  *       the size of the model image (what a model takes in shared memory):
  *       "image PRECISION BYTES stored DTYPE parameters N"
@@ -92,16 +92,13 @@ xmalloc(size_t n)
 	return p;
 }
 
-/* the image of the loaded model (one per process): bench_load_model's */
-static void *model_image;
-
 static void
 load_model(const char *dir, cb_model *model)
 {
 	char		msg[CB_ERROR_MESSAGE_MAX + 64];
 	double		t0 = now_ms();
 
-	if (bench_load_model(dir, precision_name, model, &model_image, msg, sizeof(msg)) != 0)
+	if (bench_load_model(dir, precision_name, model, msg, sizeof(msg)) != 0)
 	{
 		fprintf(stderr, "%s: %s\n", dir, msg);
 		exit(1);
@@ -115,8 +112,6 @@ static void
 unload_model(cb_model *model)
 {
 	cb_model_view_release(model);
-	free(model_image);
-	model_image = NULL;
 }
 
 /* The output a benchmark asks for: class logits, or the head at one position

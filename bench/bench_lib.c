@@ -20,15 +20,14 @@ extern const char *cb_kernel_isa(void) __attribute__((weak));
 typedef struct cbb
 {
 	cb_model	model;
-	void	   *image;			/* bench_load_model's */
 	cb_workspace ws;
 } cbb;
 
 /*
  * Load a model directory; NULL on error (message in err).  precision: NULL
  * for the default (auto), else a cb_precision name (auto, float32, bfloat16,
- * int8); a core from before cb_precision (BENCH_CORE_DIR) accepts none.  The
- * image is built in 64-byte aligned memory (load_model.h).
+ * int8); a core from before cb_precision (BENCH_CORE_DIR) accepts none
+ * (load_model.h).
  */
 void *
 cbb_open_precision(const char *dir, const char *precision, char *err, int err_len)
@@ -40,7 +39,7 @@ cbb_open_precision(const char *dir, const char *precision, char *err, int err_le
 		snprintf(err, (size_t) err_len, "out of memory");
 		return NULL;
 	}
-	if (bench_load_model(dir, precision, &h->model, &h->image, err, (size_t) err_len) != 0)
+	if (bench_load_model(dir, precision, &h->model, err, (size_t) err_len) != 0)
 	{
 		free(h);
 		return NULL;
@@ -138,6 +137,5 @@ cbb_close(void *handle)
 
 	cb_workspace_release(&h->ws);
 	cb_model_view_release(&h->model);
-	free(h->image);
 	free(h);
 }
