@@ -29,7 +29,12 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "access/relscan.h"
 
 #include "model_catalog.h"
 
@@ -188,21 +193,136 @@ catalog_columns(const CatalogTable *t)
 					t->has_dtype ? ", dtype" : "");
 }
 
+/*
+ * The row for one name, read on every first use of a model in a transaction
+ * (model_registry.c compares what shared memory holds with it), so it is a
+ * plain index scan on the primary key rather than an SQL statement: no user
+ * code can run (no SQL is parsed; the only function called is texteq, through
+ * the index's own operator class), and no privilege is needed, as for
+ * PostgreSQL's own catalog reads.  The table's identity is kept until a
+ * relcache invalidation says it changed (ALTER/DROP EXTENSION, a new index).
+ */
+typedef struct CatalogIdentity
+{
+	bool		valid;
+	Oid			relid;
+	Oid			pkindex;
+	AttrNumber	att_name;
+	AttrNumber	att_path;
+	AttrNumber	att_architecture;	/* InvalidAttrNumber before version 0.2 */
+	AttrNumber	att_dtype;		/* InvalidAttrNumber before version 0.3 */
+} CatalogIdentity;
+
+static CatalogIdentity identity;
+static bool identity_callback_registered = false;
+static uint64 identity_invalidations = 0;
+
+static void
+identity_invalidate(Datum arg, Oid relid)
+{
+	identity_invalidations++;
+	if (relid == InvalidOid || relid == identity.relid)
+		identity.valid = false;
+}
+
+/* false: no table in this database, or one without a primary key on name */
+static bool
+catalog_identity(void)
+{
+	CatalogTable t;
+	Relation	rel;
+	uint64		invalidations;
+
+	if (identity.valid)
+		return true;
+	if (!identity_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(identity_invalidate, (Datum) 0);
+		identity_callback_registered = true;
+	}
+	invalidations = identity_invalidations;
+	if (!catalog_table(&t))
+		return false;
+	rel = table_open(t.relid, AccessShareLock);
+	(void) RelationGetIndexList(rel);	/* sets rd_pkindex */
+	identity.relid = t.relid;
+	identity.pkindex = rel->rd_pkindex;
+	identity.att_name = get_attnum(t.relid, "name");
+	identity.att_path = get_attnum(t.relid, "path");
+	identity.att_architecture = get_attnum(t.relid, "architecture");
+	identity.att_dtype = get_attnum(t.relid, "dtype");
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(identity.pkindex) || identity.att_name != 1 ||
+		identity.att_path == InvalidAttrNumber)
+		return false;
+	/* what was read is used now, but kept only if nothing was invalidated meanwhile */
+	identity.valid = invalidations == identity_invalidations;
+	return true;
+}
+
+static char *
+row_text(HeapTuple tup, TupleDesc desc, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (att == InvalidAttrNumber)
+		return NULL;
+	d = heap_getattr(tup, att, desc, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
 CatalogEntry *
 camembert_catalog_lookup(const char *name)
 {
-	CatalogTable t;
-	List	   *rows;
-	Datum		values[1];
+	CatalogEntry *entry = NULL;
+	Relation	rel;
+	Relation	index;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snapshot;
 
-	if (!catalog_table(&t))
-		return NULL;
-	values[0] = CStringGetTextDatum(name);
-	rows = catalog_run(&t,
-					   psprintf("SELECT %s FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
-								catalog_columns(&t), t.qualified_name),
-					   1, values, true, NULL);
-	return rows == NIL ? NULL : (CatalogEntry *) linitial(rows);
+	if (!catalog_identity())
+	{
+		CatalogTable t;
+		List	   *rows;
+		Datum		values[1];
+
+		/* no primary key (someone dropped it): the same question in SQL */
+		if (!catalog_table(&t))
+			return NULL;
+		values[0] = CStringGetTextDatum(name);
+		rows = catalog_run(&t,
+						   psprintf("SELECT %s FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+									catalog_columns(&t), t.qualified_name),
+						   1, values, true, NULL);
+		return rows == NIL ? NULL : (CatalogEntry *) linitial(rows);
+	}
+
+	rel = table_open(identity.relid, AccessShareLock);
+	index = index_open(identity.pkindex, AccessShareLock);
+	ScanKeyInit(&key, identity.att_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	key.sk_collation = index->rd_indcollation[0];
+	snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	scan = systable_beginscan(rel, identity.pkindex, true, snapshot, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		entry = palloc0(sizeof(CatalogEntry));
+		entry->name = row_text(tup, desc, identity.att_name);
+		entry->path = row_text(tup, desc, identity.att_path);
+		entry->architecture = row_text(tup, desc, identity.att_architecture);
+		entry->dtype = row_text(tup, desc, identity.att_dtype);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return entry;
 }
 
 List *

@@ -31,6 +31,8 @@
 #include "access/htup_details.h"
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
 #include "executor/executor.h"
 #include "utils/guc.h"
 #include "lib/stringinfo.h"
@@ -86,6 +88,7 @@ typedef struct ModelSlot
 	uint64		generation;		/* changes whenever the slot's content changes */
 	cb_precision precision;		/* the dtype it is (being) loaded with */
 	cb_architecture architecture;	/* of the model, once READY */
+	Oid			dboid;			/* the database whose registration it was loaded for */
 	int			loader_pid;
 	ConditionVariable cv;		/* broadcast when a load ends */
 } ModelSlot;
@@ -128,6 +131,9 @@ typedef struct PendingAction
 	PendingKind kind;
 	int			nest_level;		/* GetCurrentTransactionNestLevel() when made */
 	char		name[NAMEDATALEN];
+	uint64		loaded_generation;	/* PENDING_LOAD: the slot generation this load
+									 * filled (0: it was loaded already); freed if
+									 * the (sub)transaction aborts */
 } PendingAction;
 
 static List *pending_actions = NIL;
@@ -139,7 +145,7 @@ static uint64 xact_count = 1;
 static void register_xact_callback(void);
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static void camembert_executor_start(QueryDesc *queryDesc, int eflags);
-static void add_pending_action(PendingKind kind, const char *name);
+static void add_pending_action(PendingKind kind, const char *name, uint64 loaded_generation);
 
 static Size
 registry_size(void)
@@ -221,6 +227,26 @@ check_load_privilege(const char *what)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s", what),
 				 errhint("Only superusers and members of pg_read_server_files may load or unload models, since that reads files on the server.")));
+}
+
+/*
+ * Loading and unloading write the catalog table: refused on a hot standby and
+ * in a read-only transaction, before shared memory is touched (a standby
+ * loads the primary's registrations on first use, from its own disk).
+ */
+static void
+check_writable(const char *what)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s during recovery", what),
+				 errhint("Load and unload models on the primary: a hot standby loads the models registered there on first use, from its own copy of the files at the same path.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s in a read-only transaction", what),
+				 errhint("camembert_load() and camembert_unload() write the table camembert_registered_models: run them in a read-write transaction.")));
 }
 
 static void
@@ -393,41 +419,81 @@ load_into_slot(ModelSlot *slot, const char *name, const char *path, cb_precision
 	return size;
 }
 
+/* "database \"x\"" for messages; a dropped database by its OID */
+static char *
+database_label(Oid dboid)
+{
+	char	   *name = OidIsValid(dboid) ? get_database_name(dboid) : NULL;
+
+	if (name != NULL)
+		return psprintf("database \"%s\"", camembert_printable(name));
+	return psprintf("database with OID %u", dboid);
+}
+
 /*
- * Make sure `name` is loaded from `path` with `precision`.  Returns once it is
- * READY (loaded by us or by a concurrent backend): the bytes of shared memory
- * this call loaded, 0 if it was loaded already.  ERROR if `name` is loaded
- * from another path, or with another dtype.
+ * `name` is loaded (slot content copied in `loaded`) other than as `path`
+ * with `precision` asks: an ERROR naming what is loaded, and for which
+ * database when it is not this one (a name means one model per server).
+ */
+static void
+report_loaded_otherwise(const char *name, const char *loaded_path, cb_precision loaded_precision,
+						Oid loaded_dboid, const char *path, cb_precision precision)
+{
+	if (OidIsValid(loaded_dboid) && loaded_dboid != MyDatabaseId)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" is loaded on this server for %s from \"%s\" (dtype %s), but %s registers it from \"%s\" (dtype %s)",
+						camembert_printable(name), database_label(loaded_dboid),
+						camembert_printable(loaded_path), cb_precision_name(loaded_precision),
+						database_label(MyDatabaseId), camembert_printable(path),
+						cb_precision_name(precision)),
+				 errhint("A model name means one model per server, shared by its databases: register the same path and dtype in both, use another name in one of them, or unload it in the other database first.")));
+	if (strcmp(loaded_path, path) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(loaded_path)),
+				 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("model \"%s\" is already loaded with dtype \"%s\", not \"%s\"", camembert_printable(name),
+					cb_precision_name(loaded_precision), cb_precision_name(precision)),
+			 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
+}
+
+/*
+ * Make sure `name` is loaded from `path` with `precision`, for this
+ * database's registration.  Returns once it is READY (loaded by us or by a
+ * concurrent backend): the bytes of shared memory this call loaded, 0 if it
+ * was loaded already; *loaded_generation (if given) the slot generation this
+ * call filled, 0 if none.  ERROR if `name` is loaded from another path, or
+ * with another dtype.
  */
 static Size
-ensure_loaded(const char *name, const char *path, cb_precision precision)
+ensure_loaded(const char *name, const char *path, cb_precision precision,
+			  uint64 *loaded_generation)
 {
+	if (loaded_generation)
+		*loaded_generation = 0;
 	for (;;)
 	{
 		ModelSlot  *slot;
 		ModelSlot  *free_slot = NULL;
+		Size		size;
 
 		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 		slot = find_slot(name);
 		if (slot != NULL && slot->state == SLOT_READY)
 		{
-			bool		same_path = strcmp(slot->path, path) == 0;
+			bool		same = strcmp(slot->path, path) == 0 && slot->precision == precision;
 			cb_precision loaded_precision = slot->precision;
+			Oid			loaded_dboid = slot->dboid;
 			char		loaded_path[MAXPGPATH];
 
 			strlcpy(loaded_path, slot->path, sizeof(loaded_path));
 			LWLockRelease(registry->lock);
-			if (!same_path)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("model \"%s\" is already loaded from \"%s\"", camembert_printable(name), camembert_printable(loaded_path)),
-						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
-			if (loaded_precision != precision)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("model \"%s\" is already loaded with dtype \"%s\", not \"%s\"", camembert_printable(name),
-								cb_precision_name(loaded_precision), cb_precision_name(precision)),
-						 errhint("Run camembert_unload('%s') first, or choose another name.", camembert_printable(name))));
+			if (!same)
+				report_loaded_otherwise(name, loaded_path, loaded_precision, loaded_dboid,
+										path, precision);
 			return 0;
 		}
 		if (slot != NULL && slot->state == SLOT_LOADING)
@@ -454,11 +520,21 @@ ensure_loaded(const char *name, const char *path, cb_precision precision)
 		strlcpy(free_slot->name, name, sizeof(free_slot->name));
 		strlcpy(free_slot->path, path, sizeof(free_slot->path));
 		free_slot->precision = precision;
+		free_slot->dboid = MyDatabaseId;
 		free_slot->loader_pid = MyProcPid;
 		free_slot->generation = registry->next_generation++;
 		LWLockRelease(registry->lock);
 
-		return load_into_slot(free_slot, name, path, precision);
+		size = load_into_slot(free_slot, name, path, precision);
+		if (loaded_generation)
+		{
+			/* READY under the generation load_into_slot gave it (nobody frees it meanwhile but an unload, at commit) */
+			LWLockAcquire(registry->lock, LW_SHARED);
+			if (free_slot->state == SLOT_READY && strcmp(free_slot->name, name) == 0)
+				*loaded_generation = free_slot->generation;
+			LWLockRelease(registry->lock);
+		}
+		return size;
 	}
 }
 
@@ -474,7 +550,7 @@ camembert_registry_preload(const char *name, const char *path, const char *dtype
 {
 	camembert_require_preload();
 	check_model_name(name);
-	return ensure_loaded(name, path, parse_dtype(dtype, name));
+	return ensure_loaded(name, path, parse_dtype(dtype, name), NULL);
 }
 
 void
@@ -484,9 +560,11 @@ camembert_registry_load(const char *name, const char *path, const char *dtype)
 	ModelSlot  *slot;
 	const char *architecture = NULL;
 	cb_precision precision;
+	uint64		loaded_generation;
 
 	camembert_require_preload();
 	check_load_privilege("load a model");
+	check_writable("load a model");
 	check_model_name(name);
 	precision = parse_dtype(dtype, NULL);
 	resolved = camembert_resolve_model_path(path);
@@ -495,8 +573,8 @@ camembert_registry_load(const char *name, const char *path, const char *dtype)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model path is too long (%zu bytes)", strlen(resolved))));
 	register_xact_callback();
-	ensure_loaded(name, resolved, precision);
-	add_pending_action(PENDING_LOAD, name);
+	ensure_loaded(name, resolved, precision, &loaded_generation);
+	add_pending_action(PENDING_LOAD, name, loaded_generation);
 
 	LWLockAcquire(registry->lock, LW_SHARED);
 	slot = find_slot(name);
@@ -507,17 +585,20 @@ camembert_registry_load(const char *name, const char *path, const char *dtype)
 }
 
 /*
- * Free a READY slot and unpin its segment.  Backends still attached keep the
- * segment alive until they detach.  Called at commit: must not fail.
+ * Free the READY slot of `name` (only if it still holds `generation`, when
+ * that is not 0) and unpin its segment.  Backends still attached keep the
+ * segment alive until they detach.  Called at commit and abort: must not
+ * fail.  `why` ends the log line.
  */
 static void
-free_slot(const char *name)
+free_slot(const char *name, uint64 generation, const char *why)
 {
 	ModelSlot  *slot;
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 	slot = find_slot(name);
-	if (slot != NULL && slot->state == SLOT_READY)
+	if (slot != NULL && slot->state == SLOT_READY &&
+		(generation == 0 || slot->generation == generation))
 	{
 		dsm_handle	h = slot->handle;
 		char		path[MAXPGPATH];
@@ -528,20 +609,21 @@ free_slot(const char *name)
 		slot->handle = 0;
 		slot->name[0] = '\0';
 		slot->path[0] = '\0';
+		slot->dboid = InvalidOid;
 		slot->generation = registry->next_generation++;
 		registry->last_unload_generation = slot->generation;
 		dsm_unpin_segment(h);
 		LWLockRelease(registry->lock);
 		ereport(LOG,
-				(errmsg("camembert: unloaded model \"%s\" (from \"%s\", %zu bytes of shared memory, freed when the last backend using it detaches)",
-						camembert_printable(name), camembert_printable(path), (size_t) size)));
+				(errmsg("camembert: unloaded model \"%s\" (from \"%s\", %zu bytes of shared memory, freed when the last backend using it detaches)%s",
+						camembert_printable(name), camembert_printable(path), (size_t) size, why)));
 		return;
 	}
 	LWLockRelease(registry->lock);
 }
 
 static void
-add_pending_action(PendingKind kind, const char *name)
+add_pending_action(PendingKind kind, const char *name, uint64 loaded_generation)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	PendingAction *a = palloc0(sizeof(PendingAction));
@@ -549,6 +631,7 @@ add_pending_action(PendingKind kind, const char *name)
 	a->kind = kind;
 	a->nest_level = GetCurrentTransactionNestLevel();
 	strlcpy(a->name, name, sizeof(a->name));
+	a->loaded_generation = loaded_generation;
 	pending_actions = lappend(pending_actions, a);
 	MemoryContextSwitchTo(old);
 }
@@ -580,8 +663,41 @@ apply_pending_actions(void)
 				last = false;
 		}
 		if (last)
-			free_slot(a->name);
+			free_slot(a->name, 0, "");
 	}
+}
+
+/*
+ * A (sub)transaction that loaded a model aborts: its catalog row is gone, so
+ * the memory it filled is freed too (not if another backend's load of the
+ * same name already used it: then it is still that generation, and the
+ * registration of the other backend, once committed, names it; freeing it
+ * then only costs a reload on next use).  `level` 0: every action.
+ */
+static void
+undo_pending_loads(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_actions)
+	{
+		PendingAction *a = (PendingAction *) lfirst(lc);
+
+		if (a->kind == PENDING_LOAD && a->loaded_generation != 0 && a->nest_level >= level)
+			free_slot(a->name, a->loaded_generation, ", since the transaction that loaded it was rolled back");
+	}
+}
+
+/* Has this transaction loaded or unloaded `name` (so that the catalog row and memory may differ until it ends)? */
+static bool
+has_pending_action(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_actions)
+		if (strcmp(((PendingAction *) lfirst(lc))->name, name) == 0)
+			return true;
+	return false;
 }
 
 static void
@@ -602,6 +718,10 @@ registry_xact_callback(XactEvent event, void *arg)
 			xact_count++;
 			break;
 		case XACT_EVENT_ABORT:
+			undo_pending_loads(0);
+			clear_pending_actions();
+			xact_count++;
+			break;
 		case XACT_EVENT_PREPARE:
 			clear_pending_actions();
 			xact_count++;
@@ -629,6 +749,7 @@ registry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	switch (event)
 	{
 		case SUBXACT_EVENT_ABORT_SUB:
+			undo_pending_loads(level);
 			foreach(lc, pending_actions)
 			{
 				PendingAction *a = (PendingAction *) lfirst(lc);
@@ -679,6 +800,7 @@ camembert_registry_unload(const char *name)
 
 	camembert_require_preload();
 	check_load_privilege("unload a model");
+	check_writable("unload a model");
 	register_xact_callback();
 
 	for (;;)
@@ -698,7 +820,7 @@ camembert_registry_unload(const char *name)
 	if (camembert_catalog_forget(name))
 		found = true;
 	if (found)
-		add_pending_action(PENDING_UNLOAD, name);
+		add_pending_action(PENDING_UNLOAD, name, 0);
 	return found;
 }
 
@@ -961,7 +1083,8 @@ camembert_executor_start(QueryDesc *queryDesc, int eflags)
 
 		/* attach every loaded model (a name used earlier in the transaction keeps its model) */
 		for (int i = 0; i < n; i++)
-			(void) camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
+			(void) camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD |
+									   MODEL_GET_ANY_REGISTRATION);
 
 		initStringInfo(&buf);
 		appendStringInfo(&buf, UINT64_FORMAT, start);
@@ -1008,6 +1131,9 @@ camembert_model_get(const char *name, int flags)
 	CamembertModel *handle;
 	bool		found;
 	bool		tried_catalog = false;
+	bool		check_registration;
+	CatalogEntry *entry = NULL;
+	cb_precision registered_precision = CB_PRECISION_AUTO;
 
 	camembert_require_preload();
 
@@ -1035,6 +1161,7 @@ camembert_model_get(const char *name, int flags)
 	{
 		handle->generation = 0;
 		handle->used_in_xact = 0;
+		handle->checked_in_xact = 0;
 		handle->segment = NULL;
 		handle->context = NULL;
 	}
@@ -1045,7 +1172,8 @@ camembert_model_get(const char *name, int flags)
 	 * query (our mapping keeps the old segment alive).
 	 */
 	register_xact_callback();
-	if (handle->segment != NULL && handle->used_in_xact == xact_count)
+	if (handle->segment != NULL && handle->used_in_xact == xact_count &&
+		(handle->checked_in_xact == xact_count || (flags & MODEL_GET_ANY_REGISTRATION)))
 		return handle;
 
 	if (IsParallelWorker())
@@ -1078,23 +1206,73 @@ camembert_model_get(const char *name, int flags)
 		check_parallel_resolution(name);
 	}
 
+	/*
+	 * Once per transaction, what shared memory holds is compared with this
+	 * database's registration (one index probe): on a hot standby the
+	 * primary may have unloaded the name or registered it from another path
+	 * or dtype since this server loaded it, and another database of this
+	 * server may have loaded the name as something else.  Not within the
+	 * transaction that loads or unloads the name itself (the row and the
+	 * memory agree again at its end), nor in a parallel worker (it uses the
+	 * leader's models), nor for a listing.
+	 */
+	check_registration = (flags & MODEL_GET_ANY_REGISTRATION) == 0 && !IsParallelWorker() &&
+		!has_pending_action(name);
+	if (check_registration)
+	{
+		entry = camembert_catalog_lookup(name);
+		if (entry != NULL)
+			registered_precision = parse_dtype(entry->dtype, name);
+	}
+
 	for (;;)
 	{
 		ModelSlot  *slot;
 		SlotView	view;
 		bool		ready;
 		bool		loading;
+		Oid			slot_dboid = InvalidOid;
+		cb_precision slot_precision = CB_PRECISION_AUTO;
 
 		LWLockAcquire(registry->lock, LW_SHARED);
 		slot = find_slot(name);
 		ready = slot != NULL && slot->state == SLOT_READY;
 		loading = slot != NULL && slot->state == SLOT_LOADING;
 		if (ready)
+		{
 			view_slot(slot, &view);
+			slot_dboid = slot->dboid;
+			slot_precision = slot->precision;
+		}
 		LWLockRelease(registry->lock);
+
+		if (ready && check_registration &&
+			(entry == NULL ? slot_dboid == MyDatabaseId :
+			 strcmp(view.path, entry->path) != 0 || slot_precision != registered_precision))
+		{
+			/*
+			 * Loaded for this database's registration, which has changed
+			 * or gone (on the primary, since this server loaded it): free
+			 * it, then load what the registration says now, or report it
+			 * not loaded.  Backends using it keep it to their
+			 * transaction's end.  Loaded for another database: the name
+			 * means one model per server, an ERROR names both.
+			 */
+			if (slot_dboid == MyDatabaseId)
+			{
+				free_slot(name, view.generation,
+						  entry == NULL ? ", since its registration in this database was removed" :
+						  ", since its registration in this database changed");
+				continue;
+			}
+			report_loaded_otherwise(name, view.path, slot_precision, slot_dboid,
+									entry->path, registered_precision);
+		}
 
 		if (ready)
 		{
+			if (check_registration)
+				handle->checked_in_xact = xact_count;
 			if (handle->segment == NULL || handle->generation != view.generation)
 			{
 				release_handle(handle);
@@ -1115,13 +1293,12 @@ camembert_model_get(const char *name, int flags)
 		release_handle(handle);
 		if (!tried_catalog && (flags & MODEL_GET_NO_AUTOLOAD) == 0)
 		{
-			CatalogEntry *entry;
-
 			tried_catalog = true;
-			entry = camembert_catalog_lookup(name);
+			if (!check_registration)
+				entry = camembert_catalog_lookup(name);
 			if (entry != NULL && entry->path != NULL)
 			{
-				ensure_loaded(name, entry->path, parse_dtype(entry->dtype, name));
+				ensure_loaded(name, entry->path, parse_dtype(entry->dtype, name), NULL);
 				continue;
 			}
 		}

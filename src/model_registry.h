@@ -25,6 +25,8 @@ typedef struct CamembertModel
 	uint64		generation;		/* slot generation this handle was attached at */
 	dsm_handle	handle;			/* of the segment */
 	uint64		used_in_xact;	/* the backend transaction that last used it */
+	uint64		checked_in_xact;	/* ... that compared it with this database's
+									 * registration */
 	dsm_segment *segment;
 	MemoryContext context;		/* holds the views' small arrays */
 	cb_tokenizer tokenizer;		/* view into the segment */
@@ -58,11 +60,18 @@ extern Size camembert_registry_preload(const char *name, const char *path, const
 /* flags of camembert_model_get */
 #define MODEL_GET_MISSING_OK	0x01	/* return NULL instead of an ERROR */
 #define MODEL_GET_NO_AUTOLOAD	0x02	/* do not load a registered model */
+#define MODEL_GET_ANY_REGISTRATION 0x04 /* whatever is loaded under the name, without
+										 * comparing it with this database's
+										 * registration (listings) */
 
 /*
  * Find a model by name and attach it; a model registered in the catalog table
- * but not in shared memory (after a restart) is loaded first, unless
- * MODEL_GET_NO_AUTOLOAD.
+ * but not in shared memory (after a restart, or on a hot standby) is loaded
+ * first, unless MODEL_GET_NO_AUTOLOAD.  Once per transaction the model in
+ * shared memory is compared with this database's registration: one loaded
+ * for this database whose registration changed since is reloaded (or freed,
+ * if the registration is gone); one loaded for another database that this
+ * one registers otherwise is an ERROR.
  */
 extern CamembertModel *camembert_model_get(const char *name, int flags);
 

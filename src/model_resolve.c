@@ -96,7 +96,8 @@ candidate_names(CamembertTask task)
 
 	for (int i = 0; i < n; i++)
 	{
-		CamembertModel *m = camembert_model_get(loaded[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
+		CamembertModel *m = camembert_model_get(loaded[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD |
+												MODEL_GET_ANY_REGISTRATION);
 
 		if (m != NULL && camembert_model_can(m, task))
 			names = lappend(names, loaded[i]);

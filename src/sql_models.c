@@ -81,7 +81,8 @@ camembert_loaded_models(PG_FUNCTION_ARGS)
 	names = camembert_registry_loaded_names(&count);
 	for (int i = 0; i < count; i++)
 	{
-		CamembertModel *m = camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD);
+		CamembertModel *m = camembert_model_get(names[i], MODEL_GET_MISSING_OK | MODEL_GET_NO_AUTOLOAD |
+												MODEL_GET_ANY_REGISTRATION);
 		Datum		values[9];
 		bool		nulls[9] = {0};
 		const cb_config *cfg;
