@@ -166,6 +166,8 @@ catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 						e->architecture = copy;
 					else if (strcmp(colname, "dtype") == 0)
 						e->dtype = copy;
+					else if (strcmp(colname, "xmin") == 0 && v != NULL)
+						e->xmin = (TransactionId) strtoul(v, NULL, 10);
 				}
 				old = MemoryContextSwitchTo(caller);
 				rows = lappend(rows, e);
@@ -189,7 +191,7 @@ catalog_run(const CatalogTable *t, const char *sql, int nargs, Datum *values,
 static const char *
 catalog_columns(const CatalogTable *t)
 {
-	return psprintf("name, path%s%s", t->has_architecture ? ", architecture" : "",
+	return psprintf("xmin, name, path%s%s", t->has_architecture ? ", architecture" : "",
 					t->has_dtype ? ", dtype" : "");
 }
 
@@ -317,6 +319,7 @@ camembert_catalog_lookup(const char *name)
 		entry->path = row_text(tup, desc, identity.att_path);
 		entry->architecture = row_text(tup, desc, identity.att_architecture);
 		entry->dtype = row_text(tup, desc, identity.att_dtype);
+		entry->xmin = HeapTupleHeaderGetXmin(tup->t_data);
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);

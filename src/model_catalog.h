@@ -24,6 +24,7 @@ typedef struct CatalogEntry
 	char	   *dtype;			/* the dtype camembert_load was given ("auto",
 								 * "int8" ...); NULL before version 0.3 of the
 								 * table (then "auto", what those loads did) */
+	TransactionId xmin;			/* of the row: the transaction that registered it */
 } CatalogEntry;
 
 /* The row for `name` (palloc'ed), or NULL when not registered. */

@@ -203,7 +203,8 @@ preload_one(const char *dbname, const CatalogEntry *entry, int *loaded)
 	pgstat_report_activity(STATE_RUNNING, psprintf("preloading model %s", entry->name));
 	PG_TRY();
 	{
-		Size		size = camembert_registry_preload(entry->name, entry->path, entry->dtype);
+		Size		size = camembert_registry_preload(entry->name, entry->path, entry->dtype,
+													entry->xmin);
 
 		if (size > 0)
 		{

@@ -59,6 +59,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "camembert.h"
@@ -89,6 +90,8 @@ typedef struct ModelSlot
 	cb_precision precision;		/* the dtype it is (being) loaded with */
 	cb_architecture architecture;	/* of the model, once READY */
 	Oid			dboid;			/* the database whose registration it was loaded for */
+	TransactionId registered_by;	/* the transaction of that registration: the
+									 * row's xmin, or camembert_load's own */
 	int			loader_pid;
 	ConditionVariable cv;		/* broadcast when a load ends */
 } ModelSlot;
@@ -470,7 +473,7 @@ report_loaded_otherwise(const char *name, const char *loaded_path, cb_precision 
  */
 static Size
 ensure_loaded(const char *name, const char *path, cb_precision precision,
-			  uint64 *loaded_generation)
+			  TransactionId registered_by, uint64 *loaded_generation)
 {
 	if (loaded_generation)
 		*loaded_generation = 0;
@@ -521,6 +524,7 @@ ensure_loaded(const char *name, const char *path, cb_precision precision,
 		strlcpy(free_slot->path, path, sizeof(free_slot->path));
 		free_slot->precision = precision;
 		free_slot->dboid = MyDatabaseId;
+		free_slot->registered_by = registered_by;
 		free_slot->loader_pid = MyProcPid;
 		free_slot->generation = registry->next_generation++;
 		LWLockRelease(registry->lock);
@@ -546,11 +550,12 @@ ensure_loaded(const char *name, const char *path, cb_precision precision,
  * loaded by another backend, whose load this waited for).
  */
 Size
-camembert_registry_preload(const char *name, const char *path, const char *dtype)
+camembert_registry_preload(const char *name, const char *path, const char *dtype,
+						   TransactionId registered_by)
 {
 	camembert_require_preload();
 	check_model_name(name);
-	return ensure_loaded(name, path, parse_dtype(dtype, name), NULL);
+	return ensure_loaded(name, path, parse_dtype(dtype, name), registered_by, NULL);
 }
 
 void
@@ -573,7 +578,7 @@ camembert_registry_load(const char *name, const char *path, const char *dtype)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model path is too long (%zu bytes)", strlen(resolved))));
 	register_xact_callback();
-	ensure_loaded(name, resolved, precision, &loaded_generation);
+	ensure_loaded(name, resolved, precision, GetTopTransactionId(), &loaded_generation);
 	add_pending_action(PENDING_LOAD, name, loaded_generation);
 
 	LWLockAcquire(registry->lock, LW_SHARED);
@@ -610,6 +615,7 @@ free_slot(const char *name, uint64 generation, const char *why)
 		slot->name[0] = '\0';
 		slot->path[0] = '\0';
 		slot->dboid = InvalidOid;
+		slot->registered_by = InvalidTransactionId;
 		slot->generation = registry->next_generation++;
 		registry->last_unload_generation = slot->generation;
 		dsm_unpin_segment(h);
@@ -1124,6 +1130,27 @@ camembert_model_still_valid(const CamembertModel *model)
 	return model != NULL && model->segment != NULL && model->used_in_xact == xact_count;
 }
 
+/*
+ * Did the registration a slot was loaded for end before this transaction's
+ * snapshot?  If not (a camembert_load still running, or committed since the
+ * snapshot was taken) the slot is newer than the row this backend sees, and
+ * comparing them would undo another session's load: the slot is used as it
+ * is.  A transaction that ended before the snapshot committed: one that
+ * aborted has freed what it loaded.
+ */
+static bool
+registration_precedes_snapshot(TransactionId registered_by)
+{
+	Snapshot	snapshot;
+
+	if (!TransactionIdIsNormal(registered_by))
+		return true;
+	if (TransactionIdIsCurrentTransactionId(registered_by))
+		return false;
+	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return !XidInMVCCSnapshot(registered_by, snapshot);
+}
+
 CamembertModel *
 camembert_model_get(const char *name, int flags)
 {
@@ -1232,6 +1259,7 @@ camembert_model_get(const char *name, int flags)
 		bool		ready;
 		bool		loading;
 		Oid			slot_dboid = InvalidOid;
+		TransactionId slot_registered_by = InvalidTransactionId;
 		cb_precision slot_precision = CB_PRECISION_AUTO;
 
 		LWLockAcquire(registry->lock, LW_SHARED);
@@ -1242,11 +1270,12 @@ camembert_model_get(const char *name, int flags)
 		{
 			view_slot(slot, &view);
 			slot_dboid = slot->dboid;
+			slot_registered_by = slot->registered_by;
 			slot_precision = slot->precision;
 		}
 		LWLockRelease(registry->lock);
 
-		if (ready && check_registration &&
+		if (ready && check_registration && registration_precedes_snapshot(slot_registered_by) &&
 			(entry == NULL ? slot_dboid == MyDatabaseId :
 			 strcmp(view.path, entry->path) != 0 || slot_precision != registered_precision))
 		{
@@ -1298,7 +1327,7 @@ camembert_model_get(const char *name, int flags)
 				entry = camembert_catalog_lookup(name);
 			if (entry != NULL && entry->path != NULL)
 			{
-				ensure_loaded(name, entry->path, parse_dtype(entry->dtype, name), NULL);
+				ensure_loaded(name, entry->path, parse_dtype(entry->dtype, name), entry->xmin, NULL);
 				continue;
 			}
 		}

@@ -55,7 +55,8 @@ extern bool camembert_registry_unload(const char *name);
  * Load a registered model (its dtype column; NULL: auto) as the server, for
  * the preload worker; bytes loaded, 0 if it already was.
  */
-extern Size camembert_registry_preload(const char *name, const char *path, const char *dtype);
+extern Size camembert_registry_preload(const char *name, const char *path, const char *dtype,
+										TransactionId registered_by);
 
 /* flags of camembert_model_get */
 #define MODEL_GET_MISSING_OK	0x01	/* return NULL instead of an ERROR */

@@ -100,6 +100,25 @@ is($primary->safe_psql('postgres', "SELECT count(*) FROM camembert_loaded_models
 	'1', 'a load in a released savepoint stays');
 $primary->safe_psql('postgres', "SELECT camembert_unload('kept')");
 
+# --- a load not yet committed is used by other sessions as it is ---------------
+{
+	my ($in, $out, $err) = ("BEGIN;\nSELECT camembert_load('late', '$cls');\n\\echo loaded\n", '', '');
+	my $timer = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
+	my $h = IPC::Run::start([ 'psql', '-X', '-q', '-d', $primary->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err, $timer);
+	$h->pump until $out =~ /loaded/;
+	is($primary->safe_psql('postgres', $q{classify} =~ s/'c'/'late'/r), $want{classify},
+		'another session uses a model whose load is not committed yet');
+	$in .= "COMMIT;\n\\q\n";
+	$h->finish;
+	is($primary->safe_psql('postgres', $q{classify} =~ s/'c'/'late'/r), $want{classify},
+		'and after the commit');
+	my $log = slurp_file($primary->logfile);
+	my $loads = () = $log =~ /camembert: loaded model "late"/g;
+	is($loads, 1, 'loaded once: the other session neither freed nor reloaded it');
+	$primary->safe_psql('postgres', "SELECT camembert_unload('late')");
+}
+
 # --- a registration changed on the primary reaches the standbys ---------------
 # m: from the masked LM to the classifier's directory
 $primary->safe_psql('postgres', "SELECT camembert_unload('m')");
