@@ -13,8 +13,8 @@
 #    (camembert_stat_models), the coordinator on none;
 #  - labelling: the UPDATE runs on each shard, both at once (dblink_send_query), and the
 #    label trigger on a shard labels rows inserted through the coordinator;
-#  - a shard that is down: the query fails naming it (never a partial answer), and works
-#    again when it is back.
+#  - a shard that is down: the query fails naming it (never a partial answer); one that stops
+#    during the query: an ERROR, no partial answer; either works again when it is back.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -209,6 +209,42 @@ like($err, qr/could not connect to server "shard2"/, 'a filter that needs every 
 # a row the partition key places on shard1: the plan reads shard1 alone, and answers
 is($coord->safe_psql('postgres', "SELECT label FROM posts_classified WHERE id = $on_shard1"),
 	$items[ $on_shard1 % 25 ]{result}[0]{label}, 'a query pruned to the live shard answers');
+
+$shards[1]->start;
+
+# --- a shard that dies during the query: an ERROR, not the other shard's rows ---------
+# a view that takes ~20 ms a row (~10 s a shard), so that the query is still running when
+# shard2 stops
+for my $shard (@shards)
+{
+	$shard->safe_psql('postgres', q{CREATE VIEW posts_slow AS
+		SELECT id, label FROM posts_classified WHERE pg_sleep(0.02) IS NOT NULL});
+}
+my $slow = '';
+for my $i (1 .. $n)
+{
+	my $r = $i - 1;
+	$slow .= qq{CREATE FOREIGN TABLE posts_slow_$i PARTITION OF posts_slow
+		FOR VALUES WITH (MODULUS $n, REMAINDER $r) SERVER shard$i OPTIONS (table_name 'posts_slow');};
+}
+$coord->safe_psql('postgres',
+	"CREATE TABLE posts_slow (id bigint, label text) PARTITION BY HASH (id); $slow");
+my ($slow_out, $slow_err) = ('', '');
+my $reader = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $coord->connstr('postgres'),
+	  '-c', 'SELECT count(label) FROM posts_slow' ],
+	'>', \$slow_out, '2>', \$slow_err);
+# the coordinator has fetched from shard2 (a FETCH after the first), and waits for more
+$shards[1]->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query ~ '^FETCH' AND pid <> pg_backend_pid()})
+  or die 'the coordinator did not read shard2';
+$shards[1]->stop('immediate');
+ok(!$reader->finish, 'a shard that stops during the query makes it fail');
+# postgres_fdw (15) names the remote SQL here, not the server
+like($slow_err, qr/ERROR:  (server closed the connection unexpectedly|terminating connection|could not receive data)/,
+	'with an error: the connection to the shard was lost') or diag($slow_err);
+is($slow_out, '', 'and no partial count');
 
 $shards[1]->start;
 is($coord->safe_psql('postgres', q{
