@@ -110,7 +110,7 @@ q coord >/dev/null <<-EOF
 		SERVER shard2 OPTIONS (table_name 'posts_classified');
 	-- the README's labelling function: the statement sent to every shard, then collected
 	CREATE FUNCTION on_shards(sql text) RETURNS TABLE (shard name, result text)
-	LANGUAGE plpgsql AS \$\$
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS \$\$
 	DECLARE
 		servers name[] := ARRAY(SELECT srvname FROM pg_catalog.pg_foreign_server
 		                        WHERE srvname LIKE 'shard%' ORDER BY srvname);

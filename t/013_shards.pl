@@ -143,7 +143,7 @@ is($coord->safe_psql('postgres', q{
 # collect; an error names the shard
 $coord->safe_psql('postgres', q{
 CREATE FUNCTION on_shards(sql text) RETURNS TABLE (shard name, result text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	servers name[] := ARRAY(SELECT srvname FROM pg_catalog.pg_foreign_server
 	                        WHERE srvname LIKE 'shard%' ORDER BY srvname);
