@@ -10,7 +10,8 @@
 #  - 1,000 rows: the labels read through the shards are transformers' labels (the golden
 #    pipeline_text_classification.json of test/golden/models/multilabel) and those of one
 #    server classifying the same rows; each shard ran the model on exactly its own rows
-#    (camembert_stat_models), the coordinator on none;
+#    (camembert_stat_models), the coordinator on none; a coordinator database without the
+#    extension reads the same labels;
 #  - labelling: the UPDATE runs on each shard, both at once (dblink_send_query), and the
 #    label trigger on a shard labels rows inserted through the coordinator;
 #  - a shard that is down: the query fails naming it (never a partial answer); one that stops
@@ -137,6 +138,26 @@ is($coord->safe_psql('postgres', q{
 	SELECT count(*) FILTER (WHERE camembert_classify(p.body, 'topics') = g.label)
 	FROM posts p JOIN golden g ON g.item = p.id % 25}),
 	'1000', 'the naive query (classified on the coordinator) gives them too');
+
+# the coordinator's side needs no camembert: a database without the extension reads the
+# shards' labels the same way
+$coord->safe_psql('postgres', 'CREATE DATABASE plain');
+$coord->safe_psql('plain', qq{
+	CREATE EXTENSION postgres_fdw;
+	@{[ join '', map { "CREATE SERVER shard$_ FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '"
+		. $shards[$_ - 1]->host . "', port '" . $shards[$_ - 1]->port
+		. "', dbname 'postgres', async_capable 'true'); CREATE USER MAPPING FOR CURRENT_USER SERVER shard$_;\n" } 1 .. $n ]}
+	CREATE TABLE posts (id bigint, body text, label text) PARTITION BY HASH (id);
+	CREATE TABLE posts_classified (id bigint, body text, label text) PARTITION BY HASH (id);
+	$partitions
+	CREATE TABLE golden (item int PRIMARY KEY, body text, label text);
+	INSERT INTO golden VALUES $golden_rows;
+});
+is($coord->safe_psql('plain', q{
+	SELECT count(*), count(*) FILTER (WHERE s.label IS DISTINCT FROM g.label),
+		(SELECT count(*) FROM pg_extension WHERE extname = 'camembert')
+	FROM posts_classified s JOIN golden g ON g.item = s.id % 25}),
+	'1000|0|0', 'a coordinator database without the extension reads the same labels');
 
 # --- labelling: the UPDATE on each shard, both at once --------------------------------------
 # what a user defines on the coordinator (README): send the statement to every shard, then
