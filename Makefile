@@ -88,6 +88,13 @@ uninstall-models:
 	rm -rf $(addprefix '$(DESTDIR)$(modelsdir)'/,$(MODELS))
 	rmdir '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(datadir)/camembert' 2>/dev/null || true
 
+# test/build.sh: the version, the source lists (every src/**/*.c must be in one of them)
+.PHONY: print-build
+print-build:
+	@echo 'EXTVERSION=$(EXTVERSION)'
+	@echo 'EXTENSION_SRCS=$(CORE_SRCS) $(PG_SRCS)'
+	@echo 'TEST_ONLY_SRCS=$(CORE_TEST_SRCS)'
+
 # PostgreSQL's own headers (array.h macros) trip -Wsign-compare: relax it for the
 # PostgreSQL layer only; the core keeps every warning.
 $(PG_SRCS:.c=.o): CFLAGS += -Wno-sign-compare
