@@ -101,11 +101,15 @@ $(PG_SRCS:.c=.o): CFLAGS += -Wno-sign-compare
 
 # PGXS tracks no header dependencies: rebuild every object when any header changes, or
 # when the warning flags or the version change (build/flags holds the last ones).
+# (Its recipe runs on every build but touches it only when they differ: make then compares
+# the objects with it.)
 FLAGS_STAMP := build/flags
 FLAGS_NOW := $(WARNINGS) $(EXTVERSION)
-ifneq ($(FLAGS_NOW),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
-$(shell mkdir -p build && echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
-endif
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+.PHONY: FORCE
+FORCE:
 $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 
 # ---------------------------------------------------------------------------
