@@ -7,7 +7,7 @@
 #
 # 1. Copies the clone's files (git ls-files: tracked and untracked-not-ignored, no build
 #    outputs; a tree without git: everything but the build outputs) to a scratch folder and
-#    builds the binary package there: DEB_BUILD_OPTIONS="nocheck parallel=2"
+#    builds the binary package there: DEB_BUILD_OPTIONS="nocheck noddebs parallel=2"
 #    dpkg-buildpackage -us -uc -b (debian/rules: pg_buildext).  The package's own test stage
 #    (pg_virtualenv) is skipped: step 3 runs the same tests on the installed package.
 # 2. Checks the .deb: name and version (debian/changelog, camembert.control), dependencies
@@ -97,7 +97,7 @@ check "the copy has no build outputs" \
 	bash -c "[ -f '$WORK/camembert/debian/rules' ] && [ -z \"\$(find '$WORK/camembert' -name '*.o' -o -name '*.so' | head -1)\" ]"
 
 start=$SECONDS
-(cd "$WORK/camembert" && env -u WERROR DEB_BUILD_OPTIONS="nocheck parallel=2" DEB_BUILD_PROFILES=nocheck \
+(cd "$WORK/camembert" && env -u WERROR DEB_BUILD_OPTIONS="nocheck noddebs parallel=2" DEB_BUILD_PROFILES=nocheck \
 	dpkg-buildpackage -us -uc -b) >"$LOG/deb-build.log" 2>&1
 rc=$?
 control_version=$(sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" camembert.control)
@@ -146,13 +146,15 @@ if scripts/cluster.sh start >"$LOG/deb-cluster.log" 2>&1; then
 	eval "$(scripts/cluster.sh env)"
 	make -s -C "$WORK/camembert" installcheck PG_CONFIG="$PG_CONFIG" >"$LOG/deb-regress.log" 2>&1
 	summary=$(grep -E 'tests? passed|tests? failed' "$LOG/deb-regress.log" | head -1)
-	version_sql=$(scripts/cluster.sh psql -Atc "SELECT camembert_version()" 2>&1)
+	# in pg_regress's database, which it leaves with the extension created
+	version_sql=$(scripts/cluster.sh psql -d contrib_regression -Atc "SELECT camembert_version()" 2>&1)
 	scripts/cluster.sh stop
 	check "pg_regress against the installed package: ${summary//[= ]/ }" \
 		bash -c "[[ '$summary' =~ All\ [0-9]+\ tests\ passed ]]"
 	[[ $summary =~ All\ [0-9]+\ tests\ passed ]] || { grep -E '^(not ok|test )' "$LOG/deb-regress.log" | head;
 		head -60 "$WORK/camembert/regression.diffs" 2>/dev/null; }
-	check "camembert_version() of the installed library is $control_version" test "$version_sql" = "$control_version"
+	check "camembert_version() of the installed library is $control_version${version_sql:+ (it says $version_sql)}" \
+		test "$version_sql" = "$control_version"
 else
 	check "a scratch cluster starts with the installed package preloaded" false
 	tail -20 "$LOG/deb-cluster.log"
