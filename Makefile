@@ -7,6 +7,7 @@
 #   make unit            build and run the C unit tests of the pure core (ASan+UBSan)
 #   make installcheck    run the pg_regress tests against a running server
 #                        (scripts/cluster.sh sets PGHOST/PGPORT for the scratch cluster)
+#   make tapcheck        run the TAP tests (t/*.pl), each with its own servers (not as root)
 #   make fuzz            build the libFuzzer targets (clang)
 #
 # The pure C core lives in src/core and never includes a PostgreSQL header;
@@ -61,7 +62,7 @@ PG_CPPFLAGS = -Isrc/core -DCAMEMBERT_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -std=gnu11 $(WARNINGS)
 SHLIB_LINK = -lopenblas -lm -lpthread
 
-EXTRA_CLEAN = build
+EXTRA_CLEAN = build tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -87,6 +88,18 @@ install-models:
 uninstall-models:
 	rm -rf $(addprefix '$(DESTDIR)$(modelsdir)'/,$(MODELS))
 	rmdir '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(datadir)/camembert' 2>/dev/null || true
+
+# TAP tests (t/*.pl, PostgreSQL::Test::Cluster): `make tapcheck` runs them with PGXS's own
+# prove_installcheck (nodes and logs in tmp_check/; PROVE_TESTS=t/001_shared_models.pl for one,
+# PROVE_FLAGS=-v).  initdb refuses root: as root, run it as the postgres user from a copy of
+# the clone it can read, as scripts/test.sh does.  Not TAP_TESTS = 1: that makes installcheck
+# run them right after pg_regress, as the same user, and pg_regress runs as root (against the
+# scratch cluster, scripts/test.sh; under pg_virtualenv, in the Debian package's test stage,
+# pg_buildext installcheck), where every TAP test would fail at initdb; the TAP tests also
+# take minutes, and scripts/test.sh counts them apart.
+.PHONY: tapcheck
+tapcheck:
+	$(prove_installcheck)
 
 # test/build.sh: the version, the source lists (every src/**/*.c must be in one of them)
 .PHONY: print-build

@@ -6,7 +6,7 @@
 # Installs what is missing and builds/installs the extension (scripts/setup.sh), then runs
 #   1. the C unit tests of the pure core (ASan + UBSan),          make unit
 #   2. the pg_regress tests against the scratch cluster,           make installcheck
-#   3. the TAP tests (t/*.pl, PostgreSQL::Test::Cluster), if any,  prove
+#   3. the TAP tests (t/*.pl, PostgreSQL::Test::Cluster), if any,  make tapcheck
 #   4. the quick start from a private copy of the clone (as root), test/quickstart.sh
 #   5. build hygiene and the packaging metadata,                   test/build.sh
 #   6. the Debian package: built from a copy, installed, pg_regress against it, purged
@@ -23,9 +23,9 @@
 # copy of the files the server and the TAP scripts read (the clone without build outputs:
 # CAMEMBERT_ROOT and pg_regress's PG_ABS_SRCDIR point at it) live in the clone's scratch
 # directory, /var/tmp/camembert-<hash>/ (owned by postgres, mode 0700; scripts/scratch.sh):
-# test-cluster/, tap/, test-tree/.  They are kept for inspection until the next run; every
-# server started is stopped, also on failure.  As another user: build/test-cluster, build/tap
-# and the clone itself, as before.
+# test-cluster/, test-tree/ (the TAP nodes in test-tree/tmp_check/), and test/deb.sh's deb/,
+# deb-cluster/.  They are kept for inspection until the next run; every server started is
+# stopped, also on failure.  As another user: build/test-cluster and the clone itself.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -44,7 +44,6 @@ scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 SCRATCH=$(scripts/scratch.sh) || { echo "0 passed, 1 failed"; exit 1; }
 # the tests' own scratch cluster, apart from the demo's
 export CAMEMBERT_CLUSTER_DIR=$SCRATCH/test-cluster
-TAPDIR=$SCRATCH/tap
 if [ "$(id -u)" = 0 ]; then
 	RUNAS=(runuser -u postgres --)
 	# what the server and the TAP scripts read, copied where postgres can read it; the
@@ -61,13 +60,16 @@ else
 	TREE=$ROOT
 fi
 
+# the TAP tests' nodes and logs (make tapcheck: PGXS's prove_installcheck)
+TAPDIR=$TREE/tmp_check
+
 # every server this run starts is stopped when it ends, however it ends
 stop_servers() {
 	scripts/cluster.sh stop >/dev/null 2>&1
 	CAMEMBERT_CLUSTER_DIR=$SCRATCH/deb-cluster scripts/cluster.sh stop >/dev/null 2>&1   # test/deb.sh's
 	local pid
 	# TAP nodes stop themselves, unless prove was killed
-	for pid in "$TAPDIR"/tmp_check/*/pgdata/postmaster.pid; do
+	for pid in "$TAPDIR"/*/pgdata/postmaster.pid; do
 		[ -f "$pid" ] && env -C / "${RUNAS[@]}" "$("$PG_CONFIG" --bindir)/pg_ctl" \
 			-D "$(dirname "$pid")" -m immediate stop >/dev/null 2>&1
 	done
@@ -112,16 +114,12 @@ else
 	tail -20 "$LOG/regress.log"; add 0 1
 fi
 
-# 3. TAP tests (PostgreSQL::Test::Cluster).  initdb refuses root: as root they run
-#    as the postgres system user, from the copy, with their scratch files in tap/.
+# 3. TAP tests (PostgreSQL::Test::Cluster): make tapcheck, PGXS's prove_installcheck.
+#    initdb refuses root: as root they run as the postgres system user, from the copy, with
+#    their nodes and logs in its tmp_check/.
 if compgen -G "t/*.pl" >/dev/null; then
 	echo "== TAP"
-	PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/../..
-	rm -rf "$TAPDIR" && mkdir -p "$TAPDIR"
-	[ "$(id -u)" = 0 ] && chown postgres: "$TAPDIR"
-	(cd "$TREE" && "${RUNAS[@]}" env PERL5LIB="$PGXS_DIR/src/test/perl" TESTDIR="$TAPDIR" \
-		CAMEMBERT_ROOT="$TREE" PATH="$("$PG_CONFIG" --bindir):$PATH" \
-		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" prove -v t/*.pl) >"$LOG/tap.log" 2>&1
+	(cd / && "${RUNAS[@]}" make -s -C "$TREE" tapcheck PG_CONFIG="$PG_CONFIG" PROVE_FLAGS=-v) >"$LOG/tap.log" 2>&1
 	awk '/^t\/.*\.pl/ {f = $1} /^ok [0-9]/ {p[f]++} /^not ok [0-9]/ {n[f]++}
 		END {for (k in p) printf "  %s: %d passed, %d failed\n", k, p[k], n[k] + 0}' "$LOG/tap.log" | sort
 	read -r p f < <(grep -E '^(ok|not ok) [0-9]+' "$LOG/tap.log" |
@@ -198,7 +196,7 @@ left=$(ps -eo pid=,args= |
 	awk 'index($0, ENVIRON["P1"]) || index($0, ENVIRON["P2"]) || index($0, ENVIRON["P3"])')
 if [ -z "$left" ] && ! compgen -G "$CAMEMBERT_CLUSTER_DIR/data/postmaster.pid" >/dev/null &&
 	! compgen -G "$SCRATCH/deb-cluster/data/postmaster.pid" >/dev/null &&
-	! compgen -G "$TAPDIR/tmp_check/*/pgdata/postmaster.pid" >/dev/null; then
+	! compgen -G "$TAPDIR/*/pgdata/postmaster.pid" >/dev/null; then
 	echo "  ok - no server of this run is left running"; add 1 0
 else
 	echo "  FAILED - servers left running:"; echo "$left"; add 0 1
