@@ -104,7 +104,9 @@ control_version=$(sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]
 version=$(cd "$WORK/camembert" && dpkg-parsechangelog -S Version)
 DEB=$(ls "$WORK"/"${PKG}_${version}"_*.deb 2>/dev/null | head -1)
 check "dpkg-buildpackage builds $PKG $version ($((SECONDS - start)) s)" test "$rc" = 0 -a -n "$DEB"
-if [ "$rc" != 0 ] || [ -z "$DEB" ]; then tail -40 "$LOG/deb-build.log"; finish; fi
+if [ "$rc" != 0 ] || [ -z "$DEB" ]; then
+	grep -vE '^(gcc|clang|/usr/bin/clang|g\+\+) ' "$LOG/deb-build.log" | tail -30; finish
+fi
 
 # --- 2. what the package holds
 field() { dpkg-deb -f "$DEB" "$1"; }
