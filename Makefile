@@ -1,11 +1,13 @@
 # camembert — PGXS build.
 #
-#   make                 build the extension (camembert.so)
+#   make                 build the extension (camembert.so); WERROR=1 makes warnings errors
+#                        (scripts/test.sh and CI set it; a user's newer compiler may warn more)
 #   make install         install it into the PostgreSQL found by PG_CONFIG, with the bundled
 #                        models (models/*/) in $(pg_config --sharedir)/camembert/models/
 #   make unit            build and run the C unit tests of the pure core (ASan+UBSan)
 #   make installcheck    run the pg_regress tests against a running server
 #                        (scripts/cluster.sh sets PGHOST/PGPORT for the scratch cluster)
+#   make tapcheck        run the TAP tests (t/*.pl), each with its own servers (not as root)
 #   make fuzz            build the libFuzzer targets (clang)
 #
 # The pure C core lives in src/core and never includes a PostgreSQL header;
@@ -15,8 +17,34 @@ EXTENSION = camembert
 MODULE_big = camembert
 PGFILEDESC = "camembert - CamemBERT inference inside PostgreSQL"
 
-CORE_SRCS := $(sort $(wildcard src/core/*.c))
-PG_SRCS := $(sort $(wildcard src/*.c))
+# The version, in one place: default_version of camembert.control.  camembert_version()
+# returns it (-DCAMEMBERT_VERSION); its install script sql/camembert--$(EXTVERSION).sql must exist.
+# (META.json and debian/changelog carry it too: test/build.sh checks that they agree.)
+CAMEMBERT_DIR := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+EXTVERSION := $(shell sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" \
+	$(CAMEMBERT_DIR)camembert.control)
+ifeq ($(EXTVERSION),)
+$(error camembert.control has no default_version)
+endif
+ifeq ($(wildcard $(CAMEMBERT_DIR)sql/camembert--$(EXTVERSION).sql),)
+$(error sql/camembert--$(EXTVERSION).sql (default_version of camembert.control) does not exist)
+endif
+
+# The sources of the extension, listed: a new file is added here (test/build.sh fails on a
+# source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
+CORE_SRCS := $(addprefix src/core/, \
+	bpe.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c json.c \
+	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
+	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
+	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \
+	matrix.c model_image.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
+	tokenizer.c torch_bin.c utf8.c)
+CORE_TEST_SRCS := $(addprefix src/core/, \
+	losses.c)
+PG_SRCS := $(addprefix src/, \
+	camembert.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
+	model_segment.c model_stats.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
+	sql_inference.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
 DATA = $(sort $(wildcard sql/camembert--*.sql))
@@ -25,13 +53,16 @@ DATA = $(sort $(wildcard sql/camembert--*.sql))
 REGRESS = $(shell cat test/regress_schedule 2>/dev/null)
 REGRESS_OPTS = --load-extension=camembert
 
-WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+# -Werror only when asked (WERROR=1): the code compiles warning-free with the compilers the
+# tests use, but a user's newer compiler, with new warnings, must still build it.
+WERROR_FLAG = $(if $(filter 1 yes,$(WERROR)),-Werror)
+WARNINGS = -Wall -Wextra $(WERROR_FLAG) -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-declaration-after-statement
-PG_CPPFLAGS = -Isrc/core
+PG_CPPFLAGS = -Isrc/core -DCAMEMBERT_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -std=gnu11 $(WARNINGS)
 SHLIB_LINK = -lopenblas -lm -lpthread
 
-EXTRA_CLEAN = build
+EXTRA_CLEAN = build tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -58,12 +89,41 @@ uninstall-models:
 	rm -rf $(addprefix '$(DESTDIR)$(modelsdir)'/,$(MODELS))
 	rmdir '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(datadir)/camembert' 2>/dev/null || true
 
+# TAP tests (t/*.pl, PostgreSQL::Test::Cluster): `make tapcheck` runs them with PGXS's own
+# prove_installcheck (nodes and logs in tmp_check/; PROVE_TESTS=t/001_shared_models.pl for one,
+# PROVE_FLAGS=-v).  initdb refuses root: as root, run it as the postgres user from a copy of
+# the clone it can read, as scripts/test.sh does.  Not TAP_TESTS = 1: that makes installcheck
+# run them right after pg_regress, as the same user, and pg_regress runs as root (against the
+# scratch cluster, scripts/test.sh; under pg_virtualenv, in the Debian package's test stage,
+# pg_buildext installcheck), where every TAP test would fail at initdb; the TAP tests also
+# take minutes, and scripts/test.sh counts them apart.
+.PHONY: tapcheck
+tapcheck:
+	$(prove_installcheck)
+
+# test/build.sh: the version, the source lists (every src/**/*.c must be in one of them)
+.PHONY: print-build
+print-build:
+	@echo 'EXTVERSION=$(EXTVERSION)'
+	@echo 'EXTENSION_SRCS=$(CORE_SRCS) $(PG_SRCS)'
+	@echo 'TEST_ONLY_SRCS=$(CORE_TEST_SRCS)'
+
 # PostgreSQL's own headers (array.h macros) trip -Wsign-compare: relax it for the
 # PostgreSQL layer only; the core keeps every warning.
 $(PG_SRCS:.c=.o): CFLAGS += -Wno-sign-compare
 
-# PGXS tracks no header dependencies: rebuild every object when any header changes.
-$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h)
+# PGXS tracks no header dependencies: rebuild every object when any header changes, or
+# when the warning flags or the version change (build/flags holds the last ones).
+# (Its recipe runs on every build but touches it only when they differ: make then compares
+# the objects with it.)
+FLAGS_STAMP := build/flags
+FLAGS_NOW := $(WARNINGS) $(EXTVERSION)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+.PHONY: FORCE
+FORCE:
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 
 # ---------------------------------------------------------------------------
 # C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
@@ -71,17 +131,19 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h)
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra -Werror -Isrc/core -Itest/unit
+	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit
 UNIT_LIBS = -lopenblas -lm -lpthread
 
-UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(CORE_SRCS))
+UNIT_CORE_SRCS := $(CORE_SRCS) $(CORE_TEST_SRCS)
+UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(UNIT_CORE_SRCS))
 UNIT_TESTS := $(patsubst test/unit/%.c,build/unit/%,$(sort $(wildcard test/unit/test_*.c)))
 
-build/unit/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+build/unit/core/%.o: src/core/%.c $(wildcard src/core/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(UNIT_CC) $(UNIT_CFLAGS) -c -o $@ $<
 
-build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h) $(wildcard test/unit/support/*.c)
+build/unit/test_%: test/unit/test_%.c $(UNIT_CORE_OBJS) $(wildcard test/unit/*.h) $(wildcard test/unit/support/*.c) \
+		$(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_OBJS) $(UNIT_LIBS)
 
@@ -92,12 +154,12 @@ unit-build: $(UNIT_TESTS)
 # thread pool of thread_pool.c; attention, GELU and the matrix products' items
 # spread over threads, even for the small test models and matrices:
 # CB_PARALLEL_MIN_FLOPS=0), with more threads than cores.
-build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
-		$(wildcard test/unit/support/*.[ch])
+build/unit/tsan/test_%: test/unit/test_%.c $(UNIT_CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
+		$(wildcard test/unit/support/*.[ch]) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
-		-Wall -Wextra -Werror -Isrc/core -Itest/unit \
-		-o $@ $< $(wildcard test/unit/support/*.c) $(CORE_SRCS) $(UNIT_LIBS)
+		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit \
+		-o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_SRCS) $(UNIT_LIBS)
 
 # test_kernels runs once per matrix-product code path and thread count;
 # test_forward again on the cblas_sgemm path (the one a CPU without AVX2 takes).
@@ -108,11 +170,11 @@ headers:
 	@p=0; f=0; \
 	for h in $(wildcard src/core/*.h); do \
 		if printf '#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
-			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/core -fsyntax-only -x c -; \
+			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) -Isrc/core -fsyntax-only -x c -; \
 		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
 	for h in $(wildcard src/*.h); do \
 		if printf '#include "postgres.h"\n#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
-			$(CC) $(CPPFLAGS) -Isrc -Isrc/core -I$(includedir_server) -std=gnu11 -Wall -Werror -fsyntax-only -x c -; \
+			$(CC) $(CPPFLAGS) -Isrc -Isrc/core -I$(includedir_server) -std=gnu11 -Wall $(WERROR_FLAG) -fsyntax-only -x c -; \
 		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
 	echo "headers: $$p passed, $$f failed"; [ $$f = 0 ]
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# setup.sh — install what is missing (Debian 12, as root), build with -Werror, install.
+# setup.sh — install what is missing (Debian 12, as root), build, install.
+# The build has -Werror when WERROR=1 (scripts/test.sh sets it).
 #
 #   scripts/setup.sh          packages + build + install
 #   scripts/setup.sh --deps   packages only
@@ -11,7 +12,8 @@ PGMAJOR=${PGMAJOR:-15}
 
 # Runtime + build: the server (with pgbench), its headers, OpenBLAS.  Tests:
 # IPC::Run for the TAP tests, clang and its sanitizer/fuzzer runtime for the
-# fuzzers, Debian's python3 + numpy to regenerate SQL fixtures from the golden.
+# fuzzers, Debian's python3 + numpy to regenerate SQL fixtures from the golden;
+# debhelper, dpkg-dev and pg_buildext (postgresql-server-dev-all) to build the Debian package.
 PACKAGES=(
 	build-essential
 	"postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR"
@@ -19,6 +21,7 @@ PACKAGES=(
 	libipc-run-perl
 	clang libclang-rt-dev
 	python3 python3-numpy
+	debhelper dpkg-dev postgresql-server-dev-all
 )
 
 missing=()

@@ -6,25 +6,32 @@
 # Installs what is missing and builds/installs the extension (scripts/setup.sh), then runs
 #   1. the C unit tests of the pure core (ASan + UBSan),          make unit
 #   2. the pg_regress tests against the scratch cluster,           make installcheck
-#   3. the TAP tests (t/*.pl, PostgreSQL::Test::Cluster), if any,  prove
+#   3. the TAP tests (t/*.pl, PostgreSQL::Test::Cluster), if any,  make tapcheck
 #   4. the quick start from a private copy of the clone (as root), test/quickstart.sh
-#   5. each libFuzzer target for FUZZ_SECONDS (default 10) on its seed corpus
-#   6. that no server it started is left running
+#   5. build hygiene and the packaging metadata,                   test/build.sh
+#   6. the Debian package: built from a copy, installed, pg_regress against it, purged
+#      (as root; the clone's build is installed again),            test/deb.sh
+#   7. each libFuzzer target for FUZZ_SECONDS (default 10) on its seed corpus
+#   8. that no server it started is left running
 # and ends with one line: "N passed, N failed".
+#
+# Everything is compiled with -Werror (WERROR=1): the code must compile warning-free.  A plain
+# `make` leaves it out, so that a user's newer compiler with new warnings still builds it.
 #
 # As root the servers run as the 'postgres' system user, which must not need to read the
 # clone (it may be private, e.g. in /root): the tests' scratch cluster, their TAP nodes and a
 # copy of the files the server and the TAP scripts read (the clone without build outputs:
 # CAMEMBERT_ROOT and pg_regress's PG_ABS_SRCDIR point at it) live in the clone's scratch
 # directory, /var/tmp/camembert-<hash>/ (owned by postgres, mode 0700; scripts/scratch.sh):
-# test-cluster/, tap/, test-tree/.  They are kept for inspection until the next run; every
-# server started is stopped, also on failure.  As another user: build/test-cluster, build/tap
-# and the clone itself, as before.
+# test-cluster/, test-tree/ (the TAP nodes in test-tree/tmp_check/), and test/deb.sh's deb/,
+# deb-cluster/.  They are kept for inspection until the next run; every server started is
+# stopped, also on failure.  As another user: build/test-cluster and the clone itself.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/${PGMAJOR:-15}/bin/pg_config}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+export WERROR=1
 LOG=$ROOT/build/test-logs
 mkdir -p "$LOG"
 
@@ -37,7 +44,6 @@ scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 SCRATCH=$(scripts/scratch.sh) || { echo "0 passed, 1 failed"; exit 1; }
 # the tests' own scratch cluster, apart from the demo's
 export CAMEMBERT_CLUSTER_DIR=$SCRATCH/test-cluster
-TAPDIR=$SCRATCH/tap
 if [ "$(id -u)" = 0 ]; then
 	RUNAS=(runuser -u postgres --)
 	# what the server and the TAP scripts read, copied where postgres can read it; the
@@ -54,12 +60,16 @@ else
 	TREE=$ROOT
 fi
 
+# the TAP tests' nodes and logs (make tapcheck: PGXS's prove_installcheck)
+TAPDIR=$TREE/tmp_check
+
 # every server this run starts is stopped when it ends, however it ends
 stop_servers() {
 	scripts/cluster.sh stop >/dev/null 2>&1
+	CAMEMBERT_CLUSTER_DIR=$SCRATCH/deb-cluster scripts/cluster.sh stop >/dev/null 2>&1   # test/deb.sh's
 	local pid
 	# TAP nodes stop themselves, unless prove was killed
-	for pid in "$TAPDIR"/tmp_check/*/pgdata/postmaster.pid; do
+	for pid in "$TAPDIR"/*/pgdata/postmaster.pid; do
 		[ -f "$pid" ] && env -C / "${RUNAS[@]}" "$("$PG_CONFIG" --bindir)/pg_ctl" \
 			-D "$(dirname "$pid")" -m immediate stop >/dev/null 2>&1
 	done
@@ -104,16 +114,12 @@ else
 	tail -20 "$LOG/regress.log"; add 0 1
 fi
 
-# 3. TAP tests (PostgreSQL::Test::Cluster).  initdb refuses root: as root they run
-#    as the postgres system user, from the copy, with their scratch files in tap/.
+# 3. TAP tests (PostgreSQL::Test::Cluster): make tapcheck, PGXS's prove_installcheck.
+#    initdb refuses root: as root they run as the postgres system user, from the copy, with
+#    their nodes and logs in its tmp_check/.
 if compgen -G "t/*.pl" >/dev/null; then
 	echo "== TAP"
-	PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/../..
-	rm -rf "$TAPDIR" && mkdir -p "$TAPDIR"
-	[ "$(id -u)" = 0 ] && chown postgres: "$TAPDIR"
-	(cd "$TREE" && "${RUNAS[@]}" env PERL5LIB="$PGXS_DIR/src/test/perl" TESTDIR="$TAPDIR" \
-		CAMEMBERT_ROOT="$TREE" PATH="$("$PG_CONFIG" --bindir):$PATH" \
-		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" prove -v t/*.pl) >"$LOG/tap.log" 2>&1
+	(cd / && "${RUNAS[@]}" make -s -C "$TREE" tapcheck PG_CONFIG="$PG_CONFIG" PROVE_FLAGS=-v) >"$LOG/tap.log" 2>&1
 	awk '/^t\/.*\.pl/ {f = $1} /^ok [0-9]/ {p[f]++} /^not ok [0-9]/ {n[f]++}
 		END {for (k in p) printf "  %s: %d passed, %d failed\n", k, p[k], n[k] + 0}' "$LOG/tap.log" | sort
 	read -r p f < <(grep -E '^(ok|not ok) [0-9]+' "$LOG/tap.log" |
@@ -139,7 +145,31 @@ if [ "$qs_rc" != 0 ]; then
 fi
 add "$p" "$f"
 
-# 5. fuzzers, bounded
+# a step whose script prints "  ok - ..." / "  FAILED - ..." lines and "<name>: N passed, N failed"
+step() {
+	local name=$1 script=$2 rc p f
+	bash "$script" >"$LOG/$name.log" 2>&1
+	rc=$?
+	grep -E '^  (ok|FAILED|skipped)' "$LOG/$name.log"
+	read -r p f < <(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$LOG/$name.log" |
+		awk '{print $2 + 0, $4 + 0}')
+	p=${p:-0} f=${f:-0}
+	if [ "$rc" != 0 ]; then
+		[ "$f" = 0 ] && f=1
+		tail -30 "$LOG/$name.log"
+	fi
+	add "$p" "$f"
+}
+
+# 5. build hygiene, packaging metadata
+echo "== build and packaging metadata"
+step build test/build.sh
+
+# 6. the Debian package (as root; skipped otherwise)
+echo "== Debian package"
+step deb test/deb.sh
+
+# 7. fuzzers, bounded
 if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	echo "== fuzz (${FUZZ_SECONDS}s each)"
 	# the core's objects once, on every core (each target below then only links);
@@ -158,13 +188,15 @@ if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	done
 fi
 
-# 6. no server left running: the test cluster and the TAP nodes
+# 8. no server left running: the test cluster, the TAP nodes and the package test's cluster
 echo "== servers stopped"
 stop_servers
 left=$(ps -eo pid=,args= |
-	P1="$CAMEMBERT_CLUSTER_DIR/" P2="$TAPDIR/" awk 'index($0, ENVIRON["P1"]) || index($0, ENVIRON["P2"])')
+	P1="$CAMEMBERT_CLUSTER_DIR/" P2="$TAPDIR/" P3="$SCRATCH/deb-cluster/" \
+	awk 'index($0, ENVIRON["P1"]) || index($0, ENVIRON["P2"]) || index($0, ENVIRON["P3"])')
 if [ -z "$left" ] && ! compgen -G "$CAMEMBERT_CLUSTER_DIR/data/postmaster.pid" >/dev/null &&
-	! compgen -G "$TAPDIR/tmp_check/*/pgdata/postmaster.pid" >/dev/null; then
+	! compgen -G "$SCRATCH/deb-cluster/data/postmaster.pid" >/dev/null &&
+	! compgen -G "$TAPDIR/*/pgdata/postmaster.pid" >/dev/null; then
 	echo "  ok - no server of this run is left running"; add 1 0
 else
 	echo "  FAILED - servers left running:"; echo "$left"; add 0 1

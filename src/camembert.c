@@ -283,9 +283,14 @@ _PG_init(void)
 #endif
 }
 
+/* default_version of camembert.control, passed by the Makefile */
+#ifndef CAMEMBERT_VERSION
+#error "CAMEMBERT_VERSION is not defined: build with the Makefile (it reads camembert.control)"
+#endif
+
 PG_FUNCTION_INFO_V1(camembert_version);
 Datum
 camembert_version(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text("0.3"));
+	PG_RETURN_TEXT_P(cstring_to_text(CAMEMBERT_VERSION));
 }
