@@ -287,5 +287,5 @@ PG_FUNCTION_INFO_V1(camembert_version);
 Datum
 camembert_version(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text("0.3"));
+	PG_RETURN_TEXT_P(cstring_to_text("0.4"));
 }
