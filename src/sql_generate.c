@@ -309,6 +309,6 @@ camembert_generate_sequences(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 		tokens += n_new[r];
 	}
-	camembert_stat_call(model->name, 1, (int64) prompt_len * bo.num_beams + tokens, &start);
+	camembert_stat_call(model->name, 1, (int64) prompt_len + tokens, &start);
 	return (Datum) 0;
 }
