@@ -208,9 +208,7 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	max_new = gen->max_new_tokens;
 	max_gen = max_new < limit - prompt_len ? max_new : limit - prompt_len;
 	if (max_gen <= 0)
-		return cb_set_error(err, CB_ERR_INVALID,
-							"the prompt has %d tokens: no room for a new one (at most %d tokens)",
-							prompt_len, limit);
+		return CB_OK;			/* no position left for a new token (as cb_generate) */
 	k = beam->num_beams;
 	v = (size_t) model->config.vocab_size;
 	seq_cap = (size_t) prompt_len + (size_t) max_gen;

@@ -58,7 +58,8 @@ cb_status	cb_beam_check_options(const cb_beam_options *opt, cb_error *err);
  * Beam search after prompt[0..prompt_len).  From gen: max_new_tokens,
  * eos_token_id, repetition_penalty, no_repeat_ngram_size (temperature, top_k,
  * top_p and seed are not used: no sampling).  Writes num_return_sequences
- * sequences (fewer only when max_new_tokens is 0: none), best first:
+ * sequences (none when max_new_tokens is 0 or the prompt leaves no position
+ * for a new token), best first:
  * sequence r's new tokens at new_ids + r * max_new_tokens (its eos included
  * when it ended with one), their count in n_new[r], its score in scores[r]
  * (may be NULL), and the count in *n_returned.  The length limit is

@@ -201,6 +201,25 @@ test_options_and_greedy(void)
 	gen.max_new_tokens = 0;
 	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
 	CHECK_EQ_INT(n_ret, 0);
+	/* a prompt that fills every position: no sequence, as greedy search gives
+	 * no token */
+	{
+		int32_t		limit = model->config.max_position_embeddings - model->config.pad_token_id - 1;
+		int32_t    *full = calloc((size_t) limit, sizeof(int32_t));
+
+		for (int32_t i = 0; i < limit; i++)
+			full[i] = prompt[i % 5];
+		gen.max_new_tokens = 3;
+		CHECK_EQ_INT(cb_beam_search(model, full, limit, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
+		CHECK_EQ_INT(n_ret, 0);
+		CHECK_EQ_INT(cb_generate(model, full, limit, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
+		CHECK_EQ_INT(n_greedy, 0);
+		/* one position left: one token */
+		CHECK_EQ_INT(cb_beam_search(model, full, limit - 1, &gen, &bo, beam, n_new, scores, &n_ret, &err),
+					 CB_OK);
+		CHECK(n_ret == 2 && n_new[0] == 1 && n_new[1] == 1);
+		free(full);
+	}
 	/* an eos that comes first ends the hypotheses early: 2 sequences, each
 	 * ending with it or running to the limit */
 	gen.max_new_tokens = MAX_NEW;
