@@ -3,6 +3,7 @@
  */
 #include "beam_search.h"
 #include "config.h"
+#include "forward.h"
 #include "logits_processors.h"
 #include "row_ops.h"
 
@@ -182,6 +183,9 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	float	   *lp = NULL;			/* [v] */
 	int32_t    *seqs = NULL;		/* [k][seq_cap]: prompt + tokens of each beam */
 	int32_t    *next_seqs = NULL;
+	float	   *heads = NULL;		/* [k][H]: LM head transforms of the beams */
+	void	   *scratch_block = NULL;
+	void	   *scratch = NULL;		/* for cb_lm_head_decode of k rows */
 	hypotheses	hyps = {0};
 
 	*n_returned = 0;
@@ -225,7 +229,15 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	hyps.score = cb_malloc((size_t) (k + 1) * sizeof(double));
 	hyps.len = cb_malloc((size_t) (k + 1) * sizeof(int32_t));
 	hyps.tokens = cb_malloc((size_t) (k + 1) * (size_t) max_new * sizeof(int32_t));
-	if (logits == NULL || lp == NULL || seqs == NULL || next_seqs == NULL ||
+	heads = cb_malloc((size_t) k * (size_t) model->config.hidden_size * sizeof(float));
+	{
+		size_t		bytes = cb_model_product_scratch_bytes(model, (size_t) k);
+
+		scratch_block = cb_malloc(bytes + 64);
+		if (scratch_block != NULL)
+			scratch = (void *) (((uintptr_t) scratch_block + 63) & ~(uintptr_t) 63);
+	}
+	if (logits == NULL || lp == NULL || seqs == NULL || next_seqs == NULL || heads == NULL || scratch == NULL ||
 		hyps.score == NULL || hyps.len == NULL || hyps.tokens == NULL)
 	{
 		st = cb_set_error(err, CB_ERR_NOMEM, "out of memory for beam search buffers");
@@ -343,12 +355,16 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 		cur++;
 		if (done || cur >= max_gen)
 			break;
+		/* one decoder step per beam, then the logits of all beams in one
+		 * product (the word embeddings read once) */
 		for (int32_t b = 0; b < k; b++)
 		{
-			st = cb_decoder_append(decs[b], &next_token[b], 1, logits + (size_t) b * v, err);
+			st = cb_decoder_append_head(decs[b], &next_token[b], 1,
+										heads + (size_t) b * (size_t) model->config.hidden_size, err);
 			if (st != CB_OK)
 				goto done;
 		}
+		cb_lm_head_decode(model, heads, (size_t) k, logits, v, scratch);
 	}
 
 	/* BeamSearchScorer.finalize */
@@ -382,6 +398,8 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 done:
 	for (int32_t b = 0; b < k; b++)
 		cb_decoder_free(decs[b]);
+	cb_free(scratch_block);
+	cb_free(heads);
 	cb_free(hyps.tokens);
 	cb_free(hyps.len);
 	cb_free(hyps.score);

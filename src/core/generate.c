@@ -224,8 +224,11 @@ cb_decoder_copy(cb_decoder *dst, const cb_decoder *src, cb_error *err)
 	return CB_OK;
 }
 
-cb_status
-cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, cb_error *err)
+/* cb_decoder_append; with head_out, the LM head's transform of the last row
+ * (no logits) */
+static cb_status
+decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, float *head_out,
+			   cb_error *err)
 {
 	const cb_model *model = dec->model;
 	const cb_config *c = &model->config;
@@ -271,7 +274,7 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 	 * (just the cache) */
 	last_row[0] = (size_t) n - 1;
 	last_off[0] = 0;
-	last_off[1] = next_logits != NULL ? 1 : 0;
+	last_off[1] = next_logits != NULL || head_out != NULL ? 1 : 0;
 	subset = (cb_query_subset) {last_off[1], last_row, last_off, dec->last};
 	for (int32_t l = 0; l < c->num_hidden_layers; l++)
 	{
@@ -284,15 +287,30 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 						 dec->scratch, 1);
 	}
 	dec->length += n;
-	if (next_logits != NULL)
+	if (next_logits != NULL || head_out != NULL)
 	{
 		const float *final = c->num_hidden_layers > 0 ? dec->last : dec->x + (size_t) (n - 1) * h;
 
 		/* the layers' scratch is free now (sized for cap >= 1 rows) */
-		cb_lm_head_transform(model, final, 1, dec->head, dec->scratch);
-		cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
+		cb_lm_head_transform(model, final, 1, head_out != NULL ? head_out : dec->head, dec->scratch);
+		if (head_out == NULL)
+			cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
 	}
 	return CB_OK;
+}
+
+cb_status
+cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, cb_error *err)
+{
+	return decoder_append(dec, ids, n, next_logits, NULL, err);
+}
+
+cb_status
+cb_decoder_append_head(cb_decoder *dec, const int32_t *ids, int32_t n, float *head_out, cb_error *err)
+{
+	if (head_out == NULL)
+		return cb_set_error(err, CB_ERR_INVALID, "no output for the LM head transform");
+	return decoder_append(dec, ids, n, NULL, head_out, err);
 }
 
 /* ------------------------------------------------------------------------ */

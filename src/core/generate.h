@@ -82,6 +82,15 @@ cb_status	cb_decoder_copy(cb_decoder *dst, const cb_decoder *src, cb_error *err)
 cb_status	cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits,
 							  cb_error *err);
 
+/*
+ * As cb_decoder_append, but instead of the logits writes head_out [H]: the
+ * LM head's transform (dense, GELU, LayerNorm) of the last row, whose
+ * product with the word embeddings (cb_lm_head_decode) gives the logits.
+ * Beam search decodes the rows of all its beams in one product this way.
+ */
+cb_status	cb_decoder_append_head(cb_decoder *dec, const int32_t *ids, int32_t n, float *head_out,
+								   cb_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* generation */
 
