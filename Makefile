@@ -33,18 +33,18 @@ endif
 # The sources of the extension, listed: a new file is added here (test/build.sh fails on a
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
-	bpe.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c json.c \
+	beam_search.c bpe.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
+	json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
 	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \
 	matrix.c model_image.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
 	tokenizer.c torch_bin.c utf8.c)
-CORE_TEST_SRCS := $(addprefix src/core/, \
-	losses.c)
+CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \
 	camembert.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
 	model_segment.c model_stats.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
-	sql_inference.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
+	sql_inference.c sql_losses.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
 DATA = $(sort $(wildcard sql/camembert--*.sql))

@@ -20,6 +20,13 @@
  *       time, as SELECT camembert_classify(body) FROM posts does:
  *       "texts N TOKENS TOTAL_MS FORWARD_MS CPU_MS" (CPU_MS: the process's CPU
  *       time over the loop, all threads)
+ *   bench_engine [--precision P] --generate MODEL_DIR [beams=4] [max_new=32] [rounds=5]
+ *       a causal LM: greedy search and beam search with `beams` beams (one KV
+ *       cache per beam, generate.h / beam_search.h) on the same 8-token prompt,
+ *       max_new new tokens (eos disabled, so every run makes max_new),
+ *       alternating greedy and beam runs `rounds` times (after one untimed
+ *       run of each); per mode the median
+ *       run: "generate greedy|beamN MAX_NEW MEDIAN_MS TOKENS_PER_S"
  *   bench_engine --isa
  *       "isa NAME": the matrix-product code path of src/core/matmul_f32.c
  *   bench_engine --matmul N [layers=12]
@@ -37,6 +44,13 @@
  * the engine loaded as a library: bench_lib.c.)
  */
 #include "forward.h"
+/* --generate needs beam search: absent from a core older than it
+ * (bench/run.sh's BENCH_CORE_DIR) */
+#if defined(__has_include)
+#if __has_include("beam_search.h")
+#include "beam_search.h"
+#endif
+#endif
 #include "load_model.h"
 #include "model_image.h"
 #include "tokenizer.h"
@@ -562,6 +576,83 @@ mode_image(int argc, char **argv)
 	return 0;
 }
 
+#ifdef CB_MAX_BEAMS
+static int
+mode_generate(int argc, char **argv)
+{
+	cb_model	model;
+	int			beams = argc > 3 ? atoi(argv[3]) : 4;
+	int			max_new = argc > 4 ? atoi(argv[4]) : 32;
+	int			rounds = argc > 5 ? atoi(argv[5]) : 5;
+	int32_t		prompt[8] = {5, 280, 113, 109, 7, 326, 186, 44};
+	int32_t    *out;
+	int32_t		n_new[64],
+				n_ret;
+	double	   *t_greedy,
+			   *t_beam;
+	cb_generate_options gen;
+	cb_beam_options bo;
+	cb_error	err;
+
+	if (argc < 3 || beams < 1 || beams > 64 || max_new < 1 || rounds < 1)
+	{
+		fprintf(stderr, "usage: [--precision P] --generate MODEL_DIR [beams] [max_new] [rounds]\n");
+		return 2;
+	}
+	load_model(argv[2], &model);
+	for (int i = 0; i < 8; i++)
+		prompt[i] %= model.config.vocab_size;
+	cb_generate_default_options(&model, &gen);
+	gen.max_new_tokens = max_new;
+	gen.eos_token_id = -1;
+	cb_beam_default_options(&bo);
+	bo.num_beams = beams;
+	out = xmalloc(sizeof(int32_t) * (size_t) beams * (size_t) max_new);
+	t_greedy = xmalloc(sizeof(double) * (size_t) rounds);
+	t_beam = xmalloc(sizeof(double) * (size_t) rounds);
+	/* one untimed run of each first: warm caches and the thread pool */
+	for (int r = -1; r < rounds; r++)
+	{
+		double		t0 = now_ms();
+
+		if (cb_generate(&model, prompt, 8, &gen, out, &n_new[0], NULL, NULL, &err) != CB_OK)
+		{
+			fprintf(stderr, "generate: %s\n", err.message);
+			return 1;
+		}
+		if (r >= 0)
+			t_greedy[r] = now_ms() - t0;
+		t0 = now_ms();
+		if (cb_beam_search(&model, prompt, 8, &gen, &bo, out, n_new, NULL, &n_ret, &err) != CB_OK)
+		{
+			fprintf(stderr, "beam search: %s\n", err.message);
+			return 1;
+		}
+		if (r >= 0)
+			t_beam[r] = now_ms() - t0;
+	}
+	qsort(t_greedy, (size_t) rounds, sizeof(double), cmp_double);
+	qsort(t_beam, (size_t) rounds, sizeof(double), cmp_double);
+	printf("generate greedy %d %.3f %.1f\n", max_new, t_greedy[rounds / 2],
+		   max_new * 1000.0 / t_greedy[rounds / 2]);
+	printf("generate beam%d %d %.3f %.1f\n", beams, max_new, t_beam[rounds / 2],
+		   max_new * 1000.0 / t_beam[rounds / 2]);
+	printf("generate ratio beam%d/greedy time %.2f\n", beams, t_beam[rounds / 2] / t_greedy[rounds / 2]);
+	free(out);
+	free(t_greedy);
+	free(t_beam);
+	unload_model(&model);
+	return 0;
+}
+#else
+static int
+mode_generate(int argc, char **argv)
+{
+	fprintf(stderr, "this core has no beam search (--generate)\n");
+	return 2;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -579,7 +670,8 @@ main(int argc, char **argv)
 				"       %s [--precision P] --image MODEL_DIR\n"
 				"       %s --sgemm M N K [iterations]\n"
 				"       %s --matmul N [layers]\n"
-				"       %s --isa\n", argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
+				"       %s [--precision P] --generate MODEL_DIR [beams] [max_new] [rounds]\n"
+				"       %s --isa\n", argv[0], argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	printf("threads %d\n", openblas_get_num_threads());
@@ -592,6 +684,8 @@ main(int argc, char **argv)
 		return mode_texts(argc, argv);
 	if (strcmp(argv[1], "--image") == 0)
 		return mode_image(argc, argv);
+	if (strcmp(argv[1], "--generate") == 0)
+		return mode_generate(argc, argv);
 	if (strcmp(argv[1], "--sgemm") == 0)
 		return mode_sgemm(argc, argv);
 	if (strcmp(argv[1], "--matmul") == 0)

@@ -18,6 +18,6 @@ SELECT attname, format_type(atttypid, atttypmod), attnotnull, pg_get_expr(adbin,
 -- the functions whose parameters or columns an update changed
 SELECT oid::regprocedure AS function, pg_get_function_arguments(oid) AS arguments,
        pg_get_function_result(oid) AS result
-  FROM pg_proc WHERE proname IN ('camembert_load', 'camembert_loaded_models', 'camembert_models')
+  FROM pg_proc WHERE proname IN ('camembert_load', 'camembert_loaded_models', 'camembert_models', 'camembert_generate')
  ORDER BY 1::text;
 SELECT proname, proconfig FROM pg_proc WHERE proconfig IS NOT NULL AND proname LIKE 'camembert%' ORDER BY 1;

@@ -1,6 +1,6 @@
 /*
  * sql_inference.c — SQL access to the raw outputs of the network:
- * camembert_logits and camembert_hidden_states.
+ * camembert_logits, camembert_hidden_states and camembert_attentions.
  */
 #include "postgres.h"
 
@@ -16,6 +16,7 @@
 
 PG_FUNCTION_INFO_V1(camembert_logits);
 PG_FUNCTION_INFO_V1(camembert_hidden_states);
+PG_FUNCTION_INFO_V1(camembert_attentions);
 
 static void
 run_forward(CamembertModel *model, const int32_t *ids, int n, const cb_forward_output *out)
@@ -139,6 +140,60 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 	dims[0] = n;
 	dims[1] = model->model.config.hidden_size;
 	result = camembert_float4_array(states, 2, dims);
+	camembert_stat_call(model->name, 1, n, &start);
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * camembert_attentions(input text, model text, layer integer) → real[]
+ * [heads][tokens][tokens]: the attention probabilities of one layer
+ * (transformers' output_attentions: attentions[layer], 0 the first layer;
+ * negative layers count from the end, -1 the last).  Row i is the
+ * distribution of query token i over the key tokens.
+ */
+Datum
+camembert_attentions(PG_FUNCTION_ARGS)
+{
+	CamembertModel *model;
+	int32_t    *ids;
+	int			n;
+	bool		truncated;
+	int32		layer;
+	int			num_layers,
+				heads;
+	cb_forward_output out = {0};
+	float	   *all;
+	int			dims[3];
+	Size		per_layer;
+	ArrayType  *result;
+	instr_time	start;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	camembert_stat_start(&start);
+	model = camembert_resolve_model_arg(fcinfo, 1, TASK_EMBED);
+	num_layers = model->model.config.num_hidden_layers;
+	heads = model->model.config.num_attention_heads;
+	layer = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	if (num_layers == 0 || layer < -num_layers || layer >= num_layers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("layer %d is out of range", layer),
+				 errhint("Model \"%s\" has attention layers 0 to %d; negative layers count from the end.",
+						 camembert_printable(model->name), num_layers - 1)));
+	if (layer < 0)
+		layer += num_layers;
+
+	ids = camembert_encode_text(model, PG_GETARG_TEXT_PP(0), &n, &truncated);
+	per_layer = mul_size(mul_size((Size) heads, (Size) n), (Size) n);
+	all = palloc_extended(mul_size(mul_size(per_layer, num_layers), sizeof(float)), MCXT_ALLOC_HUGE);
+	out.attentions = all;
+	run_forward(model, ids, n, &out);
+	dims[0] = heads;
+	dims[1] = n;
+	dims[2] = n;
+	result = camembert_float4_array(all + per_layer * layer, 3, dims);
+	pfree(all);
 	camembert_stat_call(model->name, 1, n, &start);
 	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -88,7 +88,17 @@ my $calls = q{
 	SELECT camembert_embed('x');
 	SELECT * FROM camembert_fill_mask('x <mask>');
 	SELECT camembert_generate('x');
+	SELECT camembert_generate('x', num_beams => 2, repetition_penalty => 1.2, no_repeat_ngram_size => 2);
+	SELECT * FROM camembert_generate_sequences('x');
 	SELECT camembert_score('x');
+	SELECT camembert_loss('x', 'a');
+	SELECT camembert_loss('x', 0, 'cls');
+	SELECT camembert_loss('x', 0.5::float8);
+	SELECT camembert_loss('x', ARRAY['a']);
+	SELECT camembert_loss('x', ARRAY[0.5::float8]);
+	SELECT camembert_mlm_loss('x <mask>', ARRAY['a']);
+	SELECT camembert_mlm_loss('{5,8004,6}'::int[], '{-100,7,-100}'::int[]);
+	SELECT camembert_attentions('x', 'cls');
 	SELECT * FROM camembert_models();
 	SELECT * FROM camembert_loaded_models();
 	SELECT camembert_version();
@@ -302,7 +312,7 @@ $leader->quit;
 $node->safe_psql('postgres', 'CREATE DATABASE old');
 $node->safe_psql('old', "CREATE EXTENSION camembert VERSION '0.1'; SELECT camembert_load('mlm', '$golden/mlm')");
 $node->safe_psql('old', 'ALTER EXTENSION camembert UPDATE');
-is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'camembert'"), '0.3', 'updated to 0.3');
+is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'camembert'"), '0.4', 'updated to 0.4');
 is($node->safe_psql('old', 'SELECT name, path IS NOT NULL, architecture IS NULL, dtype FROM camembert_registered_models'), 'mlm|t|t|auto',
 	'the 0.1 registration is kept, without an architecture, with dtype auto');
 is($node->safe_psql('old', "SELECT architecture, loaded FROM camembert_models() WHERE name = 'mlm'"), 'CamembertForMaskedLM|t',

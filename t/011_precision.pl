@@ -163,7 +163,7 @@ is($node->safe_psql('postgres', q{SELECT precision FROM camembert_loaded_models(
 is(error_of('old', "SELECT camembert_load('old', '$golden/cls3', 'int8')"),
 	'42883: function camembert_load(unknown, unknown, unknown) does not exist', '0.2 has no dtype parameter');
 $node->safe_psql('old', 'ALTER EXTENSION camembert UPDATE');
-is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'camembert'}), '0.3', 'updated to 0.3');
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'camembert'}), '0.4', 'updated to 0.4');
 is($node->safe_psql('old', q{SELECT name || '|' || dtype FROM camembert_registered_models}), 'old|auto',
 	'the registration of 0.2 gets auto');
 is($node->safe_psql('old', q{SELECT concat_ws('|', dtype, precision, loaded) FROM camembert_models() WHERE name = 'old'}),

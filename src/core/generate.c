@@ -4,6 +4,7 @@
 #include "generate.h"
 #include "config.h"
 #include "forward.h"
+#include "logits_processors.h"
 #include "row_ops.h"
 
 #include <math.h>
@@ -93,6 +94,12 @@ check_causal_model(const cb_model *model, cb_error *err)
 							model->config.max_position_embeddings, model->config.pad_token_id,
 							CB_CONFIG_MIN_SEQUENCE);
 	return CB_OK;
+}
+
+cb_status
+cb_generate_check_model(const cb_model *model, cb_error *err)
+{
+	return check_causal_model(model, err);
 }
 
 /* Longest sequence the position embeddings allow (>= 2 after check_causal_model). */
@@ -195,7 +202,33 @@ cb_decoder_capacity(const cb_decoder *dec)
 }
 
 cb_status
-cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, cb_error *err)
+cb_decoder_copy(cb_decoder *dst, const cb_decoder *src, cb_error *err)
+{
+	const cb_config *c = &src->model->config;
+	size_t		h = (size_t) c->hidden_size,
+				rows = (size_t) src->length;
+
+	if (dst == src)
+		return CB_OK;
+	if (dst->model != src->model)
+		return cb_set_error(err, CB_ERR_INVALID, "cannot copy a decoder of another model");
+	if (src->length > dst->capacity)
+		return cb_set_error(err, CB_ERR_INVALID, "a decoder of %d tokens does not fit in a capacity of %d",
+							src->length, dst->capacity);
+	for (int32_t l = 0; l < c->num_hidden_layers; l++)
+		for (size_t kv = 0; kv < 2; kv++)
+			memcpy(dst->kv + ((size_t) l * 2 + kv) * (size_t) dst->capacity * h,
+				   src->kv + ((size_t) l * 2 + kv) * (size_t) src->capacity * h,
+				   rows * h * sizeof(float));
+	dst->length = src->length;
+	return CB_OK;
+}
+
+/* cb_decoder_append; with head_out, the LM head's transform of the last row
+ * (no logits) */
+static cb_status
+decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, float *head_out,
+			   cb_error *err)
 {
 	const cb_model *model = dec->model;
 	const cb_config *c = &model->config;
@@ -241,7 +274,7 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 	 * (just the cache) */
 	last_row[0] = (size_t) n - 1;
 	last_off[0] = 0;
-	last_off[1] = next_logits != NULL ? 1 : 0;
+	last_off[1] = next_logits != NULL || head_out != NULL ? 1 : 0;
 	subset = (cb_query_subset) {last_off[1], last_row, last_off, dec->last};
 	for (int32_t l = 0; l < c->num_hidden_layers; l++)
 	{
@@ -254,15 +287,30 @@ cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_lo
 						 dec->scratch, 1);
 	}
 	dec->length += n;
-	if (next_logits != NULL)
+	if (next_logits != NULL || head_out != NULL)
 	{
 		const float *final = c->num_hidden_layers > 0 ? dec->last : dec->x + (size_t) (n - 1) * h;
 
 		/* the layers' scratch is free now (sized for cap >= 1 rows) */
-		cb_lm_head_transform(model, final, 1, dec->head, dec->scratch);
-		cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
+		cb_lm_head_transform(model, final, 1, head_out != NULL ? head_out : dec->head, dec->scratch);
+		if (head_out == NULL)
+			cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
 	}
 	return CB_OK;
+}
+
+cb_status
+cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits, cb_error *err)
+{
+	return decoder_append(dec, ids, n, next_logits, NULL, err);
+}
+
+cb_status
+cb_decoder_append_head(cb_decoder *dec, const int32_t *ids, int32_t n, float *head_out, cb_error *err)
+{
+	if (head_out == NULL)
+		return cb_set_error(err, CB_ERR_INVALID, "no output for the LM head transform");
+	return decoder_append(dec, ids, n, NULL, head_out, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -454,6 +502,18 @@ cb_sample_token(const float *logits, int32_t vocab_size, const cb_generate_optio
 /* ------------------------------------------------------------------------ */
 /* generation */
 
+cb_status
+cb_check_logits_processor_options(const cb_generate_options *opt, cb_error *err)
+{
+	if (!(opt->repetition_penalty > 0.0f) || isinf(opt->repetition_penalty))
+		return cb_set_error(err, CB_ERR_INVALID, "repetition_penalty %g is not a finite number > 0",
+							(double) opt->repetition_penalty);
+	if (opt->no_repeat_ngram_size < 0)
+		return cb_set_error(err, CB_ERR_INVALID, "no_repeat_ngram_size %d is negative",
+							opt->no_repeat_ngram_size);
+	return CB_OK;
+}
+
 void
 cb_generate_default_options(const cb_model *model, cb_generate_options *opt)
 {
@@ -463,6 +523,8 @@ cb_generate_default_options(const cb_model *model, cb_generate_options *opt)
 	opt->top_p = 1.0f;
 	opt->seed = 0;
 	opt->eos_token_id = model != NULL ? model->config.eos_token_id : -1;
+	opt->repetition_penalty = 1.0f;
+	opt->no_repeat_ngram_size = 0;
 }
 
 cb_status
@@ -474,6 +536,7 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	cb_decoder *dec = NULL;
 	float	   *logits = NULL;
 	int32_t    *ids = NULL;
+	int32_t    *seq = NULL;
 	double	   *probs = NULL;
 	bool		sample;
 	int32_t		limit,
@@ -496,6 +559,9 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 		return cb_set_error(err, CB_ERR_INVALID, "top_k %d is negative", opt->top_k);
 	if (!(opt->top_p > 0.0f && opt->top_p <= 1.0f))
 		return cb_set_error(err, CB_ERR_INVALID, "top_p %g is not in (0, 1]", (double) opt->top_p);
+	st = cb_check_logits_processor_options(opt, err);
+	if (st != CB_OK)
+		return st;
 	limit = max_sequence(&model->config);
 	if (prompt_len > limit)
 		return cb_set_error(err, CB_ERR_INVALID,
@@ -513,12 +579,13 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	if (st != CB_OK)
 		return st;
 	logits = cb_malloc(v * sizeof(float));
+	seq = cb_malloc((size_t) capacity * sizeof(int32_t));
 	if (sample)
 	{
 		ids = cb_malloc(v * sizeof(int32_t));
 		probs = cb_malloc(v * sizeof(double));
 	}
-	if (logits == NULL || (sample && (ids == NULL || probs == NULL)))
+	if (logits == NULL || seq == NULL || (sample && (ids == NULL || probs == NULL)))
 	{
 		st = cb_set_error(err, CB_ERR_NOMEM, "out of memory for generation buffers");
 		goto done;
@@ -526,6 +593,7 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	if (sample)
 		cb_rng_seed(&rng, opt->seed);
 
+	memcpy(seq, prompt, (size_t) prompt_len * sizeof(int32_t));
 	st = cb_decoder_append(dec, prompt, prompt_len, logits, err);
 	if (st != CB_OK)
 		goto done;
@@ -538,8 +606,11 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 			break;				/* the next token would have no position */
 		if (on_step != NULL)
 			on_step(arg, step, logits, (int32_t) v);
+		cb_apply_logits_processors(logits, (int32_t) v, seq, prompt_len + produced,
+								   opt->repetition_penalty, opt->no_repeat_ngram_size);
 		next = sample ? cb_sample_token(logits, (int32_t) v, opt, &rng, ids, probs)
 			: (int32_t) cb_kernel_argmax(logits, v);
+		seq[prompt_len + produced] = next;
 		new_ids[produced++] = next;
 		if (next == opt->eos_token_id || produced == opt->max_new_tokens)
 			break;
@@ -552,6 +623,7 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 done:
 	cb_free(probs);
 	cb_free(ids);
+	cb_free(seq);
 	cb_free(logits);
 	cb_decoder_free(dec);
 	return st;

@@ -11,7 +11,9 @@
  * The result equals recomputing the whole sequence (cb_forward) up to float
  * rounding.  The attention mask is all ones (prompts are not padded).
  *
- * Sampling applies transformers' logits warpers in its order:
+ * Greedy search and sampling first apply the logits processors of the options
+ * (repetition penalty, no-repeat n-grams: logits_processors.h) to the logits.
+ * Sampling then applies transformers' logits warpers in its order:
  * temperature (scores / T, computed as (logit - max logit) / T in double:
  * the same softmax, but it cannot overflow, so a tiny T converges to greedy
  * search instead of giving inf - inf), then top-k (tokens whose score is below the k-th
@@ -52,6 +54,10 @@ double		cb_rng_uniform(cb_rng *rng);	/* [0, 1) */
 
 typedef struct cb_decoder cb_decoder;
 
+/* CB_OK if the model can generate: a causal LM (is_decoder with an lm_head)
+ * with room for at least a prompt token and a new one. */
+cb_status	cb_generate_check_model(const cb_model *model, cb_error *err);
+
 /* A decoder for one sequence of at most `capacity` tokens (capacity is
  * clamped to what max_position_embeddings allows).  The model must be a
  * causal LM (is_decoder with an lm_head). */
@@ -62,6 +68,11 @@ void		cb_decoder_reset(cb_decoder *dec);	/* forget every token */
 int32_t		cb_decoder_length(const cb_decoder *dec);
 int32_t		cb_decoder_capacity(const cb_decoder *dec);
 
+/* Make dst hold the tokens and KV cache of src (beam search reorders its
+ * beams this way).  Both decoders must be of the same model; CB_ERR_INVALID
+ * if src holds more tokens than dst's capacity. */
+cb_status	cb_decoder_copy(cb_decoder *dst, const cb_decoder *src, cb_error *err);
+
 /*
  * Append n >= 1 tokens and, if next_logits is not NULL, write the logits
  * [vocab_size] predicting the token after the last one.  CB_ERR_INVALID for a
@@ -70,6 +81,15 @@ int32_t		cb_decoder_capacity(const cb_decoder *dec);
  */
 cb_status	cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits,
 							  cb_error *err);
+
+/*
+ * As cb_decoder_append, but instead of the logits writes head_out [H]: the
+ * LM head's transform (dense, GELU, LayerNorm) of the last row, whose
+ * product with the word embeddings (cb_lm_head_decode) gives the logits.
+ * Beam search decodes the rows of all its beams in one product this way.
+ */
+cb_status	cb_decoder_append_head(cb_decoder *dec, const int32_t *ids, int32_t n, float *head_out,
+								   cb_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* generation */
@@ -82,13 +102,22 @@ typedef struct cb_generate_options
 	float		top_p;			/* sampling: in (0, 1]; 1 disables the top-p filter */
 	uint64_t	seed;			/* sampling: PRNG seed */
 	int32_t		eos_token_id;	/* stop after generating it; < 0: never */
+	/* logits processors (logits_processors.h), applied before choosing */
+	float		repetition_penalty; /* > 0; 1 disables it */
+	int32_t		no_repeat_ngram_size;	/* >= 0; 0 disables it */
 } cb_generate_options;
 
 /* max_new_tokens 20, greedy (temperature 0), top_k 50 and top_p 1 (the
- * transformers defaults for sampling), seed 0, eos = the model's. */
+ * transformers defaults for sampling), seed 0, eos = the model's, no
+ * repetition penalty (1), no n-gram ban (0). */
 void		cb_generate_default_options(const cb_model *model, cb_generate_options *opt);
 
-/* Called once per step with the next-token logits (before any warper). */
+/* CB_ERR_INVALID unless repetition_penalty is finite and > 0 and
+ * no_repeat_ngram_size >= 0. */
+cb_status	cb_check_logits_processor_options(const cb_generate_options *opt, cb_error *err);
+
+/* Called once per step with the next-token logits (before any processor or
+ * warper). */
 typedef void (*cb_generate_step_fn) (void *arg, int32_t step, const float *logits,
 									 int32_t vocab_size);
 
