@@ -68,7 +68,8 @@ BACKUP=$SCRATCH/deb-installed-before.tar
 had_build=0
 installed=0
 restore() {
-	[ "$had_build" = 1 ] && tar -C / -xpf "$BACKUP" && rm -f "$BACKUP"
+	[ "$had_build" = 1 ] || return 0
+	tar -C / -xpf "$BACKUP" && rm -f "$BACKUP" && had_build=2
 }
 cleanup() {
 	scripts/cluster.sh destroy >/dev/null 2>&1
@@ -185,7 +186,7 @@ check "apt-get purge removes it, and its files" \
 		[ ! -e /usr/lib/postgresql/$PGMAJOR/lib/camembert.so ] && [ ! -e $share/extension/camembert.control ] &&
 		[ ! -e $share/camembert ]"
 cleanup; trap - EXIT
-if [ "$had_build" = 1 ]; then
+if [ "$had_build" != 0 ]; then
 	check "the files installed before (${#before[@]}: the clone's build) are back" \
 		bash -c "for f in ${before[*]}; do [ -e \"\$f\" ] || exit 1; done"
 fi
