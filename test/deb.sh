@@ -13,13 +13,13 @@
 # 2. Checks the .deb: name and version (debian/changelog, camembert.control), dependencies
 #    (the server, OpenBLAS), its files (library, control file, every install and update
 #    script, the bundled models, copyright) and nothing of the tests.
-# 3. Installs it with apt-get into the system PostgreSQL (PG_CONFIG's, after `make uninstall`
-#    of the clone's files), checks dpkg owns what the server loads, starts a scratch cluster
+# 3. Installs it with apt-get into the system PostgreSQL (PG_CONFIG's; the extension's files
+#    installed there before are set aside first), checks dpkg owns what the server loads, starts a scratch cluster
 #    (scripts/cluster.sh, shared_preload_libraries = 'camembert') and runs the pg_regress
 #    tests of the copy (their fixtures, test/golden, from the copy) against it.
-# 4. Purges the package (checks its files are gone) and, if the clone's build was installed
-#    before (scripts/test.sh installs it first), puts it back (make install), as the rest of
-#    the suite expects; also when interrupted.
+# 4. Purges the package (checks its files are gone) and puts back the extension's files that
+#    were installed before (scripts/test.sh installs the clone's build first: the rest of the
+#    suite expects it), as they were; also when interrupted.
 # Skipped unless run as root (it installs packages); fails if dpkg-buildpackage, debhelper or
 # pg_buildext (postgresql-server-dev-all) is missing (scripts/setup.sh installs them).
 set -uo pipefail
@@ -57,17 +57,26 @@ unset CAMEMBERT_CLUSTER_CONF PGHOST PGPORT PGUSER PGDATABASE
 LOG=$ROOT/build/test-logs
 mkdir -p "$LOG"
 
+# the extension's files in the system PostgreSQL (make install's), kept aside to be put back
+libdir=$("$PG_CONFIG" --pkglibdir)
+sharedir=$("$PG_CONFIG" --sharedir)
+ext_files() {
+	compgen -G "$libdir/camembert.so"; compgen -G "$libdir/bitcode/camembert*"
+	compgen -G "$sharedir/extension/camembert*"; compgen -G "$sharedir/camembert"
+}
+BACKUP=$SCRATCH/deb-installed-before.tar
+had_build=0
 installed=0
-had_build=0   # the clone's build was installed: put it back at the end
-[ -f "$("$PG_CONFIG" --pkglibdir)/camembert.so" ] && had_build=1
+restore() {
+	[ "$had_build" = 1 ] || return 0
+	tar -C / -xpf "$BACKUP" && rm -f "$BACKUP" && had_build=2
+}
 cleanup() {
 	scripts/cluster.sh destroy >/dev/null 2>&1
 	if [ "$installed" = 1 ] || dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q installed; then
 		DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$PKG" >>"$LOG/deb-purge.log" 2>&1
 	fi
-	# the clone's own build back in the system PostgreSQL
-	[ "$had_build" = 1 ] && { make -s -j2 install PG_CONFIG="$PG_CONFIG" >"$LOG/deb-reinstall.log" 2>&1 ||
-		echo "  (make install of the clone failed: $LOG/deb-reinstall.log)"; }
+	restore || echo "  (could not put back the files of $BACKUP)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -132,7 +141,12 @@ check "its camembert.control is the clone's" \
 	bash -c "dpkg-deb --fsys-tarfile '$DEB' | tar -xOf - '.$share/extension/camembert.control' | cmp -s - camembert.control"
 
 # --- 3. installed, the regression suite against it
-make -s uninstall PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1   # the clone's files out of the way
+# what make install put there, kept aside and removed (the package must not find it)
+mapfile -t before < <(ext_files)
+if [ "${#before[@]}" -gt 0 ]; then
+	tar -C / -cpf "$BACKUP" "${before[@]#/}" && had_build=1 && rm -rf "${before[@]}" ||
+		{ check "the installed extension's files are kept aside ($BACKUP)" false; finish; }
+fi
 installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$DEB" >"$LOG/deb-install.log" 2>&1
 rc=$?
@@ -172,8 +186,8 @@ check "apt-get purge removes it, and its files" \
 		[ ! -e /usr/lib/postgresql/$PGMAJOR/lib/camembert.so ] && [ ! -e $share/extension/camembert.control ] &&
 		[ ! -e $share/camembert ]"
 cleanup; trap - EXIT
-if [ "$had_build" = 1 ]; then
-	check "the clone's own build is installed again (make install)" \
-		test -f "/usr/lib/postgresql/$PGMAJOR/lib/camembert.so" -a -f "$share/extension/camembert.control"
+if [ "$had_build" != 0 ]; then
+	check "the files installed before (${#before[@]}: the clone's build) are back" \
+		bash -c "for f in ${before[*]}; do [ -e \"\$f\" ] || exit 1; done"
 fi
 finish
