@@ -54,17 +54,25 @@ from camembert_torch import (BOS, EOS, PAD, Camembert, CamembertIds, Config,  # 
                              round_weights_, save_model_dir)
 
 SEED = 20240601
+THREADS = 2              # torch intra-op threads (a run repeats for a fixed count)
 MAX_LEN = 128            # tokens per sequence, <s> and </s> included
 MAX_POS = MAX_LEN + 2    # max_position_embeddings
 SP_VOCAB = 8000
 
 ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768)
-MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
+MLM = dict(steps=700, max_tokens=1536, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
            mask_prob=0.15)
-CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
-LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
-              train_per_lang=6000)
+CLM = dict(steps=600, max_tokens=1536, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
+# training sentences per language taken from each source (man pages, gettext
+# catalogs, the Debian Administrator's Handbook)
+LANGID = dict(steps=300, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
+              train_per_lang={"man": 5000, "gettext": 4000, "handbook": 3000})
 LANGS = ["fr", "de", "es", "en"]
+# held-out French LM text, by kind: technical (man pages, debian-reference,
+# debian-faq) and everyday (UI messages of the gettext catalogs, the handbook)
+LM_KINDS = {"technical": ("man", "doc"), "gettext": ("gettext",), "handbook": ("handbook",)}
+EVERYDAY_TEST = os.path.join(HERE, "everyday_test.tsv")
+HELDOUT_TOKENS = 30000   # at most this many held-out tokens per kind (file order)
 
 T0 = time.time()
 
@@ -283,6 +291,55 @@ def cls_eval(model, items):
             "confusion_rows_true_cols_pred": conf}
 
 
+def mlm_each_position(model, tok, seqs):
+    """Top-1 accuracy and cross-entropy when every non-special position of a
+    sentence is masked alone (for the short hand-written sentences)."""
+    correct = total = 0
+    ce = 0.0
+    with torch.no_grad():
+        for s in seqs:
+            n = len(s) - 2
+            ids = torch.tensor([s] * n)
+            inp = ids.clone()
+            pos = torch.arange(n) + 1
+            inp[torch.arange(n), pos] = tok.mask_id
+            h = model.encode(inp, torch.ones_like(inp))[torch.arange(n), pos]
+            c, k = lm_scores(model, h, ids[torch.arange(n), pos])
+            ce += c
+            correct += k
+            total += n
+    return {"masked_positions": total, "top1_accuracy": round(correct / total, 4),
+            "cross_entropy": round(ce / total, 4)}
+
+
+def read_everyday_test():
+    out = []
+    with open(EVERYDAY_TEST, encoding="utf-8") as fh:
+        for l in fh:
+            if l.strip() and not l.startswith("#"):
+                lang, text = l.rstrip("\n").split("\t")
+                out.append((lang, text))
+    return out
+
+
+def langid_probs(model, tok, text):
+    ids = torch.tensor([truncate(tok.encode(text))])
+    with torch.no_grad():
+        p = torch.softmax(model.cls_logits(model.encode(ids, torch.ones_like(ids)))[0], -1)
+    return {l: round(v, 4) for l, v in zip(LANGS, p.tolist())}
+
+
+def langid_errors(model, tok, items):
+    """The hand-written sentences the classifier gets wrong, with its answer."""
+    out = []
+    for lang, text in items:
+        p = langid_probs(model, tok, text)
+        best = max(p, key=p.get)
+        if best != lang:
+            out.append({"text": text, "lang": lang, "predicted": best, "score": p[best]})
+    return out
+
+
 def greedy(model, tok, prompt, n=20):
     ids = [BOS] + tok.encode_pieces_ids(prompt)
     with torch.no_grad():
@@ -317,7 +374,7 @@ def main():
     for hp in (MLM, CLM, LANGID):
         hp["steps"] = max(2, int(hp["steps"] * args.quick))
         hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
     random.seed(SEED)
     report = {"seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
@@ -340,13 +397,34 @@ def main():
                            "vocab_size": tok.vocab_size}
     log("tokenizer", report["tokenizer"])
 
-    train_seqs, test_seqs = [], []
+    train_seqs = []
+    test_by_kind = {k: [] for k in LM_KINDS}
+    kind_of = {src: k for k, srcs in LM_KINDS.items() for src in srcs}
     for r in lm:
-        (train_seqs if r["split"] == "train" else test_seqs).extend(chunk(tok.encode_pieces_ids(r["text"])))
-    report["fr_lm_sequences"] = {"train": len(train_seqs), "test": len(test_seqs),
-                                 "train_tokens": sum(map(len, train_seqs)),
-                                 "test_tokens": sum(map(len, test_seqs))}
+        seqs = chunk(tok.encode_pieces_ids(r["text"]))
+        (train_seqs if r["split"] == "train" else test_by_kind[kind_of[r["source"]]]).extend(seqs)
+    for k, v in test_by_kind.items():
+        n = 0
+        for i, sq in enumerate(v):
+            n += len(sq)
+            if n > HELDOUT_TOKENS:
+                del v[i:]
+                break
+    everyday = read_everyday_test()
+    # the hand-written French sentences (never trained on), one sequence each
+    test_by_kind["everyday_handwritten"] = [chunk(tok.encode_pieces_ids(t))[0] for l, t in everyday
+                                            if l == "fr"]
+    report["fr_lm_sequences"] = {"train": len(train_seqs), "train_tokens": sum(map(len, train_seqs)),
+                                 "test": {k: len(v) for k, v in test_by_kind.items()},
+                                 "test_tokens": {k: sum(map(len, v)) for k, v in test_by_kind.items()}}
     log("fr sequences", report["fr_lm_sequences"])
+
+    def clm_evals(model):
+        return {k: clm_eval(model, v) for k, v in test_by_kind.items()}
+
+    def mlm_evals(model):
+        return {k: mlm_each_position(model, tok, v) if k == "everyday_handwritten"
+                else mlm_eval(model, tok, v, SEED + 4) for k, v in test_by_kind.items()}
 
     def cfg(dropout):
         return Config(tok.vocab_size, max_position_embeddings=MAX_POS, layer_norm_eps=1e-5,
@@ -366,11 +444,12 @@ def main():
 
     report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
     clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
-    report["clm"]["heldout_fp32"] = clm_eval(clm, test_seqs)
+    report["clm"]["heldout_fp32"] = clm_evals(clm)
     round_weights_(clm, torch.float16)
-    report["clm"]["heldout_fp16"] = clm_eval(clm, test_seqs)
+    report["clm"]["heldout_fp16"] = clm_evals(clm)
     report["clm"]["greedy_examples"] = {p: greedy(clm, tok, p) for p in [
-        "La commande ls", "Le fichier", "Cette option", "Debian est"]}
+        "La commande ls", "Le fichier", "Cette option", "Debian est", "Bonjour", "Il fait",
+        "Je voudrais", "Le train"]}
     log("clm", report["clm"]["heldout_fp16"], report["clm"]["greedy_examples"])
     gen_cfg = json.dumps({"_from_model_config": True, "bos_token_id": BOS, "eos_token_id": EOS,
                           "pad_token_id": PAD, "transformers_version": "4.37.0.dev0"},
@@ -382,7 +461,7 @@ def main():
     torch.manual_seed(SEED + 10)
     mlm = Camembert(cfg(MLM["dropout"]), "mlm")
     mlm.load_state_dict(clm_fp32_state)
-    report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_by_kind["technical"], SEED + 4)
     gen = torch.Generator().manual_seed(SEED + 11)
     batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
 
@@ -392,16 +471,21 @@ def main():
         return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
 
     report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
-    report["mlm"]["heldout_fp32"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    report["mlm"]["heldout_fp32"] = mlm_evals(mlm)
     mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
     mlm_fp32.load_state_dict(mlm.state_dict())
     round_weights_(mlm, torch.float16)
-    report["mlm"]["heldout_fp16"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+    report["mlm"]["heldout_fp16"] = mlm_evals(mlm)
     report["mlm"]["examples"] = {s: fill_mask(mlm, tok, s) for s in [
         "La commande <mask> affiche le contenu du répertoire.",
         "Le fichier de <mask> se trouve dans /etc.",
         "Cette option affiche l'<mask> et quitte.",
         "Le noyau <mask> gère les processus.",
+        "Paris est la <mask> de la France.",
+        "Bonjour, comment <mask> ?",
+        "Il fait très <mask> aujourd'hui.",
+        "Je voudrais un <mask>, s'il vous plaît.",
+        "Voulez-vous vraiment <mask> ce fichier ?",
     ]}
     log("mlm", report["mlm"]["heldout_fp16"], report["mlm"]["examples"])
     save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
@@ -410,14 +494,18 @@ def main():
     sents = read_jsonl(os.path.join(corpus, "langid.jsonl"))
     rng = random.Random(SEED + 20)
     split = {"train": [], "val": [], "test": []}
+    sources = list(LANGID["train_per_lang"])
     for lang_i, lang in enumerate(LANGS):
-        for sp_name in split:
-            items = [r for r in sents if r["lang"] == lang and r["split"] == sp_name]
-            if sp_name == "train":
-                rng.shuffle(items)
-                items = items[:LANGID["train_per_lang"]]
-            split[sp_name].extend((truncate(tok.encode(r["text"])), lang_i) for r in items)
+        for src in sources:
+            for sp_name in split:
+                items = [r for r in sents if r["lang"] == lang and r["split"] == sp_name
+                         and r["source"] == src]
+                if sp_name == "train":
+                    rng.shuffle(items)
+                    items = items[:LANGID["train_per_lang"][src]]
+                split[sp_name].extend((truncate(tok.encode(r["text"])), lang_i, src) for r in items)
     rng.shuffle(split["train"])
+    split = {k: [(ids, l) for ids, l, _ in v] if k == "train" else v for k, v in split.items()}
     torch.manual_seed(SEED + 21)
     cls = Camembert(cfg(LANGID["dropout"]), "cls", num_labels=len(LANGS))
     cls.load_encoder_from(mlm_fp32)
@@ -434,11 +522,21 @@ def main():
         return F.cross_entropy(cls.cls_logits(cls.encode(ids, am)), y), int(am.sum())
 
     report["langid"]["split_sizes"] = {k: len(v) for k, v in split.items()}
+    report["langid"]["train_sentences_per_source"] = {
+        src: sum(1 for r in sents if r["source"] == src and r["split"] == "train") for src in sources}
     report["langid"]["train"] = train_loop(cls, LANGID, cls_batches(), cls_loss, "langid")
     round_weights_(cls, torch.float16)
-    report["langid"]["val_fp16"] = cls_eval(cls, split["val"])
-    report["langid"]["test_fp16"] = cls_eval(cls, split["test"])
-    log("langid", report["langid"]["test_fp16"])
+    for sp_name in ("val", "test"):
+        report["langid"][sp_name + "_fp16"] = {
+            src: cls_eval(cls, [(ids, l) for ids, l, s_ in split[sp_name] if s_ == src]) for src in sources}
+    report["langid"]["everyday_handwritten_fp16"] = cls_eval(
+        cls, [(truncate(tok.encode(t)), LANGS.index(l)) for l, t in everyday])
+    report["langid"]["everyday_handwritten_errors"] = langid_errors(cls, tok, everyday)
+    report["langid"]["examples"] = {t: langid_probs(cls, tok, t) for t in [
+        "Bonjour, comment allez-vous ?", "Le fichier n'existe pas.", "Die Datei existiert nicht.",
+        "El archivo no existe.", "The file does not exist.", "Je voudrais un café, s'il vous plaît.",
+        "Wie geht es dir?", "¿Dónde está la estación?", "What a lovely day!"]}
+    log("langid", {k: v for k, v in report["langid"].items() if k.endswith("_fp16")})
     save_model_dir(os.path.join(args.out, "langid"), cls, "CamembertForSequenceClassification",
                    sp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
 
