@@ -22,6 +22,7 @@ Held-out documents: a man page is identified by its base name (e.g. "ls.1"),
 the same in every language, so a page held out for testing is held out in all
 four languages (no translation of a test page is seen in training).
 """
+import concurrent.futures
 import gettext
 import gzip
 import hashlib
@@ -230,7 +231,8 @@ def package_files(package, pattern):
 
 FORMAT_SPEC = re.compile(r"%(?:\d+\$)?[-#0 +']*(?:\d+|\*)?(?:\.\d+)?(?:hh|h|ll|l|L|z|j|t|I64)?"
                          r"[diouxXeEfFgGaAcspn]|%[A-Za-z_]+%|\$\{?\w+\}?|\{[^{}]*\}|<[^<>]*>|\\\w")
-MO_OPTION = re.compile(r"^\s*(?:-{1,2}[\w\[\]=<>.,-]*\s?)+\s{2,}")
+# an option table's left column: "-a, --all   ..." (no nested repetition: linear time)
+MO_OPTION = re.compile(r"^\s*-[\w\[\]=<>.,-]*(?:,? -[\w\[\]=<>.,-]*)*\s{2,}")
 
 
 def message_lines(text):
@@ -262,27 +264,35 @@ def gettext_catalog(path):
 
 
 class ParagraphParser(html.parser.HTMLParser):
-    """Text of the <p> elements of an HTML page (program listings excluded)."""
+    """Text of the paragraphs of an HTML page: <p> elements and Publican's
+    <div class="para"> (program listings excluded)."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.paras = []
         self.cur = None
+        self.depth = 0   # open elements of the paragraph's own tag inside it
+        self.tag = None
         self.skip = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag == "p":
-            self.cur = []
-        elif tag in ("pre", "script", "style"):
+        if self.cur is None and (tag == "p" or (tag == "div" and ("class", "para") in attrs)):
+            self.cur, self.tag, self.depth = [], tag, 0
+        elif self.cur is not None and tag == self.tag:
+            self.depth += 1
+        if tag in ("pre", "script", "style"):
             self.skip += 1
 
     def handle_endtag(self, tag):
-        if tag == "p" and self.cur is not None:
-            t = " ".join("".join(self.cur).split())
-            if t:
-                self.paras.append(t)
-            self.cur = None
-        elif tag in ("pre", "script", "style") and self.skip:
+        if self.cur is not None and tag == self.tag:
+            if self.depth:
+                self.depth -= 1
+            else:
+                t = " ".join("".join(self.cur).split())
+                if t:
+                    self.paras.append(t)
+                self.cur = None
+        if tag in ("pre", "script", "style") and self.skip:
             self.skip -= 1
 
     def handle_data(self, data):
@@ -305,13 +315,13 @@ def handbook_paragraphs(lang):
 
 
 def is_everyday_sentence(s, lang):
-    """For catalog messages (short, labelled by their catalog): 2-40 words,
+    """For catalog messages (short, labelled by their catalog): 3-40 words,
     8-250 characters, mostly letters, no other language's function words
     outnumbering its own."""
     if not (8 <= len(s) <= 250) or alpha_ratio(s) < 0.75:
         return False
     counts, ws = stop_counts(s)
-    if not (2 <= len(ws) <= 40):
+    if not (3 <= len(ws) <= 40):
         return False
     other = max(v for k, v in counts.items() if k != lang)
     return counts[lang] >= other
@@ -352,8 +362,10 @@ def main():
         files = man_files(pkg)
         n_rendered = 0
         sentences[lang] = []
-        for k, f in enumerate(files):
-            text = render_man(f)
+        # two groff processes at a time; map() keeps the pages in order
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            rendered = list(pool.map(render_man, files))
+        for k, (f, text) in enumerate(zip(files, rendered)):
             if text is None:
                 continue
             n_rendered += 1
@@ -394,6 +406,7 @@ def main():
                     messages.setdefault((pkg, dom, msgid), {})[lang] = msgstr
                     n += 1
         stats["gettext"][pkg] = {"version": package_version(pkg), "translations": n}
+        log(f"gettext: {pkg} {n} translations")
     n_lm = 0
     for (pkg, dom, msgid), tr in sorted(messages.items()):
         key = f"{pkg}:{dom}:{msgid}"
@@ -423,6 +436,7 @@ def main():
                 if is_clean_sentence(sent, lang):
                     sentences[lang].append(("handbook:" + page, sent, "handbook", split))
         stats["handbook"][lang] = {"paragraphs": len(paras), "fr_lm_lines": n_lm}
+        log(f"handbook: {lang} {len(paras)} paragraphs")
 
     # Nothing that contains one of the hand-written evaluation sentences.
     test_norms = [norm(t) for _, t in load_everyday_test()]

@@ -17,6 +17,7 @@ Steps (every random choice comes from a generator seeded below):
 A summary (hyper-parameters, sizes, times, metrics) goes to WORK/report.json.
 """
 import argparse
+import shutil
 import json
 import math
 import os
@@ -50,29 +51,36 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
+from verify import load as load_dir  # noqa: E402
 from camembert_torch import (BOS, EOS, PAD, Camembert, CamembertIds, Config,  # noqa: E402
                              round_weights_, save_model_dir)
 
 SEED = 20240601
-THREADS = 2              # torch intra-op threads (a run repeats for a fixed count)
+THREADS = 1              # torch intra-op threads
 MAX_LEN = 128            # tokens per sequence, <s> and </s> included
 MAX_POS = MAX_LEN + 2    # max_position_embeddings
 SP_VOCAB = 8000
 
 ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768)
-MLM = dict(steps=700, max_tokens=1536, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
+MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
            mask_prob=0.15)
-CLM = dict(steps=600, max_tokens=1536, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
+CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
 # training sentences per language taken from each source (man pages, gettext
 # catalogs, the Debian Administrator's Handbook)
-LANGID = dict(steps=300, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
+LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
               train_per_lang={"man": 5000, "gettext": 4000, "handbook": 3000})
 LANGS = ["fr", "de", "es", "en"]
 # held-out French LM text, by kind: technical (man pages, debian-reference,
 # debian-faq) and everyday (UI messages of the gettext catalogs, the handbook)
 LM_KINDS = {"technical": ("man", "doc"), "gettext": ("gettext",), "handbook": ("handbook",)}
 EVERYDAY_TEST = os.path.join(HERE, "everyday_test.tsv")
-HELDOUT_TOKENS = 30000   # at most this many held-out tokens per kind (file order)
+HELDOUT_TOKENS = 30000   # at most this many held-out tokens per kind (file order;
+                         # --continue-from: 8000)
+# --continue-from: langid trained further from the given models' langid, on the
+# same mixed sentences (fr-mlm, fr-clm and the tokenizer kept as they are)
+LANGID_CONTINUE = dict(steps=60, max_tokens=1024, lr=3e-4, warmup=5, weight_decay=0.01,
+                       dropout=0.1, train_per_lang=LANGID["train_per_lang"])
+LANGID_EVERYDAY_TEST = 250   # held-out sentences per language of gettext and of the handbook
 
 T0 = time.time()
 
@@ -370,14 +378,21 @@ def main():
     ap.add_argument("--out", default="models")
     ap.add_argument("--quick", type=float, default=1.0,
                     help="scale every step count (a smoke test; the shipped models use 1)")
+    ap.add_argument("--continue-from", metavar="DIR",
+                    help="start from the models in DIR (fr-mlm, fr-clm, langid): keep their "
+                         "tokenizer, fr-mlm and fr-clm, evaluate them, train langid further")
     args = ap.parse_args()
+    cont = args.continue_from
+    if cont:
+        LANGID.clear()
+        LANGID.update(LANGID_CONTINUE)
     for hp in (MLM, CLM, LANGID):
         hp["steps"] = max(2, int(hp["steps"] * args.quick))
         hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
     torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
     random.seed(SEED)
-    report = {"seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
+    report = {"continue_from": cont, "seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
               "arch": ARCH, "max_position_embeddings": MAX_POS, "mlm": {"hp": MLM},
               "clm": {"hp": CLM}, "langid": {"hp": LANGID}}
 
@@ -390,7 +405,13 @@ def main():
     # 1. tokenizer
     lm = read_jsonl(os.path.join(corpus, "fr_lm.jsonl"))
     t = time.time()
-    sp_path = train_tokenizer(args.work, lm)
+    if cont:
+        # the given models' tokenizer (copied: OUT may be DIR)
+        os.makedirs(os.path.join(args.work, "tokenizer"), exist_ok=True)
+        sp_path = os.path.join(args.work, "tokenizer", "sentencepiece.bpe.model")
+        shutil.copyfile(os.path.join(cont, "langid", "sentencepiece.bpe.model"), sp_path)
+    else:
+        sp_path = train_tokenizer(args.work, lm)
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     tok = CamembertIds(sp)
     report["tokenizer"] = {"seconds": round(time.time() - t, 1), "sp_pieces": tok.sp_size,
@@ -401,13 +422,16 @@ def main():
     test_by_kind = {k: [] for k in LM_KINDS}
     kind_of = {src: k for k, srcs in LM_KINDS.items() for src in srcs}
     for r in lm:
+        if cont and r["split"] == "train":
+            continue  # (the LMs are not trained)
         seqs = chunk(tok.encode_pieces_ids(r["text"]))
         (train_seqs if r["split"] == "train" else test_by_kind[kind_of[r["source"]]]).extend(seqs)
+    heldout_tokens = 1000 if args.quick < 1 else 8000 if cont else HELDOUT_TOKENS
     for k, v in test_by_kind.items():
         n = 0
         for i, sq in enumerate(v):
             n += len(sq)
-            if n > HELDOUT_TOKENS:
+            if n > heldout_tokens:
                 del v[i:]
                 break
     everyday = read_everyday_test()
@@ -430,22 +454,26 @@ def main():
         return Config(tok.vocab_size, max_position_embeddings=MAX_POS, layer_norm_eps=1e-5,
                       hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **ARCH)
 
-    # 2. causal LM, from random init (every position gives a loss, so it learns
-    #    fast; its attention patterns then give the masked LM a head start)
-    torch.manual_seed(SEED + 1)
-    clm = Camembert(cfg(CLM["dropout"]), "clm")
-    batches = batch_stream(train_seqs, CLM["max_tokens"], random.Random(SEED + 3))
+    if cont:
+        clm = load_dir(os.path.join(cont, "fr-clm"))[0]
+        report["clm"] = {"kept_from": os.path.join(cont, "fr-clm")}
+    else:
+        # 2. causal LM, from random init (every position gives a loss, so it learns
+        #    fast; its attention patterns then give the masked LM a head start)
+        torch.manual_seed(SEED + 1)
+        clm = Camembert(cfg(CLM["dropout"]), "clm")
+        batches = batch_stream(train_seqs, CLM["max_tokens"], random.Random(SEED + 3))
 
-    def clm_loss(batch):
-        ids, am = pad(batch)
-        h = clm.encode(ids, am)[:, :-1]
-        tgt = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
-        return clm.lm_loss(h.reshape(-1, h.shape[-1]), tgt.reshape(-1)), int(am.sum())
+        def clm_loss(batch):
+            ids, am = pad(batch)
+            h = clm.encode(ids, am)[:, :-1]
+            tgt = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
+            return clm.lm_loss(h.reshape(-1, h.shape[-1]), tgt.reshape(-1)), int(am.sum())
 
-    report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
-    clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
-    report["clm"]["heldout_fp32"] = clm_evals(clm)
-    round_weights_(clm, torch.float16)
+        report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
+        clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
+        report["clm"]["heldout_fp32"] = clm_evals(clm)
+        round_weights_(clm, torch.float16)
     report["clm"]["heldout_fp16"] = clm_evals(clm)
     report["clm"]["greedy_examples"] = {p: greedy(clm, tok, p) for p in [
         "La commande ls", "Le fichier", "Cette option", "Debian est", "Bonjour", "Il fait",
@@ -454,27 +482,34 @@ def main():
     gen_cfg = json.dumps({"_from_model_config": True, "bos_token_id": BOS, "eos_token_id": EOS,
                           "pad_token_id": PAD, "transformers_version": "4.37.0.dev0"},
                          indent=2, sort_keys=True) + "\n"
-    save_model_dir(os.path.join(args.out, "fr-clm"), clm, "CamembertForCausalLM", sp_path, MAX_LEN,
-                   extra_files={"generation_config.json": gen_cfg})
+    if not cont:
+        save_model_dir(os.path.join(args.out, "fr-clm"), clm, "CamembertForCausalLM", sp_path, MAX_LEN,
+                       extra_files={"generation_config.json": gen_cfg})
+    elif os.path.realpath(args.out) != os.path.realpath(cont):
+        shutil.copytree(os.path.join(cont, "fr-clm"), os.path.join(args.out, "fr-clm"), dirs_exist_ok=True)
 
-    # 3. masked LM, initialised from the causal LM (fp32 weights), 15 % masking
-    torch.manual_seed(SEED + 10)
-    mlm = Camembert(cfg(MLM["dropout"]), "mlm")
-    mlm.load_state_dict(clm_fp32_state)
-    report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_by_kind["technical"], SEED + 4)
-    gen = torch.Generator().manual_seed(SEED + 11)
-    batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
+    if cont:
+        mlm = load_dir(os.path.join(cont, "fr-mlm"))[0]
+        report["mlm"] = {"kept_from": os.path.join(cont, "fr-mlm")}
+    else:
+        # 3. masked LM, initialised from the causal LM (fp32 weights), 15 % masking
+        torch.manual_seed(SEED + 10)
+        mlm = Camembert(cfg(MLM["dropout"]), "mlm")
+        mlm.load_state_dict(clm_fp32_state)
+        report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_by_kind["technical"], SEED + 4)
+        gen = torch.Generator().manual_seed(SEED + 11)
+        batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
 
-    def mlm_loss(batch):
-        ids, am = pad(batch)
-        inp, sel = mask_tokens(ids, gen, tok.mask_id, tok.sp_size, MLM["mask_prob"])
-        return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
+        def mlm_loss(batch):
+            ids, am = pad(batch)
+            inp, sel = mask_tokens(ids, gen, tok.mask_id, tok.sp_size, MLM["mask_prob"])
+            return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
 
-    report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
-    report["mlm"]["heldout_fp32"] = mlm_evals(mlm)
-    mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
-    mlm_fp32.load_state_dict(mlm.state_dict())
-    round_weights_(mlm, torch.float16)
+        report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
+        report["mlm"]["heldout_fp32"] = mlm_evals(mlm)
+        mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
+        mlm_fp32.load_state_dict(mlm.state_dict())
+        round_weights_(mlm, torch.float16)
     report["mlm"]["heldout_fp16"] = mlm_evals(mlm)
     report["mlm"]["examples"] = {s: fill_mask(mlm, tok, s) for s in [
         "La commande <mask> affiche le contenu du répertoire.",
@@ -488,18 +523,23 @@ def main():
         "Voulez-vous vraiment <mask> ce fichier ?",
     ]}
     log("mlm", report["mlm"]["heldout_fp16"], report["mlm"]["examples"])
-    save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
+    if not cont:
+        save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
+    elif os.path.realpath(args.out) != os.path.realpath(cont):
+        shutil.copytree(os.path.join(cont, "fr-mlm"), os.path.join(args.out, "fr-mlm"), dirs_exist_ok=True)
 
     # 4. language identification, encoder from the masked LM (fp32 weights)
     sents = read_jsonl(os.path.join(corpus, "langid.jsonl"))
     rng = random.Random(SEED + 20)
-    split = {"train": [], "val": [], "test": []}
+    split = {"train": [], "test": []}  # (the validation split is not used)
     sources = list(LANGID["train_per_lang"])
+    groups = {}
+    for r in sents:
+        groups.setdefault((r["lang"], r["source"], r["split"]), []).append(r)
     for lang_i, lang in enumerate(LANGS):
         for src in sources:
             for sp_name in split:
-                items = [r for r in sents if r["lang"] == lang and r["split"] == sp_name
-                         and r["source"] == src]
+                items = groups.get((lang, src, sp_name), [])
                 if sp_name == "train":
                     rng.shuffle(items)
                     items = items[:LANGID["train_per_lang"][src]]
@@ -508,7 +548,10 @@ def main():
     split = {k: [(ids, l) for ids, l, _ in v] if k == "train" else v for k, v in split.items()}
     torch.manual_seed(SEED + 21)
     cls = Camembert(cfg(LANGID["dropout"]), "cls", num_labels=len(LANGS))
-    cls.load_encoder_from(mlm_fp32)
+    if cont:  # the given langid, classifier head included (its fp16 weights)
+        cls.load_state_dict(load_dir(os.path.join(cont, "langid"))[0].state_dict())
+    else:
+        cls.load_encoder_from(mlm_fp32)
     train_items = split["train"]
 
     def cls_batches():
@@ -526,9 +569,17 @@ def main():
         src: sum(1 for r in sents if r["source"] == src and r["split"] == "train") for src in sources}
     report["langid"]["train"] = train_loop(cls, LANGID, cls_batches(), cls_loss, "langid")
     round_weights_(cls, torch.float16)
-    for sp_name in ("val", "test"):
-        report["langid"][sp_name + "_fp16"] = {
-            src: cls_eval(cls, [(ids, l) for ids, l, s_ in split[sp_name] if s_ == src]) for src in sources}
+    # held-out: every technical test sentence (--continue-from: every 4th); of
+    # the everyday sources, the first LANGID_EVERYDAY_TEST per language (file order)
+    for src in sources:
+        items = [(ids, l) for ids, l, s_ in split["test"] if s_ == src]
+        if src == "man" and cont:
+            items = items[::4]
+        if src != "man":
+            items = [it for l in range(len(LANGS)) for it in [x for x in items if x[1] == l][:LANGID_EVERYDAY_TEST]]
+        if args.quick < 1:
+            items = items[::20]
+        report["langid"].setdefault("test_fp16", {})[src] = cls_eval(cls, items)
     report["langid"]["everyday_handwritten_fp16"] = cls_eval(
         cls, [(truncate(tok.encode(t)), LANGS.index(l)) for l, t in everyday])
     report["langid"]["everyday_handwritten_errors"] = langid_errors(cls, tok, everyday)
