@@ -1,8 +1,8 @@
 -- demo.sql: the example queries of the README's main command (scripts/demo.sh).
 -- The bundled models (models/README.md) are tiny CamemBERT-architecture models (3.4 M
--- parameters) trained on this project's machines from Debian's text, for demonstration:
--- plausible, not good.  For real work load a real CamemBERT directory instead, e.g.
--- SELECT camembert_load('base', '/srv/models/camembert-base')  (README, "Using a real
+-- parameters) trained here on Debian's man pages, for demonstration only: plausible on
+-- technical French, poor on everyday sentences.  For real work load a real CamemBERT,
+-- e.g. SELECT camembert_load('base', '/srv/models/camembert-base') (README, "Using a real
 -- Hugging Face model").
 \set ECHO queries
 \pset footer off
@@ -15,15 +15,6 @@ SELECT camembert_load('langid', :'models' || '/langid');
 SELECT camembert_load('fr-clm', :'models' || '/fr-clm');
 SELECT name, architecture, task, labels, parameters, pg_size_pretty(bytes) AS shared_memory, dtype
   FROM camembert_models();
-
--- what a newcomer tries first: the language of a greeting, a fill-mask of an everyday
--- sentence, a short generation
-SELECT body, camembert_classify(body, 'langid') AS lang
-  FROM (VALUES ('Bonjour, comment allez-vous ?'), ('Guten Morgen, wie geht es Ihnen?'),
-               ('¿Dónde está la estación de tren?'), ('I would like a cup of coffee, please.')) AS t(body);
-SELECT token_str, round(score::numeric, 3) AS score
-  FROM camembert_fill_mask('Je voudrais un <mask>, s''il vous plaît.', 'fr-mlm');
-SELECT camembert_generate('Bonjour', 'fr-clm', max_new_tokens => 10);
 
 -- the tokenizer: CamemBERT's SentencePiece BPE, exact to the id
 SELECT camembert_tokens('La commande ls affiche le contenu du répertoire.', 'fr-mlm');

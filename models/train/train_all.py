@@ -381,13 +381,19 @@ def main():
     ap.add_argument("--continue-from", metavar="DIR",
                     help="start from the models in DIR (fr-mlm, fr-clm, langid): keep their "
                          "tokenizer, fr-mlm and fr-clm, evaluate them, train langid further")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
     cont = args.continue_from
+    if args.eval_only and not cont:
+        ap.error("--eval-only needs --continue-from")
     if cont:
         LANGID.clear()
         LANGID.update(LANGID_CONTINUE)
+        if args.eval_only:
+            LANGID["steps"] = 0
     for hp in (MLM, CLM, LANGID):
-        hp["steps"] = max(2, int(hp["steps"] * args.quick))
+        hp["steps"] = max(2, int(hp["steps"] * args.quick)) if hp["steps"] else 0
         hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
     torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
