@@ -80,6 +80,10 @@ HELDOUT_TOKENS = 30000   # at most this many held-out tokens per kind (file orde
 # same mixed sentences (fr-mlm, fr-clm and the tokenizer kept as they are)
 LANGID_CONTINUE = dict(steps=60, max_tokens=1024, lr=3e-4, warmup=5, weight_decay=0.01,
                        dropout=0.1, train_per_lang=LANGID["train_per_lang"])
+# --langid-tokenizer: langid from random init with its own SentencePiece BPE
+# (8000 pieces) trained on its training sentences of all four languages
+LANGID_SCRATCH = dict(steps=300, max_tokens=1024, lr=1e-3, warmup=30, weight_decay=0.01,
+                      dropout=0.1, train_per_lang=LANGID["train_per_lang"])
 LANGID_EVERYDAY_TEST = 250   # held-out sentences per language of gettext and of the handbook
 
 T0 = time.time()
@@ -381,6 +385,8 @@ def main():
     ap.add_argument("--continue-from", metavar="DIR",
                     help="start from the models in DIR (fr-mlm, fr-clm, langid): keep their "
                          "tokenizer, fr-mlm and fr-clm, evaluate them, train langid further")
+    ap.add_argument("--langid-tokenizer", action="store_true",
+                    help="langid from random init with its own four-language tokenizer")
     ap.add_argument("--eval-only", action="store_true",
                     help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
@@ -392,6 +398,9 @@ def main():
         LANGID.update(LANGID_CONTINUE)
         if args.eval_only:
             LANGID["steps"] = 0
+    if args.langid_tokenizer:
+        LANGID.clear()
+        LANGID.update(LANGID_SCRATCH)
     for hp in (MLM, CLM, LANGID):
         hp["steps"] = max(2, int(hp["steps"] * args.quick)) if hp["steps"] else 0
         hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
@@ -549,12 +558,28 @@ def main():
                 if sp_name == "train":
                     rng.shuffle(items)
                     items = items[:LANGID["train_per_lang"][src]]
-                split[sp_name].extend((truncate(tok.encode(r["text"])), lang_i, src) for r in items)
+                split[sp_name].extend((r["text"], lang_i, src) for r in items)
+    ltok, lsp_path = tok, sp_path
+    if args.langid_tokenizer:
+        d = os.path.join(args.work, "tokenizer-langid")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "train.txt"), "w", encoding="utf-8") as fh:
+            for t, _, _ in split["train"]:
+                fh.write(t + "\n")
+        spm.SentencePieceTrainer.train(input=os.path.join(d, "train.txt"),
+                                       model_prefix=os.path.join(d, "sentencepiece.bpe"),
+                                       model_type="bpe", vocab_size=SP_VOCAB,
+                                       character_coverage=0.9995, num_threads=1, minloglevel=2)
+        lsp_path = os.path.join(d, "sentencepiece.bpe.model")
+        ltok = CamembertIds(spm.SentencePieceProcessor(model_file=lsp_path))
+    split = {k: [(truncate(ltok.encode(t)), l, src) for t, l, src in v] for k, v in split.items()}
     rng.shuffle(split["train"])
     split = {k: [(ids, l) for ids, l, _ in v] if k == "train" else v for k, v in split.items()}
     torch.manual_seed(SEED + 21)
     cls = Camembert(cfg(LANGID["dropout"]), "cls", num_labels=len(LANGS))
-    if cont:  # the given langid, classifier head included (its fp16 weights)
+    if args.langid_tokenizer:
+        pass  # random init (N(0, 0.02))
+    elif cont:  # the given langid, classifier head included (its fp16 weights)
         cls.load_state_dict(load_dir(os.path.join(cont, "langid"))[0].state_dict())
     else:
         cls.load_encoder_from(mlm_fp32)
@@ -587,15 +612,15 @@ def main():
             items = items[::20]
         report["langid"].setdefault("test_fp16", {})[src] = cls_eval(cls, items)
     report["langid"]["everyday_handwritten_fp16"] = cls_eval(
-        cls, [(truncate(tok.encode(t)), LANGS.index(l)) for l, t in everyday])
-    report["langid"]["everyday_handwritten_errors"] = langid_errors(cls, tok, everyday)
-    report["langid"]["examples"] = {t: langid_probs(cls, tok, t) for t in [
+        cls, [(truncate(ltok.encode(t)), LANGS.index(l)) for l, t in everyday])
+    report["langid"]["everyday_handwritten_errors"] = langid_errors(cls, ltok, everyday)
+    report["langid"]["examples"] = {t: langid_probs(cls, ltok, t) for t in [
         "Bonjour, comment allez-vous ?", "Le fichier n'existe pas.", "Die Datei existiert nicht.",
         "El archivo no existe.", "The file does not exist.", "Je voudrais un café, s'il vous plaît.",
         "Wie geht es dir?", "¿Dónde está la estación?", "What a lovely day!"]}
     log("langid", {k: v for k, v in report["langid"].items() if k.endswith("_fp16")})
     save_model_dir(os.path.join(args.out, "langid"), cls, "CamembertForSequenceClassification",
-                   sp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
+                   lsp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
 
     report["total_seconds"] = round(time.time() - T0, 1)
     with open(os.path.join(args.work, "report.json"), "w") as fh:
