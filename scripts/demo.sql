@@ -1,6 +1,9 @@
 -- demo.sql: the example queries of the README's main command (scripts/demo.sh).
--- The bundled models (models/README.md) are small French CamemBERT models trained
--- on this project's machines from Debian's documentation: plausible, not good.
+-- The bundled models (models/README.md) are tiny CamemBERT-architecture models (3.4 M
+-- parameters) trained here on Debian's man pages, for demonstration only: plausible on
+-- technical French, poor on everyday sentences.  For real work load a real CamemBERT,
+-- e.g. SELECT camembert_load('base', '/srv/models/camembert-base') (README, "Using a real
+-- Hugging Face model").
 \set ECHO queries
 \pset footer off
 CREATE EXTENSION IF NOT EXISTS camembert;

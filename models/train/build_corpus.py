@@ -22,16 +22,31 @@ Held-out documents: a man page is identified by its base name (e.g. "ls.1"),
 the same in every language, so a page held out for testing is held out in all
 four languages (no translation of a test page is seen in training).
 """
+import concurrent.futures
+import gettext
 import gzip
 import hashlib
+import html.parser
 import json
 import os
 import re
 import subprocess
 import sys
 
+# Everyday language (issue 19): the gettext catalogs of these packages (the same
+# UI message in English -- the msgid -- and in French, German and Spanish) and
+# the Debian Administrator's Handbook in the four languages.
+GETTEXT_PACKAGES = ["coreutils", "findutils", "grep", "sed", "tar", "diffutils", "bash", "apt",
+                    "dpkg", "adduser", "man-db", "util-linux-locales", "libc-l10n", "gnupg-l10n",
+                    "libglib2.0-data", "libgtk-3-common", "libgweather-4-common"]
+HANDBOOK_PACKAGE = "debian-handbook"
+HANDBOOK_DIRS = {"fr": "fr-FR", "de": "de-DE", "es": "es-ES", "en": "en-US"}
+HANDBOOK_ROOT = "/usr/share/doc/debian-handbook/html"
 PACKAGES = ["manpages-fr", "manpages-de", "manpages-es", "manpages",
-            "debian-reference-fr", "debian-faq-fr", "groff-base"]
+            "debian-reference-fr", "debian-faq-fr", "groff-base",
+            HANDBOOK_PACKAGE] + GETTEXT_PACKAGES
+# Hand-written everyday sentences used only for evaluation: never trained on.
+EVERYDAY_TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "everyday_test.tsv")
 MAN_PACKAGES = {"fr": "manpages-fr", "de": "manpages-de", "es": "manpages-es", "en": "manpages"}
 DEBREF_FR = "/usr/share/debian-reference/debian-reference.fr.txt.gz"
 FAQ_FR = "/usr/share/doc/debian/FAQ/debian-faq.fr.txt.gz"
@@ -50,6 +65,7 @@ STOPWORDS = {
     "en": set("the and is of to for that with this be by or can which file if from an are "
               "when not will it its directory".split()),
 }
+LANGS_ORDER = ["fr", "de", "es", "en"]
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 
@@ -204,6 +220,134 @@ def langid_split(page):
     return "test" if r == 0 else "val" if r == 1 else "train"
 
 
+# --------------------------------------------------------------------------
+# everyday language: gettext catalogs and the Debian Administrator's Handbook
+
+def package_files(package, pattern):
+    r = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=True)
+    return sorted(f for f in r.stdout.split("\n") if re.search(pattern, f) and os.path.isfile(f)
+                  and not os.path.islink(f))
+
+
+FORMAT_SPEC = re.compile(r"%(?:\d+\$)?[-#0 +']*(?:\d+|\*)?(?:\.\d+)?(?:hh|h|ll|l|L|z|j|t|I64)?"
+                         r"[diouxXeEfFgGaAcspn]|%[A-Za-z_]+%|\$\{?\w+\}?|\{[^{}]*\}|<[^<>]*>|\\\w")
+# an option table's left column: "-a, --all   ..." (no nested repetition: linear time)
+MO_OPTION = re.compile(r"^\s*-[\w\[\]=<>.,-]*(?:,? -[\w\[\]=<>.,-]*)*\s{2,}")
+
+
+def message_lines(text):
+    """Usable lines of one catalog message: no format directive, markup or
+    option table; mnemonic underscores removed; whitespace normalised."""
+    out = []
+    for l in text.split("\n"):
+        l = MO_OPTION.sub("", l)
+        if FORMAT_SPEC.search(l) or re.search(r"\w_\w|__|http|[/\\|]", l):
+            continue
+        l = re.sub(r"(?<![\w_])_(?=\w)", "", l)  # GTK mnemonic: _Open
+        l = " ".join(l.split())
+        if l:
+            out.append(l)
+    return out
+
+
+def gettext_catalog(path):
+    """msgid -> msgstr of a .mo file (context dropped, plural forms: the first)."""
+    with open(path, "rb") as fh:
+        cat = gettext.GNUTranslations(fh)._catalog
+    out = {}
+    for k in sorted(cat, key=lambda k: (k if isinstance(k, str) else k[0], 0 if isinstance(k, str) else k[1])):
+        msgid = k if isinstance(k, str) else k[0]
+        if not msgid or (not isinstance(k, str) and k[1] != 0):
+            continue
+        out.setdefault(msgid.split("\x04")[-1], cat[k])
+    return out
+
+
+class ParagraphParser(html.parser.HTMLParser):
+    """Text of the paragraphs of an HTML page: <p> elements and Publican's
+    <div class="para"> (program listings excluded)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.paras = []
+        self.cur = None
+        self.depth = 0   # open elements of the paragraph's own tag inside it
+        self.tag = None
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if self.cur is None and (tag == "p" or (tag == "div" and ("class", "para") in attrs)):
+            self.cur, self.tag, self.depth = [], tag, 0
+        elif self.cur is not None and tag == self.tag:
+            self.depth += 1
+        if tag in ("pre", "script", "style"):
+            self.skip += 1
+
+    def handle_endtag(self, tag):
+        if self.cur is not None and tag == self.tag:
+            if self.depth:
+                self.depth -= 1
+            else:
+                t = " ".join("".join(self.cur).split())
+                if t:
+                    self.paras.append(t)
+                self.cur = None
+        if tag in ("pre", "script", "style") and self.skip:
+            self.skip -= 1
+
+    def handle_data(self, data):
+        if self.cur is not None and not self.skip:
+            self.cur.append(data)
+
+
+def handbook_paragraphs(lang):
+    """(page, paragraph) of the handbook's HTML pages in one language."""
+    d = os.path.join(HANDBOOK_ROOT, HANDBOOK_DIRS[lang])
+    out = []
+    for name in sorted(os.listdir(d)):
+        if not name.endswith(".html"):
+            continue
+        p = ParagraphParser()
+        with open(os.path.join(d, name), encoding="utf-8") as fh:
+            p.feed(fh.read())
+        out.extend((name, t) for t in p.paras)
+    return out
+
+
+def is_everyday_sentence(s, lang):
+    """For catalog messages (short, labelled by their catalog): 3-40 words,
+    8-250 characters, mostly letters, no other language's function words
+    outnumbering its own."""
+    if not (8 <= len(s) <= 250) or alpha_ratio(s) < 0.75:
+        return False
+    counts, ws = stop_counts(s)
+    if not (3 <= len(ws) <= 40):
+        return False
+    other = max(v for k, v in counts.items() if k != lang)
+    return counts[lang] >= other
+
+
+def everyday_split(key):
+    """10 % test, 10 % validation, 80 % train, by md5 of the English source
+    (a held-out message is held out in all four languages)."""
+    r = h("everyday:" + key) % 10
+    return "test" if r == 0 else "val" if r == 1 else "train"
+
+
+def norm(s):
+    return " ".join(words(s))
+
+
+def load_everyday_test():
+    out = []
+    with open(EVERYDAY_TEST, encoding="utf-8") as fh:
+        for l in fh:
+            if l.strip() and not l.startswith("#"):
+                lang, text = l.rstrip("\n").split("\t")
+                out.append((lang, text))
+    return out
+
+
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else "build/models-train"
     outdir = os.path.join(work, "corpus")
@@ -212,25 +356,27 @@ def main():
 
     stats = {"packages": {p: package_version(p) for p in PACKAGES}, "man_pages": {},
              "render": "zcat PAGE | groff -k -t -mandoc -Tutf8 -rLL=8000n -rHY=0 -P-cbou"}
-    fr_lm = []        # (doc, text)
+    fr_lm = []        # (doc, text, source, split)
     sentences = {}    # lang -> list of (page, sentence)
     for lang, pkg in MAN_PACKAGES.items():
         files = man_files(pkg)
         n_rendered = 0
         sentences[lang] = []
-        for k, f in enumerate(files):
-            text = render_man(f)
+        # two groff processes at a time; map() keeps the pages in order
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            rendered = list(pool.map(render_man, files))
+        for k, (f, text) in enumerate(zip(files, rendered)):
             if text is None:
                 continue
             n_rendered += 1
             page = page_id(f)
             for line in man_lines(text):
                 if lang == "fr" and is_prose(line, "fr", 3):
-                    fr_lm.append(("man:" + page, line))
+                    fr_lm.append(("man:" + page, line, "man", lm_split("man:" + page)))
                 for sent in SENT_SPLIT.split(line):
                     sent = sent.strip()
                     if is_clean_sentence(sent, lang):
-                        sentences[lang].append((page, sent))
+                        sentences[lang].append((page, sent, "man", langid_split(page)))
             if k % 200 == 0:
                 log(f"{lang}: {k}/{len(files)} pages")
         stats["man_pages"][pkg] = {"files": len(files), "rendered": n_rendered}
@@ -242,48 +388,108 @@ def main():
         n = 0
         for i, p in enumerate(paras):
             if is_prose(p, "fr", 3):
-                fr_lm.append((f"{name}:{i // 50}", p))
+                fr_lm.append((f"{name}:{i // 50}", p, "doc", lm_split(f"{name}:{i // 50}")))
                 n += 1
         stats[name] = {"paragraphs": len(paras), "kept": n}
 
+    # Gettext catalogs: English is the msgid, French/German/Spanish the msgstr
+    # of the same message; one key per (package, domain, msgid).
+    messages = {}
+    stats["gettext"] = {}
+    for pkg in GETTEXT_PACKAGES:
+        n = 0
+        for f in package_files(pkg, r"/locale/(fr|de|es)/LC_MESSAGES/[^/]+\.mo$"):
+            lang = f.split("/locale/")[1].split("/")[0]
+            dom = os.path.basename(f)[:-3]
+            for msgid, msgstr in gettext_catalog(f).items():
+                if msgstr and msgstr != msgid:
+                    messages.setdefault((pkg, dom, msgid), {})[lang] = msgstr
+                    n += 1
+        stats["gettext"][pkg] = {"version": package_version(pkg), "translations": n}
+        log(f"gettext: {pkg} {n} translations")
+    n_lm = 0
+    for (pkg, dom, msgid), tr in sorted(messages.items()):
+        key = f"{pkg}:{dom}:{msgid}"
+        split = everyday_split(msgid)  # the same message in two catalogs: one split
+        for lang, text in [("en", msgid)] + sorted(tr.items()):
+            for line in message_lines(text):
+                if is_everyday_sentence(line, lang):
+                    sentences[lang].append(("gettext:" + key, line, "gettext", split))
+                if lang == "fr" and is_prose(line, "fr", 3):
+                    fr_lm.append(("gettext:" + key, line, "gettext", "test" if split == "test" else "train"))
+                    n_lm += 1
+    stats["gettext_messages"] = {"messages": len(messages), "fr_lm_lines": n_lm}
+
+    # The Debian Administrator's Handbook: a page (same file name in every
+    # language) is held out in all four languages.
+    stats["handbook"] = {}
+    for lang in LANGS_ORDER:
+        paras = handbook_paragraphs(lang)
+        n_lm = 0
+        for page, para in paras:
+            split = everyday_split("handbook:" + page)
+            if lang == "fr" and is_prose(para, "fr", 3):
+                fr_lm.append(("handbook:" + page, para, "handbook", "test" if split == "test" else "train"))
+                n_lm += 1
+            for sent in SENT_SPLIT.split(para):
+                sent = sent.strip()
+                if is_clean_sentence(sent, lang):
+                    sentences[lang].append(("handbook:" + page, sent, "handbook", split))
+        stats["handbook"][lang] = {"paragraphs": len(paras), "fr_lm_lines": n_lm}
+        log(f"handbook: {lang} {len(paras)} paragraphs")
+
+    # Nothing that contains one of the hand-written evaluation sentences.
+    test_norms = [norm(t) for _, t in load_everyday_test()]
+
+    def in_test(text):
+        n = norm(text)
+        return any(t in n for t in test_norms)
+
     # French LM corpus: exact duplicates removed (first occurrence kept).
     seen = set()
-    n_train = n_test = 0
-    bytes_train = 0
+    lm_counts = {}
+    n_dropped = 0
     with open(os.path.join(outdir, "fr_lm.jsonl"), "w", encoding="utf-8") as out:
-        for doc, text in fr_lm:
+        for doc, text, source, split in fr_lm:
             if text in seen:
                 continue
             seen.add(text)
-            split = lm_split(doc)
+            if in_test(text):
+                n_dropped += 1
+                continue
+            c = lm_counts.setdefault(source, {"lines_train": 0, "lines_test": 0, "bytes_train": 0})
+            c["lines_" + split] += 1
             if split == "train":
-                n_train += 1
-                bytes_train += len(text.encode("utf-8")) + 1
-            else:
-                n_test += 1
-            out.write(json.dumps({"doc": doc, "split": split, "text": text}, ensure_ascii=False) + "\n")
-    stats["fr_lm"] = {"lines_train": n_train, "lines_test": n_test, "bytes_train": bytes_train}
+                c["bytes_train"] += len(text.encode("utf-8")) + 1
+            out.write(json.dumps({"doc": doc, "source": source, "split": split, "text": text},
+                                 ensure_ascii=False) + "\n")
+    stats["fr_lm"] = lm_counts
+    stats["fr_lm_dropped_as_in_everyday_test"] = n_dropped
 
     # Labelled sentences: duplicates removed within a language, and a sentence
     # found in two languages (untranslated text) is dropped everywhere.
     where = {}
     for lang, lst in sentences.items():
-        for _, s in lst:
+        for _, s, _, _ in lst:
             where.setdefault(s, set()).add(lang)
     counts = {}
+    n_dropped = 0
     with open(os.path.join(outdir, "langid.jsonl"), "w", encoding="utf-8") as out:
-        for lang in ("fr", "de", "es", "en"):
+        for lang in LANGS_ORDER:
             done = set()
-            for page, s in sentences[lang]:
+            for page, s, source, split in sentences[lang]:
                 if s in done or len(where[s]) > 1:
                     continue
                 done.add(s)
-                split = langid_split(page)
-                counts.setdefault(split, {}).setdefault(lang, 0)
-                counts[split][lang] += 1
-                out.write(json.dumps({"doc": page, "lang": lang, "split": split, "text": s},
-                                     ensure_ascii=False) + "\n")
+                if in_test(s):
+                    n_dropped += 1
+                    continue
+                c = counts.setdefault(source, {}).setdefault(split, {})
+                c[lang] = c.get(lang, 0) + 1
+                out.write(json.dumps({"doc": page, "lang": lang, "source": source, "split": split,
+                                      "text": s}, ensure_ascii=False) + "\n")
     stats["langid_available"] = counts
+    stats["langid_dropped_as_in_everyday_test"] = n_dropped
     with open(os.path.join(outdir, "stats.json"), "w") as fh:
         json.dump(stats, fh, indent=2, ensure_ascii=False)
     log(json.dumps(stats, indent=2, ensure_ascii=False))

@@ -17,6 +17,7 @@ Steps (every random choice comes from a generator seeded below):
 A summary (hyper-parameters, sizes, times, metrics) goes to WORK/report.json.
 """
 import argparse
+import shutil
 import json
 import math
 import os
@@ -50,10 +51,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
+from verify import load as load_dir  # noqa: E402
 from camembert_torch import (BOS, EOS, PAD, Camembert, CamembertIds, Config,  # noqa: E402
                              round_weights_, save_model_dir)
 
 SEED = 20240601
+THREADS = 1              # torch intra-op threads
 MAX_LEN = 128            # tokens per sequence, <s> and </s> included
 MAX_POS = MAX_LEN + 2    # max_position_embeddings
 SP_VOCAB = 8000
@@ -62,9 +65,26 @@ ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, interme
 MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
            mask_prob=0.15)
 CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
+# training sentences per language taken from each source (man pages, gettext
+# catalogs, the Debian Administrator's Handbook)
 LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
-              train_per_lang=6000)
+              train_per_lang={"man": 5000, "gettext": 4000, "handbook": 3000})
 LANGS = ["fr", "de", "es", "en"]
+# held-out French LM text, by kind: technical (man pages, debian-reference,
+# debian-faq) and everyday (UI messages of the gettext catalogs, the handbook)
+LM_KINDS = {"technical": ("man", "doc"), "gettext": ("gettext",), "handbook": ("handbook",)}
+EVERYDAY_TEST = os.path.join(HERE, "everyday_test.tsv")
+HELDOUT_TOKENS = 30000   # at most this many held-out tokens per kind (file order;
+                         # --continue-from: 8000)
+# --continue-from: langid trained further from the given models' langid, on the
+# same mixed sentences (fr-mlm, fr-clm and the tokenizer kept as they are)
+LANGID_CONTINUE = dict(steps=60, max_tokens=1024, lr=3e-4, warmup=5, weight_decay=0.01,
+                       dropout=0.1, train_per_lang=LANGID["train_per_lang"])
+# --langid-tokenizer: langid from random init with its own SentencePiece BPE
+# (8000 pieces) trained on its training sentences of all four languages
+LANGID_SCRATCH = dict(steps=300, max_tokens=1024, lr=1e-3, warmup=30, weight_decay=0.01,
+                      dropout=0.1, train_per_lang=LANGID["train_per_lang"])
+LANGID_EVERYDAY_TEST = 250   # held-out sentences per language of gettext and of the handbook
 
 T0 = time.time()
 
@@ -283,6 +303,55 @@ def cls_eval(model, items):
             "confusion_rows_true_cols_pred": conf}
 
 
+def mlm_each_position(model, tok, seqs):
+    """Top-1 accuracy and cross-entropy when every non-special position of a
+    sentence is masked alone (for the short hand-written sentences)."""
+    correct = total = 0
+    ce = 0.0
+    with torch.no_grad():
+        for s in seqs:
+            n = len(s) - 2
+            ids = torch.tensor([s] * n)
+            inp = ids.clone()
+            pos = torch.arange(n) + 1
+            inp[torch.arange(n), pos] = tok.mask_id
+            h = model.encode(inp, torch.ones_like(inp))[torch.arange(n), pos]
+            c, k = lm_scores(model, h, ids[torch.arange(n), pos])
+            ce += c
+            correct += k
+            total += n
+    return {"masked_positions": total, "top1_accuracy": round(correct / total, 4),
+            "cross_entropy": round(ce / total, 4)}
+
+
+def read_everyday_test():
+    out = []
+    with open(EVERYDAY_TEST, encoding="utf-8") as fh:
+        for l in fh:
+            if l.strip() and not l.startswith("#"):
+                lang, text = l.rstrip("\n").split("\t")
+                out.append((lang, text))
+    return out
+
+
+def langid_probs(model, tok, text):
+    ids = torch.tensor([truncate(tok.encode(text))])
+    with torch.no_grad():
+        p = torch.softmax(model.cls_logits(model.encode(ids, torch.ones_like(ids)))[0], -1)
+    return {l: round(v, 4) for l, v in zip(LANGS, p.tolist())}
+
+
+def langid_errors(model, tok, items):
+    """The hand-written sentences the classifier gets wrong, with its answer."""
+    out = []
+    for lang, text in items:
+        p = langid_probs(model, tok, text)
+        best = max(p, key=p.get)
+        if best != lang:
+            out.append({"text": text, "lang": lang, "predicted": best, "score": p[best]})
+    return out
+
+
 def greedy(model, tok, prompt, n=20):
     ids = [BOS] + tok.encode_pieces_ids(prompt)
     with torch.no_grad():
@@ -313,14 +382,32 @@ def main():
     ap.add_argument("--out", default="models")
     ap.add_argument("--quick", type=float, default=1.0,
                     help="scale every step count (a smoke test; the shipped models use 1)")
+    ap.add_argument("--continue-from", metavar="DIR",
+                    help="start from the models in DIR (fr-mlm, fr-clm, langid): keep their "
+                         "tokenizer, fr-mlm and fr-clm, evaluate them, train langid further")
+    ap.add_argument("--langid-tokenizer", action="store_true",
+                    help="langid from random init with its own four-language tokenizer")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
+    cont = args.continue_from
+    if args.eval_only and not cont:
+        ap.error("--eval-only needs --continue-from")
+    if cont:
+        LANGID.clear()
+        LANGID.update(LANGID_CONTINUE)
+        if args.eval_only:
+            LANGID["steps"] = 0
+    if args.langid_tokenizer:
+        LANGID.clear()
+        LANGID.update(LANGID_SCRATCH)
     for hp in (MLM, CLM, LANGID):
-        hp["steps"] = max(2, int(hp["steps"] * args.quick))
+        hp["steps"] = max(2, int(hp["steps"] * args.quick)) if hp["steps"] else 0
         hp["warmup"] = max(1, int(hp["warmup"] * args.quick))
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
     random.seed(SEED)
-    report = {"seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
+    report = {"continue_from": cont, "seed": SEED, "torch": torch.__version__, "sentencepiece": spm.__version__,
               "arch": ARCH, "max_position_embeddings": MAX_POS, "mlm": {"hp": MLM},
               "clm": {"hp": CLM}, "langid": {"hp": LANGID}}
 
@@ -333,94 +420,169 @@ def main():
     # 1. tokenizer
     lm = read_jsonl(os.path.join(corpus, "fr_lm.jsonl"))
     t = time.time()
-    sp_path = train_tokenizer(args.work, lm)
+    if cont:
+        # the given models' tokenizer (copied: OUT may be DIR)
+        os.makedirs(os.path.join(args.work, "tokenizer"), exist_ok=True)
+        sp_path = os.path.join(args.work, "tokenizer", "sentencepiece.bpe.model")
+        shutil.copyfile(os.path.join(cont, "langid", "sentencepiece.bpe.model"), sp_path)
+    else:
+        sp_path = train_tokenizer(args.work, lm)
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     tok = CamembertIds(sp)
     report["tokenizer"] = {"seconds": round(time.time() - t, 1), "sp_pieces": tok.sp_size,
                            "vocab_size": tok.vocab_size}
     log("tokenizer", report["tokenizer"])
 
-    train_seqs, test_seqs = [], []
+    train_seqs = []
+    test_by_kind = {k: [] for k in LM_KINDS}
+    kind_of = {src: k for k, srcs in LM_KINDS.items() for src in srcs}
     for r in lm:
-        (train_seqs if r["split"] == "train" else test_seqs).extend(chunk(tok.encode_pieces_ids(r["text"])))
-    report["fr_lm_sequences"] = {"train": len(train_seqs), "test": len(test_seqs),
-                                 "train_tokens": sum(map(len, train_seqs)),
-                                 "test_tokens": sum(map(len, test_seqs))}
+        if cont and r["split"] == "train":
+            continue  # (the LMs are not trained)
+        seqs = chunk(tok.encode_pieces_ids(r["text"]))
+        (train_seqs if r["split"] == "train" else test_by_kind[kind_of[r["source"]]]).extend(seqs)
+    heldout_tokens = 1000 if args.quick < 1 else 8000 if cont else HELDOUT_TOKENS
+    for k, v in test_by_kind.items():
+        n = 0
+        for i, sq in enumerate(v):
+            n += len(sq)
+            if n > heldout_tokens:
+                del v[i:]
+                break
+    everyday = read_everyday_test()
+    # the hand-written French sentences (never trained on), one sequence each
+    test_by_kind["everyday_handwritten"] = [chunk(tok.encode_pieces_ids(t))[0] for l, t in everyday
+                                            if l == "fr"]
+    report["fr_lm_sequences"] = {"train": len(train_seqs), "train_tokens": sum(map(len, train_seqs)),
+                                 "test": {k: len(v) for k, v in test_by_kind.items()},
+                                 "test_tokens": {k: sum(map(len, v)) for k, v in test_by_kind.items()}}
     log("fr sequences", report["fr_lm_sequences"])
+
+    def clm_evals(model):
+        return {k: clm_eval(model, v) for k, v in test_by_kind.items()}
+
+    def mlm_evals(model):
+        return {k: mlm_each_position(model, tok, v) if k == "everyday_handwritten"
+                else mlm_eval(model, tok, v, SEED + 4) for k, v in test_by_kind.items()}
 
     def cfg(dropout):
         return Config(tok.vocab_size, max_position_embeddings=MAX_POS, layer_norm_eps=1e-5,
                       hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **ARCH)
 
-    # 2. causal LM, from random init (every position gives a loss, so it learns
-    #    fast; its attention patterns then give the masked LM a head start)
-    torch.manual_seed(SEED + 1)
-    clm = Camembert(cfg(CLM["dropout"]), "clm")
-    batches = batch_stream(train_seqs, CLM["max_tokens"], random.Random(SEED + 3))
+    if cont:
+        clm = load_dir(os.path.join(cont, "fr-clm"))[0]
+        report["clm"] = {"kept_from": os.path.join(cont, "fr-clm")}
+    else:
+        # 2. causal LM, from random init (every position gives a loss, so it learns
+        #    fast; its attention patterns then give the masked LM a head start)
+        torch.manual_seed(SEED + 1)
+        clm = Camembert(cfg(CLM["dropout"]), "clm")
+        batches = batch_stream(train_seqs, CLM["max_tokens"], random.Random(SEED + 3))
 
-    def clm_loss(batch):
-        ids, am = pad(batch)
-        h = clm.encode(ids, am)[:, :-1]
-        tgt = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
-        return clm.lm_loss(h.reshape(-1, h.shape[-1]), tgt.reshape(-1)), int(am.sum())
+        def clm_loss(batch):
+            ids, am = pad(batch)
+            h = clm.encode(ids, am)[:, :-1]
+            tgt = ids[:, 1:].masked_fill(ids[:, 1:] == PAD, -100)
+            return clm.lm_loss(h.reshape(-1, h.shape[-1]), tgt.reshape(-1)), int(am.sum())
 
-    report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
-    clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
-    report["clm"]["heldout_fp32"] = clm_eval(clm, test_seqs)
-    round_weights_(clm, torch.float16)
-    report["clm"]["heldout_fp16"] = clm_eval(clm, test_seqs)
+        report["clm"]["train"] = train_loop(clm, CLM, batches, clm_loss, "clm")
+        clm_fp32_state = {k: v.clone() for k, v in clm.state_dict().items()}
+        report["clm"]["heldout_fp32"] = clm_evals(clm)
+        round_weights_(clm, torch.float16)
+    report["clm"]["heldout_fp16"] = clm_evals(clm)
     report["clm"]["greedy_examples"] = {p: greedy(clm, tok, p) for p in [
-        "La commande ls", "Le fichier", "Cette option", "Debian est"]}
+        "La commande ls", "Le fichier", "Cette option", "Debian est", "Bonjour", "Il fait",
+        "Je voudrais", "Le train"]}
     log("clm", report["clm"]["heldout_fp16"], report["clm"]["greedy_examples"])
     gen_cfg = json.dumps({"_from_model_config": True, "bos_token_id": BOS, "eos_token_id": EOS,
                           "pad_token_id": PAD, "transformers_version": "4.37.0.dev0"},
                          indent=2, sort_keys=True) + "\n"
-    save_model_dir(os.path.join(args.out, "fr-clm"), clm, "CamembertForCausalLM", sp_path, MAX_LEN,
-                   extra_files={"generation_config.json": gen_cfg})
+    if not cont:
+        save_model_dir(os.path.join(args.out, "fr-clm"), clm, "CamembertForCausalLM", sp_path, MAX_LEN,
+                       extra_files={"generation_config.json": gen_cfg})
+    elif os.path.realpath(args.out) != os.path.realpath(cont):
+        shutil.copytree(os.path.join(cont, "fr-clm"), os.path.join(args.out, "fr-clm"), dirs_exist_ok=True)
 
-    # 3. masked LM, initialised from the causal LM (fp32 weights), 15 % masking
-    torch.manual_seed(SEED + 10)
-    mlm = Camembert(cfg(MLM["dropout"]), "mlm")
-    mlm.load_state_dict(clm_fp32_state)
-    report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
-    gen = torch.Generator().manual_seed(SEED + 11)
-    batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
+    if cont:
+        mlm = load_dir(os.path.join(cont, "fr-mlm"))[0]
+        report["mlm"] = {"kept_from": os.path.join(cont, "fr-mlm")}
+    else:
+        # 3. masked LM, initialised from the causal LM (fp32 weights), 15 % masking
+        torch.manual_seed(SEED + 10)
+        mlm = Camembert(cfg(MLM["dropout"]), "mlm")
+        mlm.load_state_dict(clm_fp32_state)
+        report["mlm"]["heldout_fp32_at_init"] = mlm_eval(mlm, tok, test_by_kind["technical"], SEED + 4)
+        gen = torch.Generator().manual_seed(SEED + 11)
+        batches = batch_stream(train_seqs, MLM["max_tokens"], random.Random(SEED + 12))
 
-    def mlm_loss(batch):
-        ids, am = pad(batch)
-        inp, sel = mask_tokens(ids, gen, tok.mask_id, tok.sp_size, MLM["mask_prob"])
-        return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
+        def mlm_loss(batch):
+            ids, am = pad(batch)
+            inp, sel = mask_tokens(ids, gen, tok.mask_id, tok.sp_size, MLM["mask_prob"])
+            return mlm.lm_loss(mlm.encode(inp, am)[sel], ids[sel]), int(am.sum())
 
-    report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
-    report["mlm"]["heldout_fp32"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
-    mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
-    mlm_fp32.load_state_dict(mlm.state_dict())
-    round_weights_(mlm, torch.float16)
-    report["mlm"]["heldout_fp16"] = mlm_eval(mlm, tok, test_seqs, SEED + 4)
+        report["mlm"]["train"] = train_loop(mlm, MLM, batches, mlm_loss, "mlm")
+        report["mlm"]["heldout_fp32"] = mlm_evals(mlm)
+        mlm_fp32 = Camembert(cfg(MLM["dropout"]), "mlm")
+        mlm_fp32.load_state_dict(mlm.state_dict())
+        round_weights_(mlm, torch.float16)
+    report["mlm"]["heldout_fp16"] = mlm_evals(mlm)
     report["mlm"]["examples"] = {s: fill_mask(mlm, tok, s) for s in [
         "La commande <mask> affiche le contenu du répertoire.",
         "Le fichier de <mask> se trouve dans /etc.",
         "Cette option affiche l'<mask> et quitte.",
         "Le noyau <mask> gère les processus.",
+        "Paris est la <mask> de la France.",
+        "Bonjour, comment <mask> ?",
+        "Il fait très <mask> aujourd'hui.",
+        "Je voudrais un <mask>, s'il vous plaît.",
+        "Voulez-vous vraiment <mask> ce fichier ?",
     ]}
     log("mlm", report["mlm"]["heldout_fp16"], report["mlm"]["examples"])
-    save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
+    if not cont:
+        save_model_dir(os.path.join(args.out, "fr-mlm"), mlm, "CamembertForMaskedLM", sp_path, MAX_LEN)
+    elif os.path.realpath(args.out) != os.path.realpath(cont):
+        shutil.copytree(os.path.join(cont, "fr-mlm"), os.path.join(args.out, "fr-mlm"), dirs_exist_ok=True)
 
     # 4. language identification, encoder from the masked LM (fp32 weights)
     sents = read_jsonl(os.path.join(corpus, "langid.jsonl"))
     rng = random.Random(SEED + 20)
-    split = {"train": [], "val": [], "test": []}
+    split = {"train": [], "test": []}  # (the validation split is not used)
+    sources = list(LANGID["train_per_lang"])
+    groups = {}
+    for r in sents:
+        groups.setdefault((r["lang"], r["source"], r["split"]), []).append(r)
     for lang_i, lang in enumerate(LANGS):
-        for sp_name in split:
-            items = [r for r in sents if r["lang"] == lang and r["split"] == sp_name]
-            if sp_name == "train":
-                rng.shuffle(items)
-                items = items[:LANGID["train_per_lang"]]
-            split[sp_name].extend((truncate(tok.encode(r["text"])), lang_i) for r in items)
+        for src in sources:
+            for sp_name in split:
+                items = groups.get((lang, src, sp_name), [])
+                if sp_name == "train":
+                    rng.shuffle(items)
+                    items = items[:LANGID["train_per_lang"][src]]
+                split[sp_name].extend((r["text"], lang_i, src) for r in items)
+    ltok, lsp_path = tok, sp_path
+    if args.langid_tokenizer:
+        d = os.path.join(args.work, "tokenizer-langid")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "train.txt"), "w", encoding="utf-8") as fh:
+            for t, _, _ in split["train"]:
+                fh.write(t + "\n")
+        spm.SentencePieceTrainer.train(input=os.path.join(d, "train.txt"),
+                                       model_prefix=os.path.join(d, "sentencepiece.bpe"),
+                                       model_type="bpe", vocab_size=SP_VOCAB,
+                                       character_coverage=0.9995, num_threads=1, minloglevel=2)
+        lsp_path = os.path.join(d, "sentencepiece.bpe.model")
+        ltok = CamembertIds(spm.SentencePieceProcessor(model_file=lsp_path))
+    split = {k: [(truncate(ltok.encode(t)), l, src) for t, l, src in v] for k, v in split.items()}
     rng.shuffle(split["train"])
+    split = {k: [(ids, l) for ids, l, _ in v] if k == "train" else v for k, v in split.items()}
     torch.manual_seed(SEED + 21)
     cls = Camembert(cfg(LANGID["dropout"]), "cls", num_labels=len(LANGS))
-    cls.load_encoder_from(mlm_fp32)
+    if args.langid_tokenizer:
+        pass  # random init (N(0, 0.02))
+    elif cont:  # the given langid, classifier head included (its fp16 weights)
+        cls.load_state_dict(load_dir(os.path.join(cont, "langid"))[0].state_dict())
+    else:
+        cls.load_encoder_from(mlm_fp32)
     train_items = split["train"]
 
     def cls_batches():
@@ -434,13 +596,31 @@ def main():
         return F.cross_entropy(cls.cls_logits(cls.encode(ids, am)), y), int(am.sum())
 
     report["langid"]["split_sizes"] = {k: len(v) for k, v in split.items()}
+    report["langid"]["train_sentences_per_source"] = {
+        src: sum(1 for r in sents if r["source"] == src and r["split"] == "train") for src in sources}
     report["langid"]["train"] = train_loop(cls, LANGID, cls_batches(), cls_loss, "langid")
     round_weights_(cls, torch.float16)
-    report["langid"]["val_fp16"] = cls_eval(cls, split["val"])
-    report["langid"]["test_fp16"] = cls_eval(cls, split["test"])
-    log("langid", report["langid"]["test_fp16"])
+    # held-out: every technical test sentence (--continue-from: every 4th); of
+    # the everyday sources, the first LANGID_EVERYDAY_TEST per language (file order)
+    for src in sources:
+        items = [(ids, l) for ids, l, s_ in split["test"] if s_ == src]
+        if src == "man" and cont:
+            items = items[::4]
+        if src != "man":
+            items = [it for l in range(len(LANGS)) for it in [x for x in items if x[1] == l][:LANGID_EVERYDAY_TEST]]
+        if args.quick < 1:
+            items = items[::20]
+        report["langid"].setdefault("test_fp16", {})[src] = cls_eval(cls, items)
+    report["langid"]["everyday_handwritten_fp16"] = cls_eval(
+        cls, [(truncate(ltok.encode(t)), LANGS.index(l)) for l, t in everyday])
+    report["langid"]["everyday_handwritten_errors"] = langid_errors(cls, ltok, everyday)
+    report["langid"]["examples"] = {t: langid_probs(cls, ltok, t) for t in [
+        "Bonjour, comment allez-vous ?", "Le fichier n'existe pas.", "Die Datei existiert nicht.",
+        "El archivo no existe.", "The file does not exist.", "Je voudrais un café, s'il vous plaît.",
+        "Wie geht es dir?", "¿Dónde está la estación?", "What a lovely day!"]}
+    log("langid", {k: v for k, v in report["langid"].items() if k.endswith("_fp16")})
     save_model_dir(os.path.join(args.out, "langid"), cls, "CamembertForSequenceClassification",
-                   sp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
+                   lsp_path, MAX_LEN, id2label=LANGS, problem_type="single_label_classification")
 
     report["total_seconds"] = round(time.time() - T0, 1)
     with open(os.path.join(args.work, "report.json"), "w") as fh:
