@@ -27,9 +27,12 @@ REGRESS_OPTS = --load-extension=camembert
 
 WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-declaration-after-statement
-PG_CPPFLAGS = -Isrc/core
+# Debian's libhdf5 (libhdf5-dev) reads tf_model.h5 (src/core/tf_h5.c).
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+PG_CPPFLAGS = -Isrc/core $(HDF5_CFLAGS)
 PG_CFLAGS = -std=gnu11 $(WARNINGS)
-SHLIB_LINK = -lopenblas -lm -lpthread
+SHLIB_LINK = $(HDF5_LIBS) -lopenblas -lm -lpthread
 
 EXTRA_CLEAN = build
 
@@ -71,8 +74,8 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h)
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra -Werror -Isrc/core -Itest/unit
-UNIT_LIBS = -lopenblas -lm -lpthread
+	-Wall -Wextra -Werror -Isrc/core -Itest/unit $(HDF5_CFLAGS)
+UNIT_LIBS = $(HDF5_LIBS) -lopenblas -lm -lpthread
 
 UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(CORE_SRCS))
 UNIT_TESTS := $(patsubst test/unit/%.c,build/unit/%,$(sort $(wildcard test/unit/test_*.c)))
@@ -96,7 +99,7 @@ build/unit/tsan/test_%: test/unit/test_%.c $(CORE_SRCS) $(wildcard src/core/*.h)
 		$(wildcard test/unit/support/*.[ch])
 	@mkdir -p $(dir $@)
 	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
-		-Wall -Wextra -Werror -Isrc/core -Itest/unit \
+		-Wall -Wextra -Werror -Isrc/core -Itest/unit $(HDF5_CFLAGS) \
 		-o $@ $< $(wildcard test/unit/support/*.c) $(CORE_SRCS) $(UNIT_LIBS)
 
 # test_kernels runs once per matrix-product code path and thread count;
@@ -108,7 +111,7 @@ headers:
 	@p=0; f=0; \
 	for h in $(wildcard src/core/*.h); do \
 		if printf '#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
-			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/core -fsyntax-only -x c -; \
+			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/core $(HDF5_CFLAGS) -fsyntax-only -x c -; \
 		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
 	for h in $(wildcard src/*.h); do \
 		if printf '#include "postgres.h"\n#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
@@ -140,7 +143,7 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSA
 # bench/bench_matrix.c: cb_matrix_product in every format against float32 (bench/README.md).
 # The core at -O2, as PGXS builds the extension.
 
-BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core
+BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core $(HDF5_CFLAGS)
 BENCH_CORE_OBJS := $(patsubst src/core/%.c,build/bench/core/%.o,$(CORE_SRCS))
 
 build/bench/core/%.o: src/core/%.c $(wildcard src/core/*.h)
