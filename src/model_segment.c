@@ -95,7 +95,7 @@ read_whole_file(const char *path, size_t max_size, size_t *len_out)
 
 	if (cb_file_read_all(path, confinement_root(), max_size, &buf, len_out, &err) != CB_OK)
 		camembert_report_core_error(&err, NULL,
-									files_hint(&err, "A model directory holds config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model."));
+									files_hint(&err, "A model directory holds config.json, model.safetensors, pytorch_model.bin or tf_model.h5, and sentencepiece.bpe.model."));
 	return buf;
 }
 
@@ -126,7 +126,7 @@ camembert_build_segment(const char *path, cb_precision precision, Size *size_out
 	/* the core's messages name the directory and file themselves */
 	if (cb_model_source_open_in(path, confinement_root(), &source, &err) != CB_OK)
 		camembert_report_core_error(&err, NULL,
-									files_hint(&err, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, or pytorch_model.bin)."));
+									files_hint(&err, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, pytorch_model.bin, or TensorFlow's tf_model.h5)."));
 	vsource = source;
 
 	PG_TRY();
