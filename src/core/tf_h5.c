@@ -730,6 +730,12 @@ reap_pending(void)
 	pending_fd = -1;
 }
 
+void
+cb_tf_h5_abandon(void)
+{
+	reap_pending();
+}
+
 cb_status
 cb_tf_h5_read(const cb_file_reader *r, uint32_t file_index, cb_tensor_list *list, cb_error *err)
 {

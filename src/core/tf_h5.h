@@ -22,7 +22,7 @@
  * record (name, dtype, shape, offset and size within the file) before
  * trusting it.  While it waits it runs cb_check_interrupts() every 100 ms;
  * a child left behind by an interrupt that longjmps is killed and reaped by
- * the next call.  A child that dies, is killed or sends a malformed record
+ * cb_tf_h5_abandon() or the next call.  A child that dies, is killed or sends a malformed record
  * gives CB_ERR_FORMAT naming the file.
  */
 #ifndef CB_TF_H5_H
@@ -45,6 +45,13 @@
  */
 cb_status	cb_tf_h5_read(const cb_file_reader *r, uint32_t file_index, cb_tensor_list *list,
 						  cb_error *err);
+
+/*
+ * Kill and reap a child left behind when cb_check_interrupts() longjmped out
+ * of cb_tf_h5_read (the next call does it too); a no-op otherwise.  The
+ * PostgreSQL layer calls it when loading a model fails.
+ */
+void		cb_tf_h5_abandon(void);
 
 /*
  * The parent's half alone: decode and validate a child's report (for
