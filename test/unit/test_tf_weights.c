@@ -15,6 +15,8 @@
  *   - the name mapping of transformers' convert_tf_weight_name_to_pt_weight_name
  *     on the golden README's examples;
  *   - which file wins when several are present (PyTorch weights first);
+ *   - layouts the golden files lack (fixed-length and split name lists,
+ *     float16, a shard) in tiny files libhdf5 wrote (fuzz/corpus/tf_h5);
  *   - damaged and hostile files: errors, never crashes; the parent's
  *     validation of the child's report.
  */
@@ -565,6 +567,67 @@ test_report_validation(void)
 	CHECK(decode(buf, n, &err) == CB_ERR_FORMAT);
 }
 
+/*
+ * Layouts the golden files do not have, in tiny files libhdf5 wrote
+ * (fuzz/tf_h5_seeds.c): fixed-length name strings, a name list split in
+ * weight_names0/weight_names1, a float16 variable, a shard's flat layout.
+ * The values written are i / 8.
+ */
+static void
+check_seed(const char *file, cb_tensor_dtype bias_dtype)
+{
+	size_t		len;
+	unsigned char *data = ut_read_file(file, &len);
+	cb_file_reader r;
+	cb_tensor_list list = {0};
+	cb_error	err;
+	const cb_tensor_info *k,
+			   *b;
+
+	CHECK_MSG(data != NULL, "%s", file);
+	if (data == NULL)
+		return;
+	cb_file_reader_memory(&r, data, len, file);
+	CHECK_MSG(cb_tf_h5_read(&r, 0, &list, &err) == CB_OK, "%s: %s", file, err.message);
+	CHECK_EQ_INT(list.count, 2);
+	k = cb_tensor_list_find(&list, "dense/kernel:0");
+	b = cb_tensor_list_find(&list, "dense/bias:0");
+	CHECK_MSG(k != NULL && b != NULL, "%s: names", file);
+	if (k != NULL && b != NULL)
+	{
+		float		f[6];
+		uint16_t	h[3];
+
+		CHECK(k->dtype == CB_TENSOR_F32 && k->ndim == 2 && k->shape[0] == 2 && k->shape[1] == 3);
+		CHECK(b->dtype == bias_dtype && b->ndim == 1 && b->shape[0] == 3);
+		memcpy(f, data + k->offset, sizeof(f));
+		for (int i = 0; i < 6; i++)
+			CHECK_NEAR(f[i], i / 8.0, 0);
+		if (bias_dtype == CB_TENSOR_F16)
+		{
+			/* IEEE half: 0, 0.125, 0.25 */
+			memcpy(h, data + b->offset, sizeof(h));
+			CHECK(h[0] == 0x0000 && h[1] == 0x3000 && h[2] == 0x3400);
+		}
+		else
+		{
+			memcpy(f, data + b->offset, 12);
+			for (int i = 0; i < 3; i++)
+				CHECK_NEAR(f[i], i / 8.0, 0);
+		}
+	}
+	cb_tensor_list_free(&list);
+	free(data);
+}
+
+static void
+test_seed_layouts(void)
+{
+	check_seed("fuzz/corpus/tf_h5/keras_vlen.h5", CB_TENSOR_F16);
+	check_seed("fuzz/corpus/tf_h5/keras_fixed_chunked.h5", CB_TENSOR_F32);
+	check_seed("fuzz/corpus/tf_h5/shard.h5", CB_TENSOR_F32);
+}
+
 /* A TF kernel that is not 2-D, and two variables mapping to one name with different shapes. */
 static void
 test_list_mapping(void)
@@ -612,6 +675,7 @@ main(void)
 	RUN(test_names);
 	RUN(test_list_mapping);
 	RUN(test_report_validation);
+	RUN(test_seed_layouts);
 	RUN(test_forward_equals_golden);
 	RUN(test_images_identical);
 	RUN(test_precedence);
