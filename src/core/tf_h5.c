@@ -227,7 +227,7 @@ read_string_attr(hid_t obj, const char *objname, const char *name, strlist *out,
 		size_t		size = H5Tget_size(ftype);
 		char	   *buf;
 
-		if (size == 0 || size > MAX_STRING)
+		if (size == 0 || size > MAX_STRING || n * size > CB_TF_H5_MAX_REPORT)
 		{
 			fail(rep, "attribute %s of %s has strings of %zu bytes", name, objname, size);
 			goto done;
@@ -381,7 +381,8 @@ report_dataset(hid_t loc, const char *path, const char *name, uint32_t flags, hi
 				offset;
 	bool		ok = false;
 
-	if (H5Lexists(loc, path, H5P_DEFAULT) <= 0 || (d = H5Dopen2(loc, path, dapl)) < 0)
+	/* dapl is a link access list too: no external link is followed on the way */
+	if (H5Lexists(loc, path, dapl) <= 0 || (d = H5Dopen2(loc, path, dapl)) < 0)
 		return fail(rep, "variable '%s' has no dataset", name);
 	dcpl = H5Dget_create_plist(d);
 	type = H5Dget_type(d);
@@ -551,6 +552,9 @@ child_main(int out_fd, const cb_file_reader *r)
 	put(&rep, REPORT_MAGIC, 8);
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 	fapl = H5Pcreate(H5P_FILE_ACCESS);
+	/* read-only, and the file may lie where locks fail: no flock() */
+	if (fapl >= 0)
+		(void) H5Pset_file_locking(fapl, 0, 1);
 	if (fapl < 0)
 		fail(&rep, "libhdf5 cannot start");
 	else if (r->data != NULL)
