@@ -39,7 +39,7 @@ CORE_SRCS := $(addprefix src/core/, \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
 	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \
 	matrix.c model_image.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
-	tokenizer.c torch_bin.c utf8.c)
+	tf_h5.c tf_names.c tokenizer.c torch_bin.c utf8.c)
 CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \
 	camembert.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
@@ -58,9 +58,12 @@ REGRESS_OPTS = --load-extension=camembert
 WERROR_FLAG = $(if $(filter 1 yes,$(WERROR)),-Werror)
 WARNINGS = -Wall -Wextra $(WERROR_FLAG) -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-declaration-after-statement
-PG_CPPFLAGS = -Isrc/core -DCAMEMBERT_VERSION='"$(EXTVERSION)"'
+# Debian's libhdf5 (libhdf5-dev) reads tf_model.h5 (src/core/tf_h5.c).
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+PG_CPPFLAGS = -Isrc/core $(HDF5_CFLAGS) -DCAMEMBERT_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -std=gnu11 $(WARNINGS)
-SHLIB_LINK = -lopenblas -lm -lpthread
+SHLIB_LINK = $(HDF5_LIBS) -lopenblas -lm -lpthread
 
 EXTRA_CLEAN = build tmp_check
 
@@ -131,8 +134,8 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit
-UNIT_LIBS = -lopenblas -lm -lpthread
+	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS)
+UNIT_LIBS = $(HDF5_LIBS) -lopenblas -lm -lpthread
 
 UNIT_CORE_SRCS := $(CORE_SRCS) $(CORE_TEST_SRCS)
 UNIT_CORE_OBJS := $(patsubst src/core/%.c,build/unit/core/%.o,$(UNIT_CORE_SRCS))
@@ -158,7 +161,7 @@ build/unit/tsan/test_%: test/unit/test_%.c $(UNIT_CORE_SRCS) $(wildcard src/core
 		$(wildcard test/unit/support/*.[ch]) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
-		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit \
+		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS) \
 		-o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_SRCS) $(UNIT_LIBS)
 
 # test_kernels runs once per matrix-product code path and thread count;
@@ -170,7 +173,7 @@ headers:
 	@p=0; f=0; \
 	for h in $(wildcard src/core/*.h); do \
 		if printf '#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
-			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) -Isrc/core -fsyntax-only -x c -; \
+			$(UNIT_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) -Isrc/core $(HDF5_CFLAGS) -fsyntax-only -x c -; \
 		then p=$$((p + 1)); else f=$$((f + 1)); echo "FAIL $$h"; fi; done; \
 	for h in $(wildcard src/*.h); do \
 		if printf '#include "postgres.h"\n#include "%s"\n#include "%s"\n' $$(basename $$h) $$(basename $$h) | \
@@ -202,7 +205,7 @@ unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSA
 # bench/bench_matrix.c: cb_matrix_product in every format against float32 (bench/README.md).
 # The core at -O2, as PGXS builds the extension.
 
-BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core
+BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 $(WARNINGS) -Isrc/core $(HDF5_CFLAGS)
 BENCH_CORE_OBJS := $(patsubst src/core/%.c,build/bench/core/%.o,$(CORE_SRCS))
 
 build/bench/core/%.o: src/core/%.c $(wildcard src/core/*.h)

@@ -6,7 +6,7 @@
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc/core -Itest/unit \
  *       -o build/accuracy/accuracy bench/accuracy.c test/unit/support/npy.c \
- *       src/core/[a-z]*.c -lopenblas -lm -lpthread
+ *       src/core/[a-z]*.c $(pkg-config --cflags --libs hdf5) -lopenblas -lm -lpthread
  *   build/accuracy/accuracy --corpus build/accuracy/corpus [--models models]
  *       [--golden test/golden/models] [--precisions float32,auto,bfloat16,int8]
  *       [--prompts 32] [--new-tokens 20]

@@ -23,6 +23,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Debian's libhdf5 (src/core/tf_h5.c reads tf_model.h5)
+HDF5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 OUT=$ROOT/build/accuracy
 PY=/usr/bin/python3
 PRECISIONS=${ACCURACY_PRECISIONS:-float32,auto,bfloat16,int8}
@@ -80,8 +83,8 @@ fi
 if [ ! -x "$BIN" ] ||
 	[ -n "$(find "$ROOT/src/core" "$ROOT/bench/accuracy.c" "$ROOT/test/unit/support" -newer "$BIN" -name '*.[ch]' | head -1)" ]; then
 	log "building bench/accuracy.c with src/core (-O2)"
-	cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$ROOT/src/core" -I"$ROOT/test/unit" -o "$BIN" \
-		"$ROOT/bench/accuracy.c" "$ROOT/test/unit/support/npy.c" "$ROOT"/src/core/[a-z]*.c -lopenblas -lm -lpthread
+	cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$ROOT/src/core" -I"$ROOT/test/unit" $HDF5_CFLAGS -o "$BIN" \
+		"$ROOT/bench/accuracy.c" "$ROOT/test/unit/support/npy.c" "$ROOT"/src/core/[a-z]*.c $HDF5_LIBS -lopenblas -lm -lpthread
 fi
 
 # 4. the evaluation

@@ -4,7 +4,7 @@
  * bench/run.sh builds and drives it; it can also be used by hand:
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc/core -o build/bench/engine/bench_engine \
- *       bench/bench_engine.c src/core/[a-z]*.c -lopenblas -lm
+ *       bench/bench_engine.c src/core/[a-z]*.c $(pkg-config --cflags --libs hdf5) -lopenblas -lm
  *
  *   bench_engine [--precision P] MODEL_DIR [batch=1] [seq_len=64] [iterations=10]
  *       random ids (<s> ... </s>, no padding), min / median / mean per pass

@@ -4,7 +4,7 @@
  * the same inputs, under the same load.
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -fPIC -shared -Isrc/core -o build/bench/engine/libcbbench.so \
- *       bench/bench_lib.c src/core/[a-z]*.c -lopenblas -lm -lpthread
+ *       bench/bench_lib.c src/core/[a-z]*.c $(pkg-config --cflags --libs hdf5) -lopenblas -lm -lpthread
  */
 #include "forward.h"
 #include "load_model.h"

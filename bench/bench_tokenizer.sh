@@ -13,6 +13,9 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# Debian's libhdf5 (src/core/tf_h5.c reads tf_model.h5)
+HDF5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 OUT="$ROOT/build/bench"
 MODEL=${MODEL:-"$ROOT/test/golden/tokenizer_fr8k/sentencepiece.bpe.model"}
 REPEAT=${REPEAT:-3}
@@ -51,10 +54,10 @@ mkdir -p "$OUT/core"
 objs=""
 for c in "$ROOT"/src/core/*.c; do
 	o="$OUT/core/$(basename "$c" .c).o"
-	$CC $CFLAGS -I"$ROOT/src/core" -c "$c" -o "$o"
+	$CC $CFLAGS -I"$ROOT/src/core" $HDF5_CFLAGS -c "$c" -o "$o"
 	objs="$objs $o"
 done
-$CC $CFLAGS -I"$ROOT/src/core" -o "$OUT/cb_driver" "$ROOT/bench/tokenizer/cb_driver.c" $objs -lopenblas -lm
+$CC $CFLAGS -I"$ROOT/src/core" -o "$OUT/cb_driver" "$ROOT/bench/tokenizer/cb_driver.c" $objs $HDF5_LIBS -lopenblas -lm
 $CXX $CXXFLAGS -o "$OUT/sp_driver" "$ROOT/bench/tokenizer/sp_driver.cc" \
 	$(pkg-config --cflags --libs sentencepiece 2>/dev/null || echo -lsentencepiece)
 

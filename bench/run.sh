@@ -42,6 +42,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Debian's libhdf5 (src/core/tf_h5.c reads tf_model.h5)
+HDF5_CFLAGS=$(pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS=$(pkg-config --libs hdf5 2>/dev/null || echo "-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5")
 OUT=$ROOT/build/bench/engine
 PY=/usr/bin/python3
 SECS=${BENCH_SECONDS:-2}
@@ -142,10 +145,10 @@ fi
 if [ ! -x "$BIN" ] || [ ! -f "$LIB" ] ||
 	[ -n "$(find "$CORE_DIR" "$ROOT/bench/bench_engine.c" "$ROOT/bench/bench_lib.c" -newer "$LIB" -name '*.[ch]' | head -1)" ]; then
 	log "building bench_engine and libcbbench.so from $CORE_DIR (-O2, as PGXS builds the extension)"
-	cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -I"$CORE_DIR" -o "$BIN" \
-		"$ROOT/bench/bench_engine.c" "$CORE_DIR"/[a-z]*.c -lopenblas -lm -lpthread
-	cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -fPIC -shared -I"$CORE_DIR" -o "$LIB" \
-		"$ROOT/bench/bench_lib.c" "$CORE_DIR"/[a-z]*.c -lopenblas -lm -lpthread
+	cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -I"$CORE_DIR" $HDF5_CFLAGS -o "$BIN" \
+		"$ROOT/bench/bench_engine.c" "$CORE_DIR"/[a-z]*.c $HDF5_LIBS -lopenblas -lm -lpthread
+	cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -fPIC -shared -I"$CORE_DIR" $HDF5_CFLAGS -o "$LIB" \
+		"$ROOT/bench/bench_lib.c" "$CORE_DIR"/[a-z]*.c $HDF5_LIBS -lopenblas -lm -lpthread
 fi
 "$PY" "$ROOT/bench/bench.py" cases "$OUT/cases.bin"
 [ -f "$OUT/texts_$ROWS.txt" ] || "$PY" "$ROOT/bench/bench.py" texts "$OUT/texts_$ROWS.txt" "$ROWS"

@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGMAJOR=${PGMAJOR:-15}
 
-# Runtime + build: the server (with pgbench), its headers, OpenBLAS.  Tests:
+# Runtime + build: the server (with pgbench), its headers, OpenBLAS, libhdf5 (tf_model.h5).  Tests:
 # IPC::Run for the TAP tests, clang and its sanitizer/fuzzer runtime for the
 # fuzzers, Debian's python3 + numpy to regenerate SQL fixtures from the golden;
 # debhelper, dpkg-dev and pg_buildext (postgresql-server-dev-all) to build the Debian package.
@@ -18,6 +18,7 @@ PACKAGES=(
 	build-essential
 	"postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR"
 	libopenblas-dev
+	libhdf5-dev
 	libipc-run-perl
 	clang libclang-rt-dev
 	python3 python3-numpy

@@ -15,6 +15,7 @@
 #include "file_io.h"
 #include "model_image.h"
 #include "model_segment.h"
+#include "tf_h5.h"
 #include "tokenizer.h"
 
 #define IMAGE_ALIGN		64
@@ -95,8 +96,30 @@ read_whole_file(const char *path, size_t max_size, size_t *len_out)
 
 	if (cb_file_read_all(path, confinement_root(), max_size, &buf, len_out, &err) != CB_OK)
 		camembert_report_core_error(&err, NULL,
-									files_hint(&err, "A model directory holds config.json, model.safetensors or pytorch_model.bin, and sentencepiece.bpe.model."));
+									files_hint(&err, "A model directory holds config.json, model.safetensors, pytorch_model.bin or tf_model.h5, and sentencepiece.bpe.model."));
 	return buf;
+}
+
+/*
+ * cb_model_source_open_in; a cancel while a tf_model.h5 is read leaves its
+ * reader process (src/core/tf_h5.c) behind: end it before the error goes on.
+ */
+static cb_status
+open_source(const char *path, cb_model_source **source, cb_error *err)
+{
+	cb_status	st = CB_OK;
+
+	PG_TRY();
+	{
+		st = cb_model_source_open_in(path, confinement_root(), source, err);
+	}
+	PG_CATCH();
+	{
+		cb_tf_h5_abandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return st;
 }
 
 /*
@@ -124,9 +147,9 @@ camembert_build_segment(const char *path, cb_precision precision, Size *size_out
 	cb_free(sp_bytes);
 
 	/* the core's messages name the directory and file themselves */
-	if (cb_model_source_open_in(path, confinement_root(), &source, &err) != CB_OK)
+	if (open_source(path, &source, &err) != CB_OK)
 		camembert_report_core_error(&err, NULL,
-									files_hint(&err, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, or pytorch_model.bin)."));
+									files_hint(&err, "A model directory holds config.json and model.safetensors (or sharded safetensors with model.safetensors.index.json, pytorch_model.bin, or TensorFlow's tf_model.h5)."));
 	vsource = source;
 
 	PG_TRY();

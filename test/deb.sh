@@ -123,8 +123,8 @@ check "the package: $(field Package) $(field Version) $(field Architecture)" \
 	test "$(field Package)" = "$PKG" -a "$(field Version)" = "$version"
 check "its version ($version) is camembert.control's ($control_version)" \
 	bash -c "[[ '$version' =~ ^${control_version//./\\.}([-+~].*)?\$ ]]"
-check "it depends on the server and OpenBLAS: $(field Depends)" \
-	bash -c "grep -qE '(^|, )postgresql-$PGMAJOR( |,|\$)' <<<'$(field Depends)' && grep -q libopenblas <<<'$(field Depends)'"
+check "it depends on the server, OpenBLAS and libhdf5: $(field Depends)" \
+	bash -c "grep -qE '(^|, )postgresql-$PGMAJOR( |,|\$)' <<<'$(field Depends)' && grep -q libopenblas <<<'$(field Depends)' && grep -q libhdf5 <<<'$(field Depends)'"
 dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' >"$WORK/files"
 share=/usr/share/postgresql/$PGMAJOR
 want=("/usr/lib/postgresql/$PGMAJOR/lib/camembert.so" "$share/extension/camembert.control"

@@ -10,7 +10,7 @@ OUT="$ROOT/build/bench"
 N=${1:-30000}
 CORPUS=$(ls "$OUT"/corpus_fr_*mb.txt | head -1)
 g++ -O2 -I"$ROOT/src/core" -o "$OUT/crosscheck" "$ROOT/bench/tokenizer/crosscheck.cc" "$OUT"/core/*.o \
-	-lsentencepiece -lopenblas -lm
+	-lsentencepiece $(pkg-config --libs hdf5) -lopenblas -lm
 if [ ! -s "$OUT/models/unused.model" ]; then
 	head -c 300000 "$CORPUS" >"$OUT/small_corpus.txt"
 	/usr/bin/python3 "$ROOT/bench/tokenizer/make_test_models.py" "$OUT/small_corpus.txt" "$OUT/models"

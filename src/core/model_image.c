@@ -21,6 +21,8 @@
  */
 #include "model_image.h"
 #include "safetensors.h"
+#include "tf_h5.h"
+#include "tf_names.h"
 #include "torch_bin.h"
 
 #include <errno.h>
@@ -351,8 +353,40 @@ read_weight_file(cb_model_source *src, const char *path, tensor_file_reader fn,
 	return status;
 }
 
+/*
+ * A TensorFlow index (tf_model.h5.index.json) names full variables (model-name
+ * component first): map them to PyTorch names, in place.
+ */
 static cb_status
-read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn, cb_error *err)
+map_tf_index_names(cb_shard_index *idx, const char *index_path, cb_error *err)
+{
+	char		name[CB_TENSOR_MAX_NAME + 1];
+
+	for (size_t i = 0; i < idx->num_names; i++)
+	{
+		const char *tf = cb_tf_name_strip_model(idx->names[i]);
+		bool		transpose;
+		cb_error	e;
+		char	   *copy;
+
+		if (tf == NULL)
+			return cb_set_error(err, CB_ERR_FORMAT, "%s: variable '%.200s' has no model-name component",
+								index_path, idx->names[i]);
+		if (cb_tf_name_to_pt(tf, name, sizeof(name), &transpose, &e) != CB_OK)
+			return cb_set_error(err, e.status, "%s: %s", index_path, e.message);
+		copy = cb_malloc(strlen(name) + 1);
+		if (copy == NULL)
+			return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", index_path);
+		memcpy(copy, name, strlen(name) + 1);
+		cb_free(idx->names[i]);
+		idx->names[i] = copy;
+	}
+	return CB_OK;
+}
+
+static cb_status
+read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn, bool tf,
+			 cb_error *err)
 {
 	cb_shard_index *idx;
 	cb_status	status;
@@ -361,6 +395,11 @@ read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn
 	status = cb_shard_index_load(index_path, src->root, &idx, err);
 	if (status != CB_OK)
 		return status;
+	if (tf && (status = map_tf_index_names(idx, index_path, err)) != CB_OK)
+	{
+		cb_shard_index_free(idx);
+		return status;
+	}
 	shard_lists = cb_calloc(idx->num_files, sizeof(cb_tensor_list));
 	if (shard_lists == NULL)
 	{
@@ -382,6 +421,12 @@ read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn
 								  index_path, idx->files[f]);
 		else
 			status = read_weight_file(src, path, fn, &shard_lists[f], err);
+		if (status == CB_OK && !tf && shard_lists[f].tf_names)
+			status = cb_set_error(err, CB_ERR_UNSUPPORTED,
+								  "%s: sharded safetensors in TensorFlow layout (metadata \"format\": \"tf\") "
+								  "are not supported", path);
+		if (status == CB_OK && tf)
+			status = cb_tf_list_to_pt(&shard_lists[f], path, err);
 		if (status == CB_OK)
 			status = cb_tensor_list_finish(&shard_lists[f], path, err);
 		cb_free(path);
@@ -746,17 +791,24 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 	cb_model_source *src;
 	cb_status	st;
 	char	   *path = NULL;
+	enum
+	{
+		W_SAFETENSORS, W_TORCH, W_TF_H5
+	};
 	static const struct
 	{
 		const char *name;
 		bool		sharded;
-		bool		torch;
+		int			kind;
 	}			candidates[] = {
-		{"model.safetensors", false, false},
-		{"model.safetensors.index.json", true, false},
-		{"pytorch_model.bin", false, true},
-		{"pytorch_model.bin.index.json", true, true},
+		{"model.safetensors", false, W_SAFETENSORS},
+		{"model.safetensors.index.json", true, W_SAFETENSORS},
+		{"pytorch_model.bin", false, W_TORCH},
+		{"pytorch_model.bin.index.json", true, W_TORCH},
+		{"tf_model.h5", false, W_TF_H5},
+		{"tf_model.h5.index.json", true, W_TF_H5},
 	};
+	const int	num_candidates = (int) (sizeof(candidates) / sizeof(candidates[0]));
 	int			chosen = -1;
 
 	*out = NULL;
@@ -791,7 +843,7 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 	if (st != CB_OK)
 		goto fail;
 
-	for (int i = 0; i < 4 && chosen < 0; i++)
+	for (int i = 0; i < num_candidates && chosen < 0; i++)
 	{
 		int			k;
 
@@ -819,19 +871,27 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 	{
 		st = cb_set_error(err, CB_ERR_IO,
 						  "%s: no weights found (looked for model.safetensors, model.safetensors.index.json, "
-						  "pytorch_model.bin, pytorch_model.bin.index.json)", dir);
+						  "pytorch_model.bin, pytorch_model.bin.index.json, tf_model.h5, "
+						  "tf_model.h5.index.json)", dir);
 		if (err != NULL)
 			err->sys_errno = ENOENT;
 		goto fail;
 	}
 	snprintf(src->weights_file, sizeof(src->weights_file), "%s", candidates[chosen].name);
 	{
-		tensor_file_reader fn = candidates[chosen].torch ? cb_torch_bin_read : cb_safetensors_read;
+		int			kind = candidates[chosen].kind;
+		tensor_file_reader fn = kind == W_TORCH ? cb_torch_bin_read :
+			kind == W_TF_H5 ? cb_tf_h5_read : cb_safetensors_read;
 
 		if (candidates[chosen].sharded)
-			st = read_sharded(src, path, fn, err);
+			st = read_sharded(src, path, fn, kind == W_TF_H5, err);
 		else
+		{
 			st = read_weight_file(src, path, fn, &src->tensors, err);
+			/* tf_model.h5, or model.safetensors whose metadata says "format": "tf" */
+			if (st == CB_OK && (kind == W_TF_H5 || src->tensors.tf_names))
+				st = cb_tf_list_to_pt(&src->tensors, path, err);
+		}
 	}
 	if (st == CB_OK)
 		st = cb_tensor_list_finish(&src->tensors, path, err);
@@ -972,6 +1032,43 @@ open_checked(const file_identity *fi, const char *root, cb_file_reader *r, cb_er
 	return CB_OK;
 }
 
+/*
+ * The raw bytes (as stored: 2 or 4 per element) of a 2-D tensor, in PyTorch
+ * orientation [rows, cols], into dst: a TensorFlow kernel (t->transposed,
+ * stored [cols, rows]) is read whole and transposed.
+ */
+static cb_status
+read_oriented(const cb_tensor_info *t, const cb_file_reader *fr, size_t rows, size_t cols,
+			  unsigned char *dst, cb_error *err)
+{
+	size_t		elem = cb_tensor_dtype_size(t->dtype);
+	unsigned char *tmp;
+	cb_status	st;
+
+	if (!t->transposed)
+		return cb_file_reader_read(fr, t->offset, dst, (size_t) t->nbytes, err);
+	tmp = cb_malloc((size_t) t->nbytes);
+	if (tmp == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "out of memory transposing '%s'", t->name);
+	st = cb_file_reader_read(fr, t->offset, tmp, (size_t) t->nbytes, err);
+	if (st == CB_OK)
+	{
+		/* tmp is [cols][rows]: blocks of 32 × 32 elements for locality */
+		for (size_t k0 = 0; k0 < cols; k0 += 32)
+			for (size_t r0 = 0; r0 < rows; r0 += 32)
+			{
+				size_t		k1 = k0 + 32 < cols ? k0 + 32 : cols,
+							r1 = r0 + 32 < rows ? r0 + 32 : rows;
+
+				for (size_t k = k0; k < k1; k++)
+					for (size_t r = r0; r < r1; r++)
+						memcpy(dst + (r * cols + k) * elem, tmp + (k * rows + r) * elem, elem);
+			}
+	}
+	cb_free(tmp);
+	return st;
+}
+
 /* rows of a matrix converted at a time by write_packed */
 #define PACK_CHUNK_ROWS 64
 
@@ -989,6 +1086,7 @@ write_packed(const cb_model_source *src, const slot *s, unsigned char *dst, cb_e
 				cols,
 				elem = cb_tensor_dtype_size(t->dtype);
 	float	   *buf;
+	unsigned char *whole = NULL;
 	cb_file_reader fr;
 	cb_status	st;
 
@@ -1005,12 +1103,24 @@ write_packed(const cb_model_source *src, const slot *s, unsigned char *dst, cb_e
 		cb_free(buf);
 		return st;
 	}
+	if (t->transposed)
+	{
+		/* a TensorFlow kernel: the whole matrix in PyTorch orientation, then in chunks */
+		whole = cb_malloc((size_t) t->nbytes);
+		if (whole == NULL)
+			st = cb_set_error(err, CB_ERR_NOMEM, "out of memory converting a weight matrix");
+		else
+			st = read_oriented(t, &fr, rows, cols, whole, err);
+	}
 	for (size_t r0 = 0; r0 < rows && st == CB_OK; r0 += PACK_CHUNK_ROWS)
 	{
 		size_t		n = rows - r0 < PACK_CHUNK_ROWS ? rows - r0 : PACK_CHUNK_ROWS;
 		unsigned char *raw = (unsigned char *) buf + (elem == 4 ? 0 : n * cols * 2);
 
-		st = cb_file_reader_read(&fr, t->offset + (uint64_t) r0 * cols * elem, raw, n * cols * elem, err);
+		if (whole != NULL)
+			memcpy(raw, whole + r0 * cols * elem, n * cols * elem);
+		else
+			st = cb_file_reader_read(&fr, t->offset + (uint64_t) r0 * cols * elem, raw, n * cols * elem, err);
 		if (st != CB_OK)
 			break;
 		if (elem != 4)
@@ -1018,6 +1128,7 @@ write_packed(const cb_model_source *src, const slot *s, unsigned char *dst, cb_e
 		cb_matrix_encode_rows(s->format, rows, cols, dst, r0, n, buf);
 	}
 	cb_file_reader_close(&fr);
+	cb_free(whole);
 	cb_free(buf);
 	return st;
 }
@@ -1129,11 +1240,14 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 			st = open_checked(&src->files[t->file], src->root, &r, err);
 			if (st != CB_OK)
 				return st;
+			size_t		rows = t->ndim == 2 ? (size_t) t->shape[0] : 1,
+						cols = t->ndim == 2 ? (size_t) t->shape[1] : (size_t) t->numel;
+
 			if (t->dtype == CB_TENSOR_F32 || s->format != CB_MATRIX_F32)
-				st = cb_file_reader_read(&r, t->offset, dst, (size_t) t->nbytes, err);	/* as stored */
+				st = read_oriented(t, &r, rows, cols, dst, err);	/* as stored */
 			else
 			{
-				st = cb_file_reader_read(&r, t->offset, dst + s->count * 2, (size_t) t->nbytes, err);
+				st = read_oriented(t, &r, rows, cols, dst + s->count * 2, err);
 				if (st == CB_OK)
 					widen_in_place(dst, s->count, t->dtype == CB_TENSOR_BF16);
 			}

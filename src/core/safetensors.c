@@ -444,12 +444,27 @@ cb_safetensors_read(const cb_file_reader *r, uint32_t file_index,
 				goto done;
 			}
 			for (size_t j = 0; j < m->value.count; j++)
-				if (m->value.members[j].value.type != CB_JSON_STRING)
+			{
+				const cb_json_member *md = &m->value.members[j];
+
+				if (md->value.type != CB_JSON_STRING)
 				{
 					st = cb_set_error(err, CB_ERR_FORMAT, "%s: \"__metadata__\" values must be strings",
 									  r->path);
 					goto done;
 				}
+				/* "format": "tf" — TensorFlow names and orientation (tf_names.h) */
+				if (strcmp(md->key, "format") == 0 && strcmp(md->value.string, "tf") == 0 &&
+					md->value.string_len == 2)
+					list->tf_names = true;
+				else if (strcmp(md->key, "format") == 0 && strcmp(md->value.string, "flax") == 0)
+				{
+					st = cb_set_error(err, CB_ERR_UNSUPPORTED,
+									  "%s: a Flax safetensors file (metadata \"format\": \"flax\") is not supported",
+									  r->path);
+					goto done;
+				}
+			}
 			continue;
 		}
 		st = parse_entry(r, m, data_len, &infos[nspans], err);

@@ -66,6 +66,7 @@ typedef struct cb_tensor_info
 	uint64_t	offset;			/* absolute byte offset of the first element in that file */
 	uint64_t	nbytes;			/* numel × dtype size */
 	int64_t		storage;		/* torch_bin: storage id (aliases share it); else -1 */
+	bool		transposed;		/* 2-D, stored [shape[1], shape[0]] (a TensorFlow kernel) */
 } cb_tensor_info;
 
 typedef struct cb_tensor_list
@@ -74,6 +75,8 @@ typedef struct cb_tensor_list
 	size_t		count;
 	size_t		capacity;
 	bool		sorted;			/* by name, after cb_tensor_list_finish() */
+	bool		tf_names;		/* safetensors "__metadata__": {"format": "tf"}: TensorFlow
+								 * names and orientation (tf_names.h) */
 } cb_tensor_list;
 
 /* Append a copy of *t (its name is copied too). */

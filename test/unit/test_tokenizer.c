@@ -13,6 +13,7 @@
 #include "unit.h"
 
 #include <dirent.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -988,6 +989,11 @@ test_model_dirs(void)
 		int			checked = 0;
 
 		if (e->d_name[0] == '.')
+			continue;
+		/* the TensorFlow directories (*_tf_*) have no expected/ of their own: their
+		 * tokenizer files are those of their source model, checked here */
+		snprintf(path, sizeof(path), "%s/%s/expected", MODELS_DIR, e->d_name);
+		if (strstr(e->d_name, "_tf_") != NULL && access(path, F_OK) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/sentencepiece.bpe.model", MODELS_DIR, e->d_name);
 		model = read_file(path, &model_len);
