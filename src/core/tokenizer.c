@@ -567,6 +567,24 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 	if (image == NULL || tok == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_open: NULL argument");
 	memset(tok, 0, sizeof(*tok));
+	if (cb_bbpe_is_image(image, image_len))
+	{
+		cb_status	st = cb_bbpe_open(image, image_len, &tok->bbpe, err);
+
+		if (st != CB_OK)
+			return st;
+		tok->kind = CB_TOK_KIND_BYTE_BPE;
+		tok->image = img;
+		tok->image_len = image_len;
+		tok->vocab_size = tok->bbpe.id_limit;
+		tok->sp_vocab_size = tok->bbpe.vocab_size;
+		tok->pad_id = tok->bbpe.pad_id;
+		tok->cls_id = tok->bbpe.cls_id;
+		tok->sep_id = tok->bbpe.sep_id;
+		tok->unk_id = tok->bbpe.unk_id;
+		tok->mask_id = tok->bbpe.mask_id;
+		return CB_OK;
+	}
 	if (((uintptr_t) image & 7) != 0)
 		return cb_set_error(err, CB_ERR_INVALID, "tokenizer image: not 8-byte aligned");
 	if (image_len < sizeof(image_header))
@@ -696,6 +714,7 @@ struct cb_tok_workspace
 {
 	cb_norm_buf norm;			/* normalized text not yet encoded */
 	cb_bpe_work bpe;
+	cb_bbpe_work bbpe;			/* byte-level BPE */
 	id_vec		ids;
 	id_vec		ids_b;
 	cb_norm_buf run;			/* a run of unknown pieces not yet ended */
@@ -718,6 +737,7 @@ free_scratch(cb_tok_workspace *ws)
 {
 	cb_norm_buf_free(&ws->norm);
 	cb_bpe_work_free_scratch(&ws->bpe);
+	cb_bbpe_work_free_scratch(&ws->bbpe);
 	cb_free(ws->ids.v);
 	cb_free(ws->ids_b.v);
 	memset(&ws->ids, 0, sizeof(ws->ids));
@@ -737,6 +757,7 @@ cb_tok_workspace_destroy(cb_tok_workspace *ws)
 		return;
 	free_scratch(ws);
 	cb_bpe_work_free(&ws->bpe);
+	cb_bbpe_work_free(&ws->bbpe);
 	cb_free(ws);
 }
 
@@ -745,7 +766,7 @@ cb_tok_workspace_scratch_bytes(const cb_tok_workspace *ws)
 {
 	if (ws == NULL)
 		return 0;
-	return ws->norm.cap + cb_bpe_work_scratch_bytes(&ws->bpe) +
+	return ws->norm.cap + cb_bpe_work_scratch_bytes(&ws->bpe) + cb_bbpe_work_scratch_bytes(&ws->bbpe) +
 		(ws->ids.cap + ws->ids_b.cap) * sizeof(int32_t) + ws->run.cap +
 		ws->tok_bytes.cap + ws->refs_cap * sizeof(piece_ref);
 }
@@ -1030,6 +1051,17 @@ encode_chunk(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, si
 	return end_run(c, err);
 }
 
+/* cb_bbpe_emit_fn: byte-level BPE pieces into the context. */
+static cb_status
+bbpe_emit(void *arg, int32_t id, const char *piece, size_t len, bool *stop, cb_error *err)
+{
+	encode_ctx *c = arg;
+	cb_status	st = emit_piece(c, id, piece, len, err);
+
+	*stop = c->stopped;
+	return st;
+}
+
 /* tokenize() + convert_tokens_to_ids() of one text, appended to the context's output. */
 static cb_status
 encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, size_t len,
@@ -1044,6 +1076,8 @@ encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, siz
 	if (len > CB_TOK_MAX_TEXT_BYTES)
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: text of %zu bytes is over the %zu-byte limit",
 							len, CB_TOK_MAX_TEXT_BYTES);
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_encode(&tok->bbpe, &ws->bbpe, text, len, bbpe_emit, c, NULL, err);
 
 	/* Split on the added tokens (leftmost, then longest), a chunk at a time. */
 	while (!c->stopped)
@@ -1220,7 +1254,7 @@ cb_tokenizer_count(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ctx_init(&c, tok, ws, NULL, false, 0);
 	st = encode_text(tok, ws, text, len, &c, err);
@@ -1250,7 +1284,7 @@ cb_tokenizer_encode(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	st = cb_tokenizer_encode_ws(tok, ws, text, len, add_special_tokens, max_length, &view, &n, NULL, err);
 	if (st == CB_OK && own != NULL)
@@ -1310,7 +1344,7 @@ cb_tokenizer_encode_pair(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->ids_b.n = 0;
@@ -1384,7 +1418,7 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->n_refs = 0;
@@ -1451,6 +1485,8 @@ cb_tokenizer_id_to_piece(const cb_tokenizer *tok, int32_t id, size_t *len)
 
 	if (tok == NULL || id < 0 || id >= tok->vocab_size)
 		return NULL;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_id_to_token(&tok->bbpe, id, len);
 	k = added_index_of_id(tok, id);
 	if (k >= 0)
 	{
@@ -1470,13 +1506,17 @@ int32_t
 cb_tokenizer_piece_to_id(const cb_tokenizer *tok, const char *piece, size_t len)
 {
 	if (tok == NULL || (piece == NULL && len > 0))
-		return CB_TOK_ID_UNK;
+		return tok == NULL ? CB_TOK_ID_UNK : tok->unk_id;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_token_to_id(&tok->bbpe, piece, len);
 	return id_of_string(tok, piece, len);
 }
 
 bool
 cb_tokenizer_is_special_id(const cb_tokenizer *tok, int32_t id)
 {
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_is_special_id(&tok->bbpe, id);
 	return added_index_of_id(tok, id) >= 0;
 }
 
@@ -1645,6 +1685,20 @@ cb_tokenizer_decode(const cb_tokenizer *tok, const int32_t *ids, size_t n_ids,
 	*text = NULL;
 	if (text_len)
 		*text_len = 0;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+	{
+		/* RobertaTokenizer: the tokens' bytes, no strip; then the same clean-up */
+		st = cb_bbpe_decode(&tok->bbpe, ids, n_ids, skip_special_tokens, &out.data, &out.len, err);
+		if (st != CB_OK)
+			return st;
+		if (clean_up_tokenization_spaces)
+			out.len = clean_up_tokenization(out.data, out.len);
+		out.data[out.len] = '\0';
+		*text = out.data;
+		if (text_len)
+			*text_len = out.len;
+		return CB_OK;
+	}
 	for (size_t i = 0; i < n_ids; i++)
 	{
 		if (ids[i] < 0 || ids[i] >= tok->vocab_size ||

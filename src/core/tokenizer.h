@@ -69,6 +69,7 @@
 
 #include "cb_common.h"
 #include "bpe.h"
+#include "bytebpe.h"
 #include "normalizer.h"
 
 /* CamemBERT's fixed added-token ids. */
@@ -81,10 +82,22 @@
 
 #define CB_TOK_MAX_TEXT_BYTES ((size_t) 256 << 20) /* one text (or pair member): 256 MiB */
 
+/*
+ * The kinds of tokenizer an image holds; every function below works on each.
+ * CB_TOK_KIND_BYTE_BPE: RoBERTa's byte-level BPE (bytebpe.h), whose images
+ * cb_bbpe_build makes; cb_tokenizer_open tells the kinds apart by the magic.
+ */
+typedef enum cb_tok_kind
+{
+	CB_TOK_KIND_SP_BPE = 0,		/* CamembertTokenizer: SentencePiece BPE, fairseq offset 4 */
+	CB_TOK_KIND_BYTE_BPE		/* RobertaTokenizer */
+} cb_tok_kind;
+
 typedef struct cb_tokenizer
 {
 	/* Public, read-only. */
-	int32_t		vocab_size;		/* len(tokenizer): ids are 0 .. vocab_size-1 (8005) */
+	cb_tok_kind kind;
+	int32_t		vocab_size;		/* ids are 0 .. vocab_size-1 (8005) */
 	int32_t		sp_vocab_size;	/* pieces in the SentencePiece model (8000) */
 	int32_t		pad_id;			/* 1 */
 	int32_t		cls_id;			/* <s>, also bos (5) */
@@ -93,6 +106,7 @@ typedef struct cb_tokenizer
 	int32_t		mask_id;		/* <mask> (8004) */
 
 	/* Private: views into the image. */
+	cb_bbpe		bbpe;			/* CB_TOK_KIND_BYTE_BPE */
 	const uint8_t *image;
 	size_t		image_len;
 	cb_bpe_vocab vocab;
