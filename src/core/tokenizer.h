@@ -71,6 +71,7 @@
 #include "bpe.h"
 #include "bytebpe.h"
 #include "normalizer.h"
+#include "unigram.h"
 
 /* CamemBERT's fixed added-token ids. */
 #define CB_TOK_ID_S_NOTUSED 0
@@ -89,14 +90,29 @@
  */
 typedef enum cb_tok_kind
 {
-	CB_TOK_KIND_SP_BPE = 0,		/* CamembertTokenizer: SentencePiece BPE, fairseq offset 4 */
-	CB_TOK_KIND_BYTE_BPE		/* RobertaTokenizer */
+	CB_TOK_KIND_SP_BPE = 0,		/* SentencePiece BPE (CamemBERT's models) */
+	CB_TOK_KIND_BYTE_BPE,		/* RobertaTokenizer */
+	CB_TOK_KIND_SP_UNIGRAM		/* SentencePiece unigram (XLM-RoBERTa's models), unigram.h */
 } cb_tok_kind;
+
+/*
+ * How a SentencePiece tokenizer numbers its ids.  CamembertTokenizer: fairseq
+ * offset 4 (<s>NOTUSED 0, <pad> 1, </s>NOTUSED 2, <unk> 3, <unk>NOTUSED 4),
+ * the NOTUSED strings are added tokens.  XLMRobertaTokenizer: <s> 0, <pad> 1,
+ * </s> 2, <unk> 3, SentencePiece id i -> i + 1, <mask> = pieces + 1; its
+ * decode is the pieces joined, "▁" -> " ", stripped.
+ */
+typedef enum cb_tok_layout
+{
+	CB_TOK_LAYOUT_CAMEMBERT = 0,
+	CB_TOK_LAYOUT_XLMR
+} cb_tok_layout;
 
 typedef struct cb_tokenizer
 {
 	/* Public, read-only. */
 	cb_tok_kind kind;
+	cb_tok_layout layout;
 	int32_t		vocab_size;		/* ids are 0 .. vocab_size-1 (8005) */
 	int32_t		sp_vocab_size;	/* pieces in the SentencePiece model (8000) */
 	int32_t		pad_id;			/* 1 */
@@ -107,6 +123,8 @@ typedef struct cb_tokenizer
 
 	/* Private: views into the image. */
 	cb_bbpe		bbpe;			/* CB_TOK_KIND_BYTE_BPE */
+	cb_unigram	unigram;		/* CB_TOK_KIND_SP_UNIGRAM */
+	int32_t		fairseq_offset;	/* SentencePiece id -> id: + this */
 	const uint8_t *image;
 	size_t		image_len;
 	cb_bpe_vocab vocab;
@@ -134,9 +152,13 @@ typedef struct cb_token_list
 
 /* ---- build / open ------------------------------------------------------ */
 
-/* Compile a sentencepiece.bpe.model into a new cb_malloc'ed image. */
+/* Compile a sentencepiece.bpe.model into a new cb_malloc'ed image (CamemBERT's ids). */
 cb_status	cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 							   void **image, size_t *image_len, cb_error *err);
+
+/* The same with the ids of `layout`; a BPE or unigram model (its model_type says). */
+cb_status	cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout layout,
+									  void **image, size_t *image_len, cb_error *err);
 
 /* View an image (no copy, no allocation). */
 cb_status	cb_tokenizer_open(const void *image, size_t image_len,

@@ -2,6 +2,8 @@
  * test_tokenizer_family.c — the tokenizers of CamemBERT's family against the
  * golden outputs of transformers 4.37's slow tokenizers:
  *   - RobertaTokenizer (byte-level BPE): test/golden/roberta/tokenizer
+ *   - XLMRobertaTokenizer (SentencePiece unigram, fairseq offset 1):
+ *     test/golden/xlmr/tokenizer
  * tokenization.jsonl (tokens, ids with and without special tokens, the three
  * decodes), pairs.jsonl (with the three truncations to 16), truncation.jsonl;
  * the long-word merge path against the same golden; hostile vocab.json /
@@ -16,6 +18,7 @@
 #include "tokenizer.h"
 
 #define ROBERTA_DIR "test/golden/roberta/tokenizer"
+#define XLMR_DIR "test/golden/xlmr/tokenizer"
 
 static cb_tokenizer g_tok;
 static void *g_image;
@@ -584,12 +587,132 @@ test_hostile(void)
 	free(gap);
 }
 
+/* ------------------------------------------------------------------------- */
+/* XLM-RoBERTa: SentencePiece unigram */
+
+static void
+test_xlmr(void)
+{
+	size_t		len;
+	char	   *model = read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
+	cb_error	err;
+	cb_status	st;
+
+	cb_tok_workspace_destroy(g_ws);
+	g_ws = NULL;
+	cb_free(g_image);
+	g_image = NULL;
+	CHECK(model != NULL);
+	if (model == NULL)
+		return;
+	st = cb_tokenizer_build_layout((const uint8_t *) model, len, CB_TOK_LAYOUT_XLMR, &g_image, &g_image_len, &err);
+	CHECK_MSG(st == CB_OK, "build: %s", err.message);
+	if (st == CB_OK)
+		st = cb_tokenizer_open(g_image, g_image_len, &g_tok, &err);
+	CHECK_MSG(st == CB_OK, "open: %s", err.message);
+	free(model);
+	if (st != CB_OK)
+		return;
+	/* meta.json: len(tokenizer) 8002, <s> 0, <pad> 1, </s> 2, <unk> 3, <mask> 8001 */
+	CHECK_EQ_INT(g_tok.kind, CB_TOK_KIND_SP_UNIGRAM);
+	CHECK_EQ_INT(g_tok.vocab_size, 8002);
+	CHECK_EQ_INT(g_tok.cls_id, 0);
+	CHECK_EQ_INT(g_tok.pad_id, 1);
+	CHECK_EQ_INT(g_tok.sep_id, 2);
+	CHECK_EQ_INT(g_tok.unk_id, 3);
+	CHECK_EQ_INT(g_tok.mask_id, 8001);
+	CHECK(cb_tokenizer_is_special_id(&g_tok, 0) && cb_tokenizer_is_special_id(&g_tok, 3) &&
+		  cb_tokenizer_is_special_id(&g_tok, 8001) && !cb_tokenizer_is_special_id(&g_tok, 4));
+	g_ws = cb_tok_workspace_create();
+	g_family = "xlmr";
+	test_golden(XLMR_DIR);
+	/* a small window: the text is normalized and segmented a piece at a time */
+	{
+		cb_tok_workspace *small = cb_tok_workspace_create();
+		int32_t    *a,
+				   *b;
+		size_t		na,
+					nb;
+		const char	text[] = "Une phrase assez longue, avec des mots, des chiffres 12345 et des signes !?";
+
+		cb_tok_workspace_set_window(small, 3);
+		CHECK(cb_tokenizer_encode(&g_tok, small, text, sizeof(text) - 1, true, 0, &a, &na, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode(&g_tok, NULL, text, sizeof(text) - 1, true, 0, &b, &nb, &err) == CB_OK);
+		CHECK(na == nb && memcmp(a, b, na * sizeof(int32_t)) == 0);
+		cb_free(a);
+		cb_free(b);
+		cb_tok_workspace_destroy(small);
+	}
+}
+
+/* A NaN score is refused; truncated and corrupted unigram models fail cleanly or work. */
+static void
+test_unigram_hostile(void)
+{
+	size_t		len;
+	uint8_t    *model = (uint8_t *) read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
+	uint8_t    *m;
+	void	   *img;
+	size_t		img_len;
+	cb_error	err;
+	bool		found = false;
+
+	CHECK(model != NULL);
+	if (model == NULL)
+		return;
+	m = malloc(len);
+	/* a NORMAL piece's score: tag 0x15 (field 2, fixed32), then the next piece (0x0A) */
+	for (size_t p = 0; p + 6 < len && !found; p++)
+	{
+		float		f;
+
+		memcpy(&f, model + p + 1, 4);
+		if (model[p] == 0x15 && model[p + 5] == 0x0A && f < -0.01f && f > -100)
+		{
+			const uint32_t nan_bits = 0x7FC00000u;
+
+			memcpy(m, model, len);
+			memcpy(m + p + 1, &nan_bits, 4);
+			found = true;
+			CHECK_MSG(cb_tokenizer_build_layout(m, len, CB_TOK_LAYOUT_XLMR, &img, &img_len, &err) == CB_ERR_FORMAT &&
+					  strstr(err.message, "NaN") != NULL, "NaN score: %s", err.message);
+		}
+	}
+	CHECK(found);
+	for (size_t cut = 0; cut < len; cut += 4099)
+	{
+		if (cb_tokenizer_build_layout(model, cut, CB_TOK_LAYOUT_XLMR, &img, &img_len, &err) == CB_OK)
+			cb_free(img);
+	}
+	for (size_t i = 0; i < len; i += 1021)
+	{
+		cb_tokenizer t;
+		int32_t    *ids;
+		size_t		n;
+
+		memcpy(m, model, len);
+		m[i] ^= 0xA5;
+		if (cb_tokenizer_build_layout(m, len, CB_TOK_LAYOUT_XLMR, &img, &img_len, &err) == CB_OK)
+		{
+			if (cb_tokenizer_open(img, img_len, &t, &err) == CB_OK &&
+				cb_tokenizer_encode(&t, NULL, "Bonjour <mask> \xff\xfe 12", 20, true, 0, &ids, &n, &err) == CB_OK)
+				cb_free(ids);
+			cb_free(img);
+		}
+	}
+	unit_passed++;
+	free(m);
+	free(model);
+}
+
 int
 main(void)
 {
 	RUN(test_roberta_build);
 	RUN(test_roberta_golden);
 	RUN(test_hostile);
+	RUN(test_xlmr);
+	RUN(test_unigram_hostile);
 	cb_tok_workspace_destroy(g_ws);
 	cb_free(g_image);
 	return unit_finish("test_tokenizer_family");
