@@ -11,11 +11,14 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "unit.h"
 #include "bytebpe.h"
 #include "json.h"
 #include "tokenizer.h"
+#include "tokenizer_dir.h"
+#include "config.h"
 
 #define ROBERTA_DIR "test/golden/roberta/tokenizer"
 #define XLMR_DIR "test/golden/xlmr/tokenizer"
@@ -705,6 +708,112 @@ test_unigram_hostile(void)
 	free(model);
 }
 
+/*
+ * Model directories: the kind comes from the files (tokenizer_dir.h); each
+ * model's cases.json inputs tokenize (truncation=True, max_length=128) to
+ * its input_ids.
+ */
+static void
+test_model_dirs(void)
+{
+	static const struct
+	{
+		const char *dir;
+		cb_tok_kind kind;
+		int32_t		mask_id;
+	}			dirs[] = {
+		{"test/golden/roberta/roberta_cls", CB_TOK_KIND_BYTE_BPE, 50261},
+		{"test/golden/roberta/roberta_mlm", CB_TOK_KIND_BYTE_BPE, 50261},
+		{"test/golden/xlmr/xlmr_cls", CB_TOK_KIND_SP_UNIGRAM, 8001},
+		{"test/golden/xlmr/xlmr_mlm", CB_TOK_KIND_SP_UNIGRAM, 8001},
+		{ROBERTA_DIR, CB_TOK_KIND_BYTE_BPE, 50261},
+		{XLMR_DIR, CB_TOK_KIND_SP_UNIGRAM, 8001},
+		{"test/golden/models/cls3", CB_TOK_KIND_SP_BPE, 8004},
+	};
+
+	for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++)
+	{
+		void	   *img;
+		size_t		img_len;
+		const char *file;
+		cb_error	err;
+		cb_tokenizer t;
+		char		path[512];
+		size_t		len;
+		char	   *text;
+		cb_json_doc *doc = NULL;
+
+		if (cb_tokenizer_build_dir(dirs[k].dir, NULL, &img, &img_len, &file, &err) != CB_OK)
+		{
+			UNIT_FAIL("%s: %s", dirs[k].dir, err.message);
+			continue;
+		}
+		CHECK(cb_tokenizer_open(img, img_len, &t, &err) == CB_OK);
+		CHECK_MSG(t.kind == dirs[k].kind && t.mask_id == dirs[k].mask_id, "%s: kind %d, mask %d", dirs[k].dir,
+				  (int) t.kind, t.mask_id);
+		snprintf(path, sizeof(path), "%s/expected/cases.json", dirs[k].dir);
+		text = read_file(path, &len);
+		if (text != NULL && cb_json_parse(text, len, path, NULL, &doc, &err) == CB_OK)
+		{
+			const cb_json_value *cases = cb_json_get(cb_json_root(doc), "cases");
+
+			g_family = dirs[k].dir;
+			for (size_t i = 0; cases != NULL && i < cases->count; i++)
+			{
+				const cb_json_value *c = &cases->items[i];
+				const cb_json_value *tx = cb_json_get(c, "text");
+				int32_t    *ids;
+				size_t		n;
+
+				g_line = (long) i;
+				if (tx == NULL || tx->type != CB_JSON_STRING)
+					continue;
+				if (cb_tokenizer_encode(&t, NULL, tx->string, tx->string_len, true, 128, &ids, &n, &err) != CB_OK)
+					ids = NULL;
+				check_ids("cases.json input_ids", ids, n, cb_json_get(c, "input_ids"));
+				cb_free(ids);
+			}
+			CHECK(cases != NULL && cases->count == 25);
+			cb_json_free(doc);
+		}
+		free(text);
+		cb_free(img);
+	}
+	/* a tokenizer class of another family is refused by name */
+	{
+		void	   *img;
+		size_t		img_len;
+		cb_error	err;
+		cb_model_config *mc = NULL;
+		static const char bert[] = "{\"architectures\": [\"RobertaForMaskedLM\"], \"model_type\": \"bert\"}";
+		static const char roberta[] = "{\"architectures\": [\"XLMRobertaForSequenceClassification\"], "
+			"\"model_type\": \"xlm-roberta\", \"vocab_size\": 8002}";
+
+		char		tmp[] = "/tmp/cb_family_XXXXXX";
+		char		path[600];
+
+		CHECK(cb_tokenizer_build_dir("test/golden/no such dir", NULL, &img, &img_len, NULL, &err) == CB_ERR_IO);
+		if (mkdtemp(tmp) != NULL)
+		{
+			FILE	   *f;
+
+			snprintf(path, sizeof(path), "%s/tokenizer_config.json", tmp);
+			f = fopen(path, "w");
+			fputs("{\"tokenizer_class\": \"BertTokenizer\"}", f);
+			fclose(f);
+			CHECK_MSG(cb_tokenizer_build_dir(tmp, NULL, &img, &img_len, NULL, &err) == CB_ERR_UNSUPPORTED &&
+					  strstr(err.message, "BertTokenizer"), "BertTokenizer: %s", err.message);
+			remove(path);
+			rmdir(tmp);
+		}
+		CHECK_MSG(cb_config_parse(bert, sizeof(bert) - 1, "config.json", &mc, &err) == CB_ERR_UNSUPPORTED &&
+				  strstr(err.message, "model_type"), "model_type bert: %s", err.message);
+		CHECK(cb_config_parse(roberta, sizeof(roberta) - 1, "config.json", &mc, &err) == CB_OK &&
+			  mc->config.architecture == CB_ARCH_SEQUENCE_CLASSIFICATION);
+		cb_config_free(mc);
+	}
+}
+
 int
 main(void)
 {
@@ -713,6 +822,7 @@ main(void)
 	RUN(test_hostile);
 	RUN(test_xlmr);
 	RUN(test_unigram_hostile);
+	RUN(test_model_dirs);
 	cb_tok_workspace_destroy(g_ws);
 	cb_free(g_image);
 	return unit_finish("test_tokenizer_family");
