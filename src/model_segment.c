@@ -107,8 +107,9 @@ camembert_build_segment(const char *path, cb_precision precision, Size *size_out
 	if (cb_tokenizer_build_dir(path, confinement_root(), &tok_image, &tok_len, &tok_file, &err) != CB_OK)
 		camembert_report_core_error(&err, err.status == CB_ERR_IO || err.status == CB_ERR_ACCESS ? NULL :
 									psprintf("%s/%s", path, tok_file),
-									files_hint(&err, "The tokenizer is sentencepiece.bpe.model (CamemBERT, XLM-RoBERTa) "
-											   "or vocab.json and merges.txt (RoBERTa), with tokenizer_config.json."));
+									files_hint(&err, "A model directory holds config.json, model.safetensors or pytorch_model.bin, "
+											   "and sentencepiece.bpe.model (CamemBERT, XLM-RoBERTa) or vocab.json and "
+											   "merges.txt (RoBERTa)."));
 
 	/* the core's messages name the directory and file themselves */
 	if (cb_model_source_open_in(path, confinement_root(), &source, &err) != CB_OK)
