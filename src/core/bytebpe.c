@@ -11,7 +11,7 @@
 #include "json.h"
 #include "utf8.h"
 
-#include "unicode_class_table.h"
+#include "unicode_class_table.inc"
 
 /* ------------------------------------------------------------------------- */
 /* Characters */

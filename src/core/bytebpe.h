@@ -19,7 +19,7 @@
  *     rstrip that on its right;
  *   - every other chunk is cut by GPT-2's pattern
  *       's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *     (classes as the Python regex module has them: unicode_class_table.h);
+ *     (classes as the Python regex module has them: unicode_class_table.inc);
  *   - each piece's UTF-8 bytes become their byte-to-unicode characters and
  *     are merged: the lowest-ranked adjacent pair, every occurrence of it
  *     left to right, again until no pair is a merge (GPT-2's bpe());
