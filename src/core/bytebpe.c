@@ -1106,6 +1106,19 @@ typedef struct heap_ent
 	int32_t		right;
 } heap_ent;
 
+static void
+free_symbols(cb_bbpe_work *w)
+{
+	cb_free(w->sym);
+	cb_free(w->next);
+	cb_free(w->prev);
+	cb_free(w->heap);
+	cb_free(w->pending);
+	w->sym = w->next = w->prev = NULL;
+	w->heap = w->pending = NULL;
+	w->cap = 0;
+}
+
 static cb_status
 work_reserve(cb_bbpe_work *w, size_t n, cb_error *err)
 {
@@ -1116,7 +1129,7 @@ work_reserve(cb_bbpe_work *w, size_t n, cb_error *err)
 	cap = w->cap < 256 ? 256 : w->cap;
 	while (cap < n)
 		cap *= 2;
-	cb_bbpe_work_free_scratch(w);
+	free_symbols(w);			/* not w->text: it may be the text being encoded */
 	w->sym = cb_malloc(cap * sizeof(int32_t));
 	w->next = cb_malloc(cap * sizeof(int32_t));
 	w->prev = cb_malloc(cap * sizeof(int32_t));
@@ -1124,7 +1137,7 @@ work_reserve(cb_bbpe_work *w, size_t n, cb_error *err)
 	w->pending = cb_malloc(2 * cap * sizeof(heap_ent));
 	if (w->sym == NULL || w->next == NULL || w->prev == NULL || w->heap == NULL || w->pending == NULL)
 	{
-		cb_bbpe_work_free_scratch(w);
+		free_symbols(w);
 		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch for %zu bytes", n);
 	}
 	w->cap = cap;
@@ -1140,16 +1153,9 @@ cb_bbpe_work_scratch_bytes(const cb_bbpe_work *w)
 void
 cb_bbpe_work_free_scratch(cb_bbpe_work *w)
 {
-	cb_free(w->sym);
-	cb_free(w->next);
-	cb_free(w->prev);
-	cb_free(w->heap);
-	cb_free(w->pending);
+	free_symbols(w);
 	cb_free(w->text);
-	w->sym = w->next = w->prev = NULL;
-	w->heap = w->pending = NULL;
 	w->text = NULL;
-	w->cap = 0;
 	w->text_cap = 0;
 }
 

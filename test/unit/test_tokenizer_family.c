@@ -553,6 +553,32 @@ test_hostile(void)
 		cb_free(img);
 	}
 
+	/* add_prefix_space: " " + text (RobertaTokenizer.prepare_for_tokenization), also for a long word */
+	if (cb_bbpe_build(v, strlen(v), "#version: 0.2\na b\nab c\n", 23, "{\"add_prefix_space\": true}", 26,
+					  NULL, 0, &img, &len, &err) == CB_OK)
+	{
+		cb_tokenizer t;
+		int32_t    *ids;
+		size_t		n;
+		char		long_word[301];
+		bool		ok;
+
+		CHECK(cb_tokenizer_open(img, len, &t, &err) == CB_OK);
+		CHECK(cb_tokenizer_encode(&t, NULL, "abc", 3, false, 0, &ids, &n, &err) == CB_OK &&
+			  n == 2 && ids[0] == 0x20 + 4 && ids[1] == 262);
+		cb_free(ids);
+		memset(long_word, 'x', 300);
+		CHECK(cb_tokenizer_encode(&t, NULL, long_word, 300, false, 0, &ids, &n, &err) == CB_OK);
+		ok = n == 301 && ids[0] == 0x20 + 4;
+		for (size_t i = 1; ok && i < n; i++)
+			ok = ids[i] == 'x' + 4;
+		CHECK_MSG(ok, "add_prefix_space, a 300-byte word: %zu ids", n);
+		cb_free(ids);
+		cb_free(img);
+	}
+	else
+		UNIT_FAIL("add_prefix_space: %s", err.message);
+
 	/* malformed models: clear errors */
 	CHECK(try_build("[1, 2]", "#\n", NULL, &err) == CB_ERR_FORMAT);
 	CHECK(try_build("{\"a\": 1.5}", "#\n", NULL, &err) == CB_ERR_FORMAT);
