@@ -239,25 +239,20 @@ cb_unigram_encode(const cb_unigram *u, const cb_bpe_vocab *v, cb_unigram_work *w
 
 				if (p->type == CB_SP_UNUSED)
 					continue;
-				if (p->type == CB_SP_USER_DEFINED)
 				{
-					/* SentencePiece: length * max_score_ - 0.1 is a double */
-					double		cand = ((float) length * u->max_score - 0.1) + till_here;
+					/*
+					 * SentencePiece: `IsUserDefined ? length * max_score_ - 0.1 :
+					 * GetScore` has type double (the conditional's common type),
+					 * so every candidate is summed and compared in double, then
+					 * stored as a float: ties break as there.
+					 */
+					double		score = p->type == CB_SP_USER_DEFINED ?
+						((float) length * u->max_score - 0.1) : (double) p->score;
+					double		cand = score + till_here;
 
 					if (target->starts_at == -1 || cand > target->score)
 					{
 						target->score = (float) cand;
-						target->starts_at = (int32_t) starts_at;
-						target->id = ret;
-					}
-				}
-				else
-				{
-					float		cand = p->score + till_here;
-
-					if (target->starts_at == -1 || cand > target->score)
-					{
-						target->score = cand;
 						target->starts_at = (int32_t) starts_at;
 						target->id = ret;
 					}

@@ -6,8 +6,9 @@
  * Viterbi over the normalized text, one character at a time: every piece
  * that starts there (found by walking a byte trie stored in the image) is a
  * candidate for the best path ending where it ends, scored by the sum of
- * piece scores (in float, as SentencePiece adds them; a user-defined piece
- * scores length * max_score - 0.1, in double); a character that starts no
+ * piece scores (added and compared in double, kept in float, as SentencePiece
+ * does: ties break as there; a user-defined piece scores
+ * length * max_score - 0.1); a character that starts no
  * piece of its own length is an unknown piece scoring min_score - 10.  The
  * first candidate wins ties.  UNUSED pieces are never taken.  The best path
  * is handed over, left to right, as cb_bpe_tokens (same callback as BPE).
