@@ -25,9 +25,11 @@ GPT_TOKENIZER=${GPT_TOKENIZER:-gpt-tokenizer@4.0.0}
 mkdir -p "$OUT" "$NPM_PREFIX"
 
 missing=""
-for p in manpages-fr debian-faq-fr developers-reference-fr maint-guide-fr groff-base nodejs npm; do
+for p in manpages-fr debian-faq-fr developers-reference-fr maint-guide-fr groff-base; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
 	echo "installing:$missing"
 	apt-get update -qq
