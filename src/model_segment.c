@@ -16,10 +16,10 @@
 #include "model_image.h"
 #include "model_segment.h"
 #include "tf_h5.h"
+#include "tokenizer_dir.h"
 #include "tokenizer.h"
 
 #define IMAGE_ALIGN		64
-#define MAX_TOKENIZER_FILE (256 * 1024 * 1024)
 
 char *
 camembert_resolve_model_path(const char *path)
@@ -87,19 +87,6 @@ files_hint(const cb_error *err, const char *dflt)
 	return dflt;
 }
 
-/* The whole file, opened by the core (regular files only, never blocking, confined). */
-static void *
-read_whole_file(const char *path, size_t max_size, size_t *len_out)
-{
-	char	   *buf;
-	cb_error	err;
-
-	if (cb_file_read_all(path, confinement_root(), max_size, &buf, len_out, &err) != CB_OK)
-		camembert_report_core_error(&err, NULL,
-									files_hint(&err, "A model directory holds config.json, model.safetensors, pytorch_model.bin or tf_model.h5, and sentencepiece.bpe.model."));
-	return buf;
-}
-
 /*
  * cb_model_source_open_in; a cancel while a tf_model.h5 is read leaves its
  * reader process (src/core/tf_h5.c) behind: end it before the error goes on.
@@ -132,19 +119,20 @@ camembert_build_segment(const char *path, cb_precision precision, Size *size_out
 						cb_architecture *architecture_out, cb_dtype *dtype_out)
 {
 	cb_error	err;
-	char	   *sp_path = psprintf("%s/sentencepiece.bpe.model", path);
-	size_t		sp_len;
-	void	   *sp_bytes;
+	const char *tok_file;
 	void	   *tok_image;
 	size_t		tok_len;
 	cb_model_source *source = NULL;
-	dsm_segment *seg = NULL;
+	dsm_segment *volatile seg = NULL;	/* set in PG_TRY, returned after it */
 	volatile cb_model_source *vsource;
 
-	sp_bytes = read_whole_file(sp_path, MAX_TOKENIZER_FILE, &sp_len);
-	if (cb_tokenizer_build(sp_bytes, sp_len, &tok_image, &tok_len, &err) != CB_OK)
-		camembert_report_core_error(&err, sp_path, "The tokenizer must be CamemBERT's SentencePiece BPE model (sentencepiece.bpe.model).");
-	cb_free(sp_bytes);
+	/* the tokenizer's kind comes from the directory (tokenizer_dir.h) */
+	if (cb_tokenizer_build_dir(path, confinement_root(), &tok_image, &tok_len, &tok_file, &err) != CB_OK)
+		camembert_report_core_error(&err, err.status == CB_ERR_IO || err.status == CB_ERR_ACCESS ? NULL :
+									psprintf("%s/%s", path, tok_file),
+									files_hint(&err, "A model directory holds config.json, model.safetensors, pytorch_model.bin or tf_model.h5, "
+											   "and sentencepiece.bpe.model (CamemBERT, XLM-RoBERTa) or vocab.json and "
+											   "merges.txt (RoBERTa)."));
 
 	/* the core's messages name the directory and file themselves */
 	if (open_source(path, &source, &err) != CB_OK)

@@ -17,7 +17,19 @@ static const struct
 	{"CamembertForSequenceClassification", CB_ARCH_SEQUENCE_CLASSIFICATION},
 	{"CamembertForCausalLM", CB_ARCH_CAUSAL_LM},
 	{"CamembertModel", CB_ARCH_ENCODER},
+	/* CamemBERT's family: the same network, the same weight names (roberta.*) */
+	{"RobertaForMaskedLM", CB_ARCH_MASKED_LM},
+	{"RobertaForSequenceClassification", CB_ARCH_SEQUENCE_CLASSIFICATION},
+	{"RobertaForCausalLM", CB_ARCH_CAUSAL_LM},
+	{"RobertaModel", CB_ARCH_ENCODER},
+	{"XLMRobertaForMaskedLM", CB_ARCH_MASKED_LM},
+	{"XLMRobertaForSequenceClassification", CB_ARCH_SEQUENCE_CLASSIFICATION},
+	{"XLMRobertaForCausalLM", CB_ARCH_CAUSAL_LM},
+	{"XLMRobertaModel", CB_ARCH_ENCODER},
 };
+
+/* model_type values of the family (config.json; absent: taken from the architecture). */
+static const char *const known_model_types[] = {"camembert", "roberta", "xlm-roberta"};
 
 const char *
 cb_architecture_name(cb_architecture arch)
@@ -356,7 +368,7 @@ parse_root(const cb_json_value *root, cb_model_config *mc, const char *what, cb_
 		const cb_json_value *a = &v->items[0];
 		bool		found = false;
 
-		for (size_t i = 0; i < sizeof(known_architectures) / sizeof(known_architectures[0]); i++)
+		for (size_t i = 0; i < sizeof(known_architectures) / sizeof(known_architectures[0]) && !found; i++)
 			if (a->string_len == strlen(known_architectures[i].name) &&
 				memcmp(a->string, known_architectures[i].name, a->string_len) == 0)
 			{
@@ -365,9 +377,24 @@ parse_root(const cb_json_value *root, cb_model_config *mc, const char *what, cb_
 			}
 		if (!found)
 			return cb_set_error(err, CB_ERR_UNSUPPORTED,
-								"%s: architecture \"%s\" is not supported (CamembertForMaskedLM, "
-								"CamembertForSequenceClassification, CamembertForCausalLM, CamembertModel)",
+								"%s: architecture \"%s\" is not supported (Camembert, Roberta or XLMRoberta "
+								"ForMaskedLM, ForSequenceClassification, ForCausalLM, or the bare Model)",
 								what, shown(a->string, a->string_len, buf, sizeof(buf)));
+	}
+	v = cb_json_get(root, "model_type");
+	if (v != NULL && v->type != CB_JSON_NULL)
+	{
+		bool		found = false;
+
+		if (v->type != CB_JSON_STRING)
+			return cb_set_error(err, CB_ERR_FORMAT, "%s: \"model_type\" must be a string", what);
+		for (size_t i = 0; i < sizeof(known_model_types) / sizeof(known_model_types[0]); i++)
+			found |= strlen(known_model_types[i]) == v->string_len &&
+				memcmp(known_model_types[i], v->string, v->string_len) == 0;
+		if (!found)
+			return cb_set_error(err, CB_ERR_UNSUPPORTED,
+								"%s: model_type \"%s\" is not supported (camembert, roberta, xlm-roberta)",
+								what, shown(v->string, v->string_len, buf, sizeof(buf)));
 	}
 
 	if ((st = get_int(root, "vocab_size", 30522, 1, CB_CONFIG_MAX_VOCAB, what, &c->vocab_size, err)) ||

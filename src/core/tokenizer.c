@@ -4,6 +4,7 @@
  */
 #include "tokenizer.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -59,28 +60,48 @@ added_id(const cb_tokenizer *tok, int k)
 	}
 }
 
+/*
+ * XLMRobertaTokenizer's added tokens are CamemBERT's without the NOTUSED ones
+ * (fairseq_tokens_to_ids <s> 0, <pad> 1, </s> 2, <unk> 3, and <mask>).
+ */
+#define ADDED_ALL ((1u << N_ADDED) - 1)
+#define ADDED_XLMR ((1u << ADDED_PAD) | (1u << ADDED_UNK) | (1u << ADDED_CLS) | (1u << ADDED_SEP) | \
+					(1u << ADDED_MASK))
+
+static inline uint32_t
+added_set(cb_tok_layout layout)
+{
+	return layout == CB_TOK_LAYOUT_XLMR ? ADDED_XLMR : ADDED_ALL;
+}
+
 /* Index of the added token equal to s, or -1. */
 static int
-added_exact(const char *s, size_t len)
+added_exact(cb_tok_layout layout, const char *s, size_t len)
 {
+	uint32_t	set = added_set(layout);
+
 	if (len < 3 || s[0] != '<')
 		return -1;
 	for (int k = 0; k < N_ADDED; k++)
-		if (kAdded[k].len == len && memcmp(kAdded[k].str, s, len) == 0)
+		if ((set >> k) & 1 && kAdded[k].len == len && memcmp(kAdded[k].str, s, len) == 0)
 			return k;
 	return -1;
 }
 
 /* Index of the longest added token that prefixes s, or -1 (s[0] == '<'). */
 static int
-added_prefix(const char *s, size_t avail)
+added_prefix(cb_tok_layout layout, const char *s, size_t avail)
 {
 	int			best = -1;
 	uint32_t	best_len = 0;
+	uint32_t	set = added_set(layout);
 
 	for (int k = 0; k < N_ADDED; k++)
 	{
 		uint32_t	l = kAdded[k].len;
+
+		if (!((set >> k) & 1))
+			continue;
 
 		if (l <= avail && l > best_len && memcmp(kAdded[k].str, s, l) == 0)
 		{
@@ -95,7 +116,7 @@ added_prefix(const char *s, size_t avail)
 /* The image */
 
 #define IMAGE_MAGIC "CBTOKIMG"
-#define IMAGE_VERSION 1
+#define IMAGE_VERSION 2
 #define IMAGE_BYTE_ORDER 0x01020304u
 
 #define FLAG_ADD_DUMMY_PREFIX 0x01u
@@ -105,6 +126,7 @@ added_prefix(const char *s, size_t avail)
 #define FLAG_HAS_USER_DEFINED 0x10u
 #define FLAG_HAS_UNUSED 0x20u
 #define FLAG_SPLIT_WORDS 0x40u
+#define FLAG_UNIGRAM 0x80u		/* Viterbi over piece scores (unigram.h), not BPE merges */
 
 typedef struct image_section
 {
@@ -139,6 +161,15 @@ typedef struct image_header
 	image_section unk_surface;	/* NUL-terminated */
 	uint8_t		first_byte[256];
 	uint8_t		user_defined_first_byte[256];
+	/* version 2: the id layout and the unigram trie */
+	uint32_t	layout;			/* cb_tok_layout */
+	uint32_t	trie_nodes;
+	uint32_t	edge_capacity;
+	float		min_score;
+	float		max_score;
+	uint32_t	reserved2;
+	image_section node_piece;	/* int32[trie_nodes] */
+	image_section edges;		/* cb_unigram_edge[edge_capacity] */
 } image_header;
 
 static size_t
@@ -169,10 +200,9 @@ check_model(const cb_sp_model *m, cb_error *err)
 	if (!m->has_trainer_spec)
 		return cb_set_error(err, CB_ERR_FORMAT,
 							"sentencepiece model: no trainer_spec (truncated or not a SentencePiece model?)");
-	if (m->model_type != CB_SP_MODEL_BPE)
+	if (m->model_type != CB_SP_MODEL_BPE && m->model_type != CB_SP_MODEL_UNIGRAM)
 		return cb_set_error(err, CB_ERR_UNSUPPORTED,
-							"sentencepiece model: model_type %s is not supported (only BPE)",
-							m->model_type == CB_SP_MODEL_UNIGRAM ? "UNIGRAM" :
+							"sentencepiece model: model_type %s is not supported (only BPE and UNIGRAM)",
 							m->model_type == CB_SP_MODEL_WORD ? "WORD" : "CHAR");
 	if (m->byte_fallback)
 		return cb_set_error(err, CB_ERR_UNSUPPORTED,
@@ -295,6 +325,13 @@ check_charsmap(const uint8_t *trie, size_t trie_bytes, const uint8_t *pool, size
 cb_status
 cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 				   void **image_out, size_t *image_len_out, cb_error *err)
+{
+	return cb_tokenizer_build_layout(model_bytes, len, CB_TOK_LAYOUT_CAMEMBERT, image_out, image_len_out, err);
+}
+
+cb_status
+cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout layout,
+						  void **image_out, size_t *image_len_out, cb_error *err)
 {
 	cb_sp_model m;
 	cb_status	st;
@@ -421,7 +458,7 @@ cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 				if (has_inner_space_symbol((const char *) sp->piece.data, sp->piece.len))
 					inner_space = true;
 			}
-			if (added_exact((const char *) sp->piece.data, sp->piece.len) >= 0)
+			if (added_exact(layout, (const char *) sp->piece.data, sp->piece.len) >= 0)
 				p->flags |= CB_BPE_ADDED_TOKEN | CB_BPE_SPECIAL_STRING;
 			if (sp->type == CB_SP_USER_DEFINED)
 			{
@@ -494,7 +531,28 @@ cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 		sp_bos = cb_bpe_find(&v, "<s>", 3);
 		sp_eos = cb_bpe_find(&v, "</s>", 4);
 		sp_mask = cb_bpe_find(&v, "<mask>", 6);
-		if (sp_bos <= 0 || sp_eos <= 0)
+		h->layout = (uint32_t) layout;
+		if (layout == CB_TOK_LAYOUT_XLMR)
+		{
+			/*
+			 * XLMRobertaTokenizer: fairseq ids <s> 0, <pad> 1, </s> 2, <unk> 3,
+			 * SentencePiece id i -> i + 1 (i >= 3), <mask> last.
+			 */
+			if (m.n_pieces < 3 || (size_t) m.n_pieces + 2 > INT32_MAX)
+			{
+				st = cb_set_error(err, CB_ERR_UNSUPPORTED,
+								  "sentencepiece model: %zu pieces: XLM-RoBERTa needs <unk>, <s>, </s> first",
+								  m.n_pieces);
+				goto done;
+			}
+			h->cls_id = 0;
+			h->pad_id = CB_TOK_ID_PAD;
+			h->sep_id = 2;
+			h->unk_id = CB_TOK_ID_UNK;
+			h->mask_id = (int32_t) m.n_pieces + 1;
+			h->vocab_size = (int32_t) m.n_pieces + 2;
+		}
+		else if (sp_bos <= 0 || sp_eos <= 0)
 		{
 			st = cb_set_error(err, CB_ERR_UNSUPPORTED,
 							  "sentencepiece model: CamemBERT needs \"<s>\" and \"</s>\" pieces (not at id 0)");
@@ -505,6 +563,8 @@ cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 			st = cb_set_error(err, CB_ERR_LIMIT, "sentencepiece model: too many pieces");
 			goto done;
 		}
+		if (layout != CB_TOK_LAYOUT_XLMR)
+		{
 		h->pad_id = CB_TOK_ID_PAD;
 		h->unk_id = CB_TOK_ID_UNK;
 		h->cls_id = sp_bos + CB_TOK_FAIRSEQ_OFFSET;
@@ -518,6 +578,56 @@ cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 		{
 			h->mask_id = (int32_t) m.n_pieces + CB_TOK_FAIRSEQ_OFFSET;
 			h->vocab_size = (int32_t) m.n_pieces + CB_TOK_FAIRSEQ_OFFSET + 1;
+		}
+		}
+
+		/* Unigram: the pieces' trie and the score range, appended to the image. */
+		if (m.model_type == CB_SP_MODEL_UNIGRAM)
+		{
+			uint32_t	nodes,
+						ecap;
+			size_t		np_off,
+						e_off,
+						new_off;
+			uint8_t    *grown;
+			float		min_score = FLT_MAX,
+						max_score = FLT_MIN;	/* SentencePiece's initial values */
+
+			if ((st = cb_unigram_trie_size(&v, &nodes, &ecap, err)) != CB_OK)
+				goto done;
+			np_off = off;
+			e_off = align8(np_off + (size_t) nodes * sizeof(int32_t));
+			new_off = align8(e_off + (size_t) ecap * sizeof(cb_unigram_edge));
+			grown = cb_realloc(img, new_off);
+			if (grown == NULL)
+			{
+				st = cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a %zu-byte image", new_off);
+				goto done;
+			}
+			img = grown;
+			memset(img + off, 0, new_off - off);
+			h = (image_header *) img;
+			v.pieces = (const cb_bpe_piece *) (img + s_pieces.off);
+			v.strings = (const char *) (img + s_strings.off);
+			v.slots = (const cb_bpe_slot *) (img + s_slots.off);
+			cb_unigram_trie_fill(&v, (int32_t *) (img + np_off), nodes, (cb_unigram_edge *) (img + e_off), ecap);
+			for (size_t i = 0; i < m.n_pieces; i++)
+				if (m.pieces[i].type == CB_SP_NORMAL)
+				{
+					min_score = fminf(min_score, m.pieces[i].score);
+					max_score = fmaxf(max_score, m.pieces[i].score);
+				}
+			h->flags |= FLAG_UNIGRAM;
+			h->trie_nodes = nodes;
+			h->edge_capacity = ecap;
+			h->min_score = min_score;
+			h->max_score = max_score;
+			h->node_piece.off = np_off;
+			h->node_piece.len = (size_t) nodes * sizeof(int32_t);
+			h->edges.off = e_off;
+			h->edges.len = (size_t) ecap * sizeof(cb_unigram_edge);
+			h->image_len = new_off;
+			off = new_off;
 		}
 	}
 
@@ -567,6 +677,24 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 	if (image == NULL || tok == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_open: NULL argument");
 	memset(tok, 0, sizeof(*tok));
+	if (cb_bbpe_is_image(image, image_len))
+	{
+		cb_status	st = cb_bbpe_open(image, image_len, &tok->bbpe, err);
+
+		if (st != CB_OK)
+			return st;
+		tok->kind = CB_TOK_KIND_BYTE_BPE;
+		tok->image = img;
+		tok->image_len = image_len;
+		tok->vocab_size = tok->bbpe.id_limit;
+		tok->sp_vocab_size = tok->bbpe.vocab_size;
+		tok->pad_id = tok->bbpe.pad_id;
+		tok->cls_id = tok->bbpe.cls_id;
+		tok->sep_id = tok->bbpe.sep_id;
+		tok->unk_id = tok->bbpe.unk_id;
+		tok->mask_id = tok->bbpe.mask_id;
+		return CB_OK;
+	}
 	if (((uintptr_t) image & 7) != 0)
 		return cb_set_error(err, CB_ERR_INVALID, "tokenizer image: not 8-byte aligned");
 	if (image_len < sizeof(image_header))
@@ -601,11 +729,37 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 		return bad_image(err, "bad charsmap sections");
 	if (h->sp_unk_id < 0 || (size_t) h->sp_unk_id >= n)
 		return bad_image(err, "bad unknown id");
-	if (h->vocab_size < (int32_t) n || h->vocab_size - (int32_t) n > 5 ||
-		h->cls_id < 5 || h->cls_id >= h->vocab_size || h->sep_id < 5 || h->sep_id >= h->vocab_size ||
-		h->mask_id < 5 || h->mask_id >= h->vocab_size ||
-		h->pad_id != CB_TOK_ID_PAD || h->unk_id != CB_TOK_ID_UNK)
+	if (h->layout == CB_TOK_LAYOUT_XLMR)
+	{
+		if (n < 3 || h->vocab_size != (int32_t) n + 2 || h->cls_id != 0 || h->sep_id != 2 ||
+			h->mask_id != (int32_t) n + 1 || h->pad_id != CB_TOK_ID_PAD || h->unk_id != CB_TOK_ID_UNK)
+			return bad_image(err, "bad special ids");
+	}
+	else if (h->layout != CB_TOK_LAYOUT_CAMEMBERT ||
+			 h->vocab_size < (int32_t) n || h->vocab_size - (int32_t) n > 5 ||
+			 h->cls_id < 5 || h->cls_id >= h->vocab_size || h->sep_id < 5 || h->sep_id >= h->vocab_size ||
+			 h->mask_id < 5 || h->mask_id >= h->vocab_size ||
+			 h->pad_id != CB_TOK_ID_PAD || h->unk_id != CB_TOK_ID_UNK)
 		return bad_image(err, "bad special ids");
+	if (h->flags & FLAG_UNIGRAM)
+	{
+		if (!section_ok(&h->node_piece, image_len, 8) || h->node_piece.len != (uint64_t) h->trie_nodes * 4 ||
+			!section_ok(&h->edges, image_len, 8) ||
+			h->edges.len != (uint64_t) h->edge_capacity * sizeof(cb_unigram_edge) ||
+			!cb_unigram_trie_valid((const int32_t *) (img + h->node_piece.off), h->trie_nodes,
+								   (const cb_unigram_edge *) (img + h->edges.off), h->edge_capacity, n) ||
+			isnan(h->min_score) || isnan(h->max_score))
+			return bad_image(err, "bad unigram trie");
+		tok->unigram.node_piece = (const int32_t *) (img + h->node_piece.off);
+		tok->unigram.n_nodes = h->trie_nodes;
+		tok->unigram.edges = (const cb_unigram_edge *) (img + h->edges.off);
+		tok->unigram.edge_mask = h->edge_capacity - 1;
+		tok->unigram.min_score = h->min_score;
+		tok->unigram.max_score = h->max_score;
+		tok->kind = CB_TOK_KIND_SP_UNIGRAM;
+	}
+	tok->layout = (cb_tok_layout) h->layout;
+	tok->fairseq_offset = h->layout == CB_TOK_LAYOUT_XLMR ? 1 : CB_TOK_FAIRSEQ_OFFSET;
 
 	pieces = (const cb_bpe_piece *) (img + h->pieces.off);
 	for (size_t i = 0; i < n; i++)
@@ -696,6 +850,8 @@ struct cb_tok_workspace
 {
 	cb_norm_buf norm;			/* normalized text not yet encoded */
 	cb_bpe_work bpe;
+	cb_bbpe_work bbpe;			/* byte-level BPE */
+	cb_unigram_work unigram;
 	id_vec		ids;
 	id_vec		ids_b;
 	cb_norm_buf run;			/* a run of unknown pieces not yet ended */
@@ -718,6 +874,8 @@ free_scratch(cb_tok_workspace *ws)
 {
 	cb_norm_buf_free(&ws->norm);
 	cb_bpe_work_free_scratch(&ws->bpe);
+	cb_bbpe_work_free_scratch(&ws->bbpe);
+	cb_unigram_work_free(&ws->unigram);
 	cb_free(ws->ids.v);
 	cb_free(ws->ids_b.v);
 	memset(&ws->ids, 0, sizeof(ws->ids));
@@ -737,6 +895,7 @@ cb_tok_workspace_destroy(cb_tok_workspace *ws)
 		return;
 	free_scratch(ws);
 	cb_bpe_work_free(&ws->bpe);
+	cb_bbpe_work_free(&ws->bbpe);
 	cb_free(ws);
 }
 
@@ -745,7 +904,8 @@ cb_tok_workspace_scratch_bytes(const cb_tok_workspace *ws)
 {
 	if (ws == NULL)
 		return 0;
-	return ws->norm.cap + cb_bpe_work_scratch_bytes(&ws->bpe) +
+	return ws->norm.cap + cb_bpe_work_scratch_bytes(&ws->bpe) + cb_bbpe_work_scratch_bytes(&ws->bbpe) +
+		cb_unigram_work_scratch_bytes(&ws->unigram) +
 		(ws->ids.cap + ws->ids_b.cap) * sizeof(int32_t) + ws->run.cap +
 		ws->tok_bytes.cap + ws->refs_cap * sizeof(piece_ref);
 }
@@ -827,7 +987,7 @@ add_piece_string(cb_tok_workspace *ws, const char *s, size_t len, cb_error *err)
 static int32_t
 id_of_string(const cb_tokenizer *tok, const char *s, size_t len)
 {
-	int			k = added_exact(s, len);
+	int			k = added_exact(tok->layout, s, len);
 	int32_t		sp;
 
 	if (k >= 0)
@@ -835,7 +995,7 @@ id_of_string(const cb_tokenizer *tok, const char *s, size_t len)
 	sp = cb_bpe_find(&tok->vocab, s, len);
 	if (sp < 0)
 		sp = tok->vocab.unk_id;
-	return sp == 0 ? CB_TOK_ID_UNK : sp + CB_TOK_FAIRSEQ_OFFSET;
+	return sp == 0 ? CB_TOK_ID_UNK : sp + tok->fairseq_offset;
 }
 
 /*
@@ -888,7 +1048,7 @@ end_run(encode_ctx *c, cb_error *err)
 	c->run_open = false;
 	/* longer than CB_SP_MAX_PIECE_BYTES: neither a piece nor an added token */
 	if (c->run_long)
-		id = c->tok->vocab.unk_id == 0 ? CB_TOK_ID_UNK : c->tok->vocab.unk_id + CB_TOK_FAIRSEQ_OFFSET;
+		id = c->tok->vocab.unk_id == 0 ? CB_TOK_ID_UNK : c->tok->vocab.unk_id + c->tok->fairseq_offset;
 	else
 		id = id_of_string(c->tok, run->data, run->len);
 	c->run_long = false;
@@ -937,9 +1097,9 @@ map_pieces(void *arg, const cb_bpe_token *t, size_t n, bool *stop, cb_error *err
 				break;
 		}
 		if (p->flags & CB_BPE_ADDED_TOKEN)
-			id = added_id(tok, added_exact(norm + t[i].off, t[i].len));
+			id = added_id(tok, added_exact(tok->layout, norm + t[i].off, t[i].len));
 		else
-			id = t[i].id == 0 ? CB_TOK_ID_UNK : t[i].id + CB_TOK_FAIRSEQ_OFFSET;
+			id = t[i].id == 0 ? CB_TOK_ID_UNK : t[i].id + tok->fairseq_offset;
 		if ((st = emit_piece(c, id, norm + t[i].off, t[i].len, err)) != CB_OK)
 			return st;
 	}
@@ -1018,7 +1178,11 @@ encode_chunk(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, si
 			}
 		}
 		c->norm = nb->data;
-		st = cb_bpe_encode(&tok->vocab, &ws->bpe, nb->data, cut, map_pieces, c, &stopped, err);
+		if (tok->kind == CB_TOK_KIND_SP_UNIGRAM)
+			st = cb_unigram_encode(&tok->unigram, &tok->vocab, &ws->unigram, nb->data, cut, map_pieces, c,
+								   &stopped, err);
+		else
+			st = cb_bpe_encode(&tok->vocab, &ws->bpe, nb->data, cut, map_pieces, c, &stopped, err);
 		if (st != CB_OK || stopped)
 			return st;
 		if (nb->len > cut)
@@ -1028,6 +1192,17 @@ encode_chunk(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, si
 		run_start = run_start >= cut ? run_start - cut : 0;
 	}
 	return end_run(c, err);
+}
+
+/* cb_bbpe_emit_fn: byte-level BPE pieces into the context. */
+static cb_status
+bbpe_emit(void *arg, int32_t id, const char *piece, size_t len, bool *stop, cb_error *err)
+{
+	encode_ctx *c = arg;
+	cb_status	st = emit_piece(c, id, piece, len, err);
+
+	*stop = c->stopped;
+	return st;
 }
 
 /* tokenize() + convert_tokens_to_ids() of one text, appended to the context's output. */
@@ -1044,6 +1219,8 @@ encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, siz
 	if (len > CB_TOK_MAX_TEXT_BYTES)
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: text of %zu bytes is over the %zu-byte limit",
 							len, CB_TOK_MAX_TEXT_BYTES);
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_encode(&tok->bbpe, &ws->bbpe, text, len, bbpe_emit, c, NULL, err);
 
 	/* Split on the added tokens (leftmost, then longest), a chunk at a time. */
 	while (!c->stopped)
@@ -1062,7 +1239,7 @@ encode_text(const cb_tokenizer *tok, cb_tok_workspace *ws, const char *text, siz
 				break;
 			}
 			pos = (size_t) (lt - text);
-			k = added_prefix(text + pos, len - pos);
+			k = added_prefix(tok->layout, text + pos, len - pos);
 			if (k >= 0)
 				break;
 			pos++;
@@ -1220,7 +1397,7 @@ cb_tokenizer_count(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ctx_init(&c, tok, ws, NULL, false, 0);
 	st = encode_text(tok, ws, text, len, &c, err);
@@ -1250,7 +1427,7 @@ cb_tokenizer_encode(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	st = cb_tokenizer_encode_ws(tok, ws, text, len, add_special_tokens, max_length, &view, &n, NULL, err);
 	if (st == CB_OK && own != NULL)
@@ -1310,7 +1487,7 @@ cb_tokenizer_encode_pair(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->ids_b.n = 0;
@@ -1384,7 +1561,7 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 		own = ws = cb_tok_workspace_create();
 		if (ws == NULL)
 			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate a workspace");
-		ws->bpe.no_cache = true;	/* one call: the word cache would not pay */
+		ws->bpe.no_cache = ws->bbpe.no_cache = true;	/* one call: the word cache would not pay */
 	}
 	ws->ids.n = 0;
 	ws->n_refs = 0;
@@ -1432,7 +1609,14 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 static int
 added_index_of_id(const cb_tokenizer *tok, int32_t id)
 {
-	if (id >= 0 && id <= CB_TOK_ID_UNK_NOTUSED)
+	if (tok->layout == CB_TOK_LAYOUT_XLMR)
+	{
+		if (id == CB_TOK_ID_PAD)
+			return ADDED_PAD;
+		if (id == CB_TOK_ID_UNK)
+			return ADDED_UNK;
+	}
+	else if (id >= 0 && id <= CB_TOK_ID_UNK_NOTUSED)
 		return id;
 	if (id == tok->cls_id)
 		return ADDED_CLS;
@@ -1451,6 +1635,8 @@ cb_tokenizer_id_to_piece(const cb_tokenizer *tok, int32_t id, size_t *len)
 
 	if (tok == NULL || id < 0 || id >= tok->vocab_size)
 		return NULL;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_id_to_token(&tok->bbpe, id, len);
 	k = added_index_of_id(tok, id);
 	if (k >= 0)
 	{
@@ -1458,7 +1644,7 @@ cb_tokenizer_id_to_piece(const cb_tokenizer *tok, int32_t id, size_t *len)
 			*len = kAdded[k].len;
 		return kAdded[k].str;
 	}
-	sp = id - CB_TOK_FAIRSEQ_OFFSET;
+	sp = id - tok->fairseq_offset;
 	if (sp < 0 || (size_t) sp >= tok->vocab.n_pieces)
 		return NULL;
 	if (len)
@@ -1470,13 +1656,17 @@ int32_t
 cb_tokenizer_piece_to_id(const cb_tokenizer *tok, const char *piece, size_t len)
 {
 	if (tok == NULL || (piece == NULL && len > 0))
-		return CB_TOK_ID_UNK;
+		return tok == NULL ? CB_TOK_ID_UNK : tok->unk_id;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_token_to_id(&tok->bbpe, piece, len);
 	return id_of_string(tok, piece, len);
 }
 
 bool
 cb_tokenizer_is_special_id(const cb_tokenizer *tok, int32_t id)
 {
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+		return cb_bbpe_is_special_id(&tok->bbpe, id);
 	return added_index_of_id(tok, id) >= 0;
 }
 
@@ -1503,7 +1693,7 @@ id_is_special_string(const cb_tokenizer *tok, int32_t id)
 {
 	if (added_index_of_id(tok, id) >= 0)
 		return true;
-	return (tok->vocab.pieces[id - CB_TOK_FAIRSEQ_OFFSET].flags & CB_BPE_SPECIAL_STRING) != 0;
+	return (tok->vocab.pieces[id - tok->fairseq_offset].flags & CB_BPE_SPECIAL_STRING) != 0;
 }
 
 /*
@@ -1532,7 +1722,7 @@ sp_decode_range(const cb_tokenizer *tok, const int32_t *ids, size_t begin, size_
 			cb_check_interrupts();
 		if (skip_special && cb_tokenizer_is_special_id(tok, id))
 			continue;
-		p = &tok->vocab.pieces[id - CB_TOK_FAIRSEQ_OFFSET];
+		p = &tok->vocab.pieces[id - tok->fairseq_offset];
 		if (bos_ws_seen || out->len > text_start)
 			is_bos_ws = false;
 		if (p->type == CB_SP_CONTROL)
@@ -1645,17 +1835,60 @@ cb_tokenizer_decode(const cb_tokenizer *tok, const int32_t *ids, size_t n_ids,
 	*text = NULL;
 	if (text_len)
 		*text_len = 0;
+	if (tok->kind == CB_TOK_KIND_BYTE_BPE)
+	{
+		/* RobertaTokenizer: the tokens' bytes, no strip; then the same clean-up */
+		st = cb_bbpe_decode(&tok->bbpe, ids, n_ids, skip_special_tokens, &out.data, &out.len, err);
+		if (st != CB_OK)
+			return st;
+		if (clean_up_tokenization_spaces)
+			out.len = clean_up_tokenization(out.data, out.len);
+		out.data[out.len] = '\0';
+		*text = out.data;
+		if (text_len)
+			*text_len = out.len;
+		return CB_OK;
+	}
 	for (size_t i = 0; i < n_ids; i++)
 	{
 		if (ids[i] < 0 || ids[i] >= tok->vocab_size ||
 			(added_index_of_id(tok, ids[i]) < 0 &&
-			 (size_t) (ids[i] - CB_TOK_FAIRSEQ_OFFSET) >= tok->vocab.n_pieces))
+			 (size_t) (ids[i] - tok->fairseq_offset) >= tok->vocab.n_pieces))
 			return cb_set_error(err, CB_ERR_INVALID, "tokenizer: id %d at position %zu is out of range 0..%d",
 								ids[i], i, tok->vocab_size - 1);
 	}
 	if ((st = cb_norm_buf_reserve(&out, 64, err)) != CB_OK)
 		return st;
 
+	if (tok->layout == CB_TOK_LAYOUT_XLMR)
+	{
+		/* XLMRobertaTokenizer.convert_tokens_to_string: "".join(tokens).replace("▁", " ").strip() */
+		for (size_t i = 0; i < n_ids; i++)
+		{
+			size_t		plen;
+			const char *piece;
+
+			if ((i & 0xFFFF) == 0xFFFF)
+				cb_check_interrupts();
+			if (skip_special_tokens && cb_tokenizer_is_special_id(tok, ids[i]))
+				continue;
+			piece = cb_tokenizer_id_to_piece(tok, ids[i], &plen);
+			if ((st = cb_norm_buf_reserve(&out, plen + 1, err)) != CB_OK)
+				goto fail;
+			for (size_t k = 0; k < plen;)
+			{
+				if (k + 3 <= plen && memcmp(piece + k, kSpaceSymbol, 3) == 0)
+				{
+					out.data[out.len++] = ' ';
+					k += 3;
+				}
+				else
+					out.data[out.len++] = piece[k++];
+			}
+		}
+	}
+	else
+	{
 	/* CamembertTokenizer.convert_tokens_to_string */
 	for (size_t i = 0; i < n_ids; i++)
 	{
@@ -1684,6 +1917,7 @@ cb_tokenizer_decode(const cb_tokenizer *tok, const int32_t *ids, size_t n_ids,
 	}
 	if ((st = sp_decode_range(tok, ids, seg_begin, n_ids, skip_special_tokens, &out, err)) != CB_OK)
 		goto fail;
+	}
 
 	/* .strip() */
 	keep = cb_py_rstrip_len(out.data, out.len);

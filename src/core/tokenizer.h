@@ -69,7 +69,9 @@
 
 #include "cb_common.h"
 #include "bpe.h"
+#include "bytebpe.h"
 #include "normalizer.h"
+#include "unigram.h"
 
 /* CamemBERT's fixed added-token ids. */
 #define CB_TOK_ID_S_NOTUSED 0
@@ -81,10 +83,37 @@
 
 #define CB_TOK_MAX_TEXT_BYTES ((size_t) 256 << 20) /* one text (or pair member): 256 MiB */
 
+/*
+ * The kinds of tokenizer an image holds; every function below works on each.
+ * CB_TOK_KIND_BYTE_BPE: RoBERTa's byte-level BPE (bytebpe.h), whose images
+ * cb_bbpe_build makes; cb_tokenizer_open tells the kinds apart by the magic.
+ */
+typedef enum cb_tok_kind
+{
+	CB_TOK_KIND_SP_BPE = 0,		/* SentencePiece BPE (CamemBERT's models) */
+	CB_TOK_KIND_BYTE_BPE,		/* RobertaTokenizer */
+	CB_TOK_KIND_SP_UNIGRAM		/* SentencePiece unigram (XLM-RoBERTa's models), unigram.h */
+} cb_tok_kind;
+
+/*
+ * How a SentencePiece tokenizer numbers its ids.  CamembertTokenizer: fairseq
+ * offset 4 (<s>NOTUSED 0, <pad> 1, </s>NOTUSED 2, <unk> 3, <unk>NOTUSED 4),
+ * the NOTUSED strings are added tokens.  XLMRobertaTokenizer: <s> 0, <pad> 1,
+ * </s> 2, <unk> 3, SentencePiece id i -> i + 1, <mask> = pieces + 1; its
+ * decode is the pieces joined, "▁" -> " ", stripped.
+ */
+typedef enum cb_tok_layout
+{
+	CB_TOK_LAYOUT_CAMEMBERT = 0,
+	CB_TOK_LAYOUT_XLMR
+} cb_tok_layout;
+
 typedef struct cb_tokenizer
 {
 	/* Public, read-only. */
-	int32_t		vocab_size;		/* len(tokenizer): ids are 0 .. vocab_size-1 (8005) */
+	cb_tok_kind kind;
+	cb_tok_layout layout;
+	int32_t		vocab_size;		/* ids are 0 .. vocab_size-1 (8005) */
 	int32_t		sp_vocab_size;	/* pieces in the SentencePiece model (8000) */
 	int32_t		pad_id;			/* 1 */
 	int32_t		cls_id;			/* <s>, also bos (5) */
@@ -93,6 +122,9 @@ typedef struct cb_tokenizer
 	int32_t		mask_id;		/* <mask> (8004) */
 
 	/* Private: views into the image. */
+	cb_bbpe		bbpe;			/* CB_TOK_KIND_BYTE_BPE */
+	cb_unigram	unigram;		/* CB_TOK_KIND_SP_UNIGRAM */
+	int32_t		fairseq_offset;	/* SentencePiece id -> id: + this */
 	const uint8_t *image;
 	size_t		image_len;
 	cb_bpe_vocab vocab;
@@ -120,9 +152,13 @@ typedef struct cb_token_list
 
 /* ---- build / open ------------------------------------------------------ */
 
-/* Compile a sentencepiece.bpe.model into a new cb_malloc'ed image. */
+/* Compile a sentencepiece.bpe.model into a new cb_malloc'ed image (CamemBERT's ids). */
 cb_status	cb_tokenizer_build(const uint8_t *model_bytes, size_t len,
 							   void **image, size_t *image_len, cb_error *err);
+
+/* The same with the ids of `layout`; a BPE or unigram model (its model_type says). */
+cb_status	cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout layout,
+									  void **image, size_t *image_len, cb_error *err);
 
 /* View an image (no copy, no allocation). */
 cb_status	cb_tokenizer_open(const void *image, size_t image_len,

@@ -54,7 +54,20 @@ typedef struct golden
 	golden_case cases[32];
 	int32_t		total_tokens;
 	cb_workspace ws;
+	int32_t		mask_id;		/* <mask> of the model's tokenizer (8004 for the French models) */
 } golden;
+
+/* Attention values of the cases that have an attentions file: sum of length^2 (per layer and head). */
+static long
+attention_elems(const golden *g)
+{
+	long		n = 0;
+
+	for (int32_t i = 0; i < g->n_cases; i++)
+		if (g->cases[i].attentions_file[0] != '\0')
+			n += (long) g->cases[i].length * g->cases[i].length;
+	return n;
+}
 
 static void
 report(const char *model, const char *what, const ut_diff *d, size_t expected)
@@ -458,7 +471,7 @@ check_cases_alone(golden *g)
 	if (!strstr(g->name, "bf16"))
 	{
 		report(g->label, "attentions", &d_att, n_att);
-		CHECK_EQ_INT(n_att, nl * heads * (13 * 13 + 13 * 13 + 5 * 5));
+		CHECK_EQ_INT(n_att, nl * heads * attention_elems(g));
 	}
 	else
 		CHECK_EQ_INT(n_att, 0);
@@ -654,7 +667,7 @@ check_cases_batched(golden *g)
 	if (!strstr(g->name, "bf16"))
 	{
 		report(g->label, "batched attentions", &d_att, n_att);
-		CHECK_EQ_INT(n_att, nl * heads * (13 * 13 + 13 * 13 + 5 * 5));
+		CHECK_EQ_INT(n_att, nl * heads * attention_elems(g));
 	}
 	CHECK_MSG(d_pad.over == 0 && d_pad.count > 0, "%s: padded rows are not zero", g->name);
 
@@ -1137,7 +1150,7 @@ check_position_logits(golden *g)
 	ut_diff		d;
 
 	for (int32_t i = 0; i < gc->length && n < 2; i++)
-		if (gc->ids[i] == 8004)
+		if (gc->ids[i] == g->mask_id)
 			pos[n++] = i;
 	pos[n++] = gc->length - 1;
 	CHECK_EQ_INT(n, 2);
@@ -1205,8 +1218,9 @@ check_left_padding(golden *g)
 
 /* ------------------------------------------------------------------------ */
 
+/* total_tokens: the golden's meta.total_tokens (481 for the French models) */
 static void
-test_model(const char *name)
+test_model_tokens(const char *name, int32_t total_tokens, int32_t mask_id)
 {
 	golden		g;
 
@@ -1217,8 +1231,9 @@ test_model(const char *name)
 		free_golden(&g);
 		return;
 	}
+	g.mask_id = mask_id;
 	CHECK_EQ_INT(g.n_cases, 25);
-	CHECK_EQ_INT(g.total_tokens, 481);
+	CHECK_EQ_INT(g.total_tokens, total_tokens);
 	check_cases_alone(&g);
 	check_cases_batched(&g);
 	check_padded_batch(&g);
@@ -1357,7 +1372,18 @@ test_auto_equals_float32(void)
 	}
 }
 
+static void
+test_model(const char *name)
+{
+	test_model_tokens(name, 481, 8004);
+}
+
 static void test_mlm(void) { test_model("mlm"); }
+/* CamemBERT's family: RoBERTa (byte-level BPE ids) and XLM-RoBERTa (unigram ids), same network */
+static void test_roberta_cls(void) { test_model_tokens("../roberta/roberta_cls", 380, 50261); }
+static void test_roberta_mlm(void) { test_model_tokens("../roberta/roberta_mlm", 380, 50261); }
+static void test_xlmr_cls(void) { test_model_tokens("../xlmr/xlmr_cls", 377, 8001); }
+static void test_xlmr_mlm(void) { test_model_tokens("../xlmr/xlmr_mlm", 377, 8001); }
 static void test_mlm_fp16(void) { test_model("mlm_fp16"); }
 static void test_mlm_bf16_sharded(void) { test_model("mlm_bf16_sharded"); }
 static void test_clm(void) { test_model("clm"); }
@@ -1376,6 +1402,10 @@ main(void)
 	RUN(test_cls3);
 	RUN(test_reg1);
 	RUN(test_multilabel);
+	RUN(test_roberta_cls);
+	RUN(test_roberta_mlm);
+	RUN(test_xlmr_cls);
+	RUN(test_xlmr_mlm);
 	RUN(test_precisions);
 	RUN(test_auto_equals_float32);
 	return unit_finish("test_forward");
