@@ -42,8 +42,8 @@ CORE_SRCS := $(addprefix src/core/, \
 	tf_h5.c tf_names.c tokenizer.c tokenizer_dir.c torch_bin.c unigram.c utf8.c)
 CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \
-	camembert.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
-	model_segment.c model_stats.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
+	camembert.c model_attach.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
+	model_segment.c model_stats.c model_xact.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
 	sql_inference.c sql_losses.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
 
