@@ -228,7 +228,7 @@ _PG_init(void)
 							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
-	/* written by the leader of a parallel query, read by its workers (model_registry.c) */
+	/* written by the leader of a parallel query, read by its workers (model_attach.c) */
 	DefineCustomStringVariable("camembert.parallel_models",
 							   "Models the leader of a parallel query uses (internal).",
 							   NULL,

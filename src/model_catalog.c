@@ -197,7 +197,7 @@ catalog_columns(const CatalogTable *t)
 
 /*
  * The row for one name, read on every first use of a model in a transaction
- * (model_registry.c compares what shared memory holds with it), so it is a
+ * (model_attach.c compares what shared memory holds with it), so it is a
  * plain index scan on the primary key rather than an SQL statement: no user
  * code can run (no SQL is parsed; the only function called is texteq, through
  * the index's own operator class), and no privilege is needed, as for
