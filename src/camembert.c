@@ -30,7 +30,6 @@ int			camembert_threads = 1;
 char	   *camembert_default_model = NULL;
 char	   *camembert_model_dir = NULL;
 int			camembert_max_new_tokens = 256;
-int			camembert_max_models = 16;
 int			camembert_max_threads = 1;
 
 /* openblas_set_num_threads is OpenBLAS-specific; declare it to stay header-agnostic. */
@@ -218,26 +217,6 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
-	/* a developer option, as post_auth_delay: lets tests watch a load in progress */
-	DefineCustomIntVariable("camembert.debug_load_delay",
-							"Milliseconds each model load waits before it reads the files (for tests).",
-							NULL,
-							&camembert_debug_load_delay,
-							0, 0, 3600 * 1000,
-							PGC_SUSET,
-							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
-							NULL, NULL, NULL);
-
-	/* written by the leader of a parallel query, read by its workers (model_attach.c) */
-	DefineCustomStringVariable("camembert.parallel_models",
-							   "Models the leader of a parallel query uses (internal).",
-							   NULL,
-							   &camembert_parallel_models,
-							   "",
-							   PGC_USERSET,
-							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
-							   NULL, NULL, NULL);
-
 	DefineCustomStringVariable("camembert.default_model",
 							   "Model used when a function's model argument is NULL.",
 							   "When empty, the one loaded model that can do the task is used.",
@@ -261,16 +240,6 @@ _PG_init(void)
 							256, 1, 100000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
-
-	/* sizes shared memory: only meaningful (and only allowed) at server start */
-	if (process_shared_preload_libraries_in_progress)
-		DefineCustomIntVariable("camembert.max_models",
-								"Number of models that can be loaded at the same time.",
-								NULL,
-								&camembert_max_models,
-								16, 1, 1024,
-								PGC_POSTMASTER, 0,
-								NULL, NULL, NULL);
 
 	camembert_registry_init();
 	camembert_stats_init();

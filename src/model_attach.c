@@ -548,6 +548,16 @@ camembert_model_get(const char *name, int flags)
 void
 camembert_attach_init(void)
 {
+	/* written by the leader of a parallel query, read by its workers (model_attach.c) */
+	DefineCustomStringVariable("camembert.parallel_models",
+							   "Models the leader of a parallel query uses (internal).",
+							   NULL,
+							   &camembert_parallel_models,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							   NULL, NULL, NULL);
+
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = camembert_executor_start;
 }

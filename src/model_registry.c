@@ -78,6 +78,9 @@
 
 RegistryShared *camembert_registry = NULL;
 
+/* camembert.max_models: the slots, sized at server start */
+int			camembert_max_models = 16;
+
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
@@ -126,6 +129,26 @@ registry_startup(void)
 void
 camembert_registry_init(void)
 {
+	/* a developer option, as post_auth_delay: lets tests watch a load in progress */
+	DefineCustomIntVariable("camembert.debug_load_delay",
+							"Milliseconds each model load waits before it reads the files (for tests).",
+							NULL,
+							&camembert_debug_load_delay,
+							0, 0, 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+
+	/* sizes shared memory: only meaningful (and only allowed) at server start */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("camembert.max_models",
+								"Number of models that can be loaded at the same time.",
+								NULL,
+								&camembert_max_models,
+								16, 1, 1024,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+
 	camembert_attach_init();
 
 	if (!process_shared_preload_libraries_in_progress)
