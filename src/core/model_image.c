@@ -18,12 +18,13 @@
  *
  * Padding bytes are zero, so two sources with equal weights give
  * byte-identical images (safetensors vs pytorch_model.bin).
+ *
+ * Which weight files of the directory are read, and reading them into one
+ * tensor list: model_files.c.
  */
 #include "model_image.h"
+#include "model_files.h"
 #include "safetensors.h"
-#include "tf_h5.h"
-#include "tf_names.h"
-#include "torch_bin.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -225,15 +226,6 @@ align_up(uint64_t x, uint64_t a)
 
 /* ---- sources ------------------------------------------------------------ */
 
-typedef struct file_identity
-{
-	char	   *path;
-	dev_t		dev;
-	ino_t		ino;
-	off_t		size;
-	struct timespec mtime;
-} file_identity;
-
 typedef struct slot
 {
 	uint32_t	role;
@@ -250,10 +242,7 @@ struct cb_model_source
 	char	   *dir;
 	char	   *root;			/* files must lie below it (NULL: anywhere) */
 	cb_model_config *mc;
-	char		weights_file[64];
-	file_identity *files;
-	size_t		num_files;
-	cb_tensor_list tensors;
+	cb_model_files weights;		/* the weight files read, their tensors */
 	slot	   *slots;
 	size_t		num_slots;
 	uint64_t	parameter_count;
@@ -267,190 +256,17 @@ struct cb_model_source
 				total_size;
 };
 
-static char *
-path_join(const char *dir, const char *name)
-{
-	size_t		dl = strlen(dir),
-				nl = strlen(name);
-	char	   *p = cb_malloc(dl + nl + 2);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, dir, dl);
-	if (dl > 0 && dir[dl - 1] != '/')
-		p[dl++] = '/';
-	memcpy(p + dl, name, nl + 1);
-	return p;
-}
-
-/* 1: a regular file; 0: absent; -1: exists but is not a regular file. */
-static int
-file_kind(const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) != 0)
-		return 0;
-	return S_ISREG(st.st_mode) ? 1 : -1;
-}
-
 void
 cb_model_source_close(cb_model_source *src)
 {
 	if (src == NULL)
 		return;
 	cb_config_free(src->mc);
-	for (size_t i = 0; i < src->num_files; i++)
-		cb_free(src->files[i].path);
-	cb_free(src->files);
-	cb_tensor_list_free(&src->tensors);
+	cb_model_files_free(&src->weights);
 	cb_free(src->slots);
 	cb_free(src->dir);
 	cb_free(src->root);
 	cb_free(src);
-}
-
-typedef cb_status (*tensor_file_reader) (const cb_file_reader *r, uint32_t file_index,
-										 cb_tensor_list *list, cb_error *err);
-
-/* Open one weight file, record its identity, parse it into list. */
-static cb_status
-read_weight_file(cb_model_source *src, const char *path, tensor_file_reader fn,
-				 cb_tensor_list *list, cb_error *err)
-{
-	cb_file_reader r;
-	struct stat st;
-	cb_status	status;
-	file_identity *fi;
-	file_identity *nf;
-
-	nf = cb_realloc(src->files, (src->num_files + 1) * sizeof(file_identity));
-	if (nf == NULL)
-		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", path);
-	src->files = nf;
-	fi = &src->files[src->num_files];
-	memset(fi, 0, sizeof(*fi));
-	fi->path = cb_malloc(strlen(path) + 1);
-	if (fi->path == NULL)
-		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", path);
-	memcpy(fi->path, path, strlen(path) + 1);
-	src->num_files++;
-
-	status = cb_file_reader_open(&r, fi->path, src->root, err);
-	if (status != CB_OK)
-		return status;
-	if (fstat(r.fd, &st) != 0)
-	{
-		cb_file_reader_close(&r);
-		return cb_set_error(err, CB_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-	}
-	fi->dev = st.st_dev;
-	fi->ino = st.st_ino;
-	fi->size = st.st_size;
-	fi->mtime = st.st_mtim;
-	status = fn(&r, (uint32_t) (src->num_files - 1), list, err);
-	cb_file_reader_close(&r);
-	return status;
-}
-
-/*
- * A TensorFlow index (tf_model.h5.index.json) names full variables (model-name
- * component first): map them to PyTorch names, in place.
- */
-static cb_status
-map_tf_index_names(cb_shard_index *idx, const char *index_path, cb_error *err)
-{
-	char		name[CB_TENSOR_MAX_NAME + 1];
-
-	for (size_t i = 0; i < idx->num_names; i++)
-	{
-		const char *tf = cb_tf_name_strip_model(idx->names[i]);
-		bool		transpose;
-		cb_error	e;
-		char	   *copy;
-
-		if (tf == NULL)
-			return cb_set_error(err, CB_ERR_FORMAT, "%s: variable '%.200s' has no model-name component",
-								index_path, idx->names[i]);
-		if (cb_tf_name_to_pt(tf, name, sizeof(name), &transpose, &e) != CB_OK)
-			return cb_set_error(err, e.status, "%s: %s", index_path, e.message);
-		copy = cb_malloc(strlen(name) + 1);
-		if (copy == NULL)
-			return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", index_path);
-		memcpy(copy, name, strlen(name) + 1);
-		cb_free(idx->names[i]);
-		idx->names[i] = copy;
-	}
-	return CB_OK;
-}
-
-static cb_status
-read_sharded(cb_model_source *src, const char *index_path, tensor_file_reader fn, bool tf,
-			 cb_error *err)
-{
-	cb_shard_index *idx;
-	cb_status	status;
-	cb_tensor_list *shard_lists = NULL;
-
-	status = cb_shard_index_load(index_path, src->root, &idx, err);
-	if (status != CB_OK)
-		return status;
-	if (tf && (status = map_tf_index_names(idx, index_path, err)) != CB_OK)
-	{
-		cb_shard_index_free(idx);
-		return status;
-	}
-	shard_lists = cb_calloc(idx->num_files, sizeof(cb_tensor_list));
-	if (shard_lists == NULL)
-	{
-		cb_shard_index_free(idx);
-		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", index_path);
-	}
-	for (size_t f = 0; f < idx->num_files && status == CB_OK; f++)
-	{
-		char	   *path = path_join(src->dir, idx->files[f]);
-
-		if (path == NULL)
-		{
-			status = cb_set_error(err, CB_ERR_NOMEM, "out of memory");
-			break;
-		}
-		if (file_kind(path) != 1)
-			status = cb_set_error(err, CB_ERR_FORMAT,
-								  "%s: shard \"%s\" named by the index is missing or not a regular file",
-								  index_path, idx->files[f]);
-		else
-			status = read_weight_file(src, path, fn, &shard_lists[f], err);
-		if (status == CB_OK && !tf && shard_lists[f].tf_names)
-			status = cb_set_error(err, CB_ERR_UNSUPPORTED,
-								  "%s: sharded safetensors in TensorFlow layout (metadata \"format\": \"tf\") "
-								  "are not supported", path);
-		if (status == CB_OK && tf)
-			status = cb_tf_list_to_pt(&shard_lists[f], path, err);
-		if (status == CB_OK)
-			status = cb_tensor_list_finish(&shard_lists[f], path, err);
-		cb_free(path);
-	}
-	for (size_t i = 0; i < idx->num_names && status == CB_OK; i++)
-	{
-		uint32_t	f = idx->file_of[i];
-		const cb_tensor_info *t = cb_tensor_list_find(&shard_lists[f], idx->names[i]);
-
-		if (t == NULL)
-		{
-			status = cb_set_error(err, CB_ERR_FORMAT,
-								  "%s: tensor '%s' is not in shard \"%s\" where the index puts it",
-								  index_path, idx->names[i], idx->files[f]);
-			break;
-		}
-		/* file indexes of shard_lists are already those of src->files */
-		status = cb_tensor_list_add(&src->tensors, t, err);
-	}
-	for (size_t f = 0; f < idx->num_files; f++)
-		cb_tensor_list_free(&shard_lists[f]);
-	cb_free(shard_lists);
-	cb_shard_index_free(idx);
-	return status;
 }
 
 /* Find name, trying the ".gamma"/".beta" spelling of LayerNorm parameters. */
@@ -512,7 +328,7 @@ check_tensor(const cb_model_source *src, const cb_tensor_info *t, const char *na
 {
 	char		got[128],
 				want[128];
-	const char *file = src->files[t->file].path;
+	const char *file = src->weights.files[t->file].path;
 
 	if (!shape_equal(t, shape, ndim))
 		return cb_set_error(err, CB_ERR_FORMAT,
@@ -529,7 +345,7 @@ check_tensor(const cb_model_source *src, const cb_tensor_info *t, const char *na
 static const char *
 weights_desc(const cb_model_source *src)
 {
-	return src->weights_file;
+	return src->weights.weights_file;
 }
 
 static int
@@ -576,7 +392,7 @@ check_no_shared_bytes(const cb_model_source *src, cb_error *err)
 			st = cb_set_error(err, CB_ERR_FORMAT,
 							  "%s: tensors '%s' and '%s' share bytes of the file (aliased storage); "
 							  "only the LM decoder may alias the word embeddings",
-							  src->files[q->file].path, p->name, q->name);
+							  src->weights.files[q->file].path, p->name, q->name);
 	}
 	cb_free(order);
 	return st;
@@ -595,7 +411,7 @@ plan_slots(cb_model_source *src, cb_error *err)
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 	{
 		snprintf(name, sizeof(name), "%sembeddings.word_embeddings.weight", prefixes[i]);
-		if (cb_tensor_list_find(&src->tensors, name) != NULL)
+		if (cb_tensor_list_find(&src->weights.tensors, name) != NULL)
 		{
 			if (prefix != NULL)
 				return cb_set_error(err, CB_ERR_FORMAT,
@@ -637,12 +453,12 @@ plan_slots(cb_model_source *src, cb_error *err)
 			s->layer = l;
 			s->count = expected_numel(r, c);
 			tensor_name(r, prefix, l, name, sizeof(name));
-			t = find_tensor(&src->tensors, name);
+			t = find_tensor(&src->weights.tensors, name);
 
 			if (ri == ROLE_LM_BIAS)
 			{
 				/* lm_head.decoder.bias is the same parameter (an alias, stored by torch.save) */
-				const cb_tensor_info *alias = cb_tensor_list_find(&src->tensors, "lm_head.decoder.bias");
+				const cb_tensor_info *alias = cb_tensor_list_find(&src->weights.tensors, "lm_head.decoder.bias");
 
 				if (alias != NULL &&
 					(st = check_tensor(src, alias, "lm_head.decoder.bias", shape, ndim, err)) != CB_OK)
@@ -791,25 +607,6 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 	cb_model_source *src;
 	cb_status	st;
 	char	   *path = NULL;
-	enum
-	{
-		W_SAFETENSORS, W_TORCH, W_TF_H5
-	};
-	static const struct
-	{
-		const char *name;
-		bool		sharded;
-		int			kind;
-	}			candidates[] = {
-		{"model.safetensors", false, W_SAFETENSORS},
-		{"model.safetensors.index.json", true, W_SAFETENSORS},
-		{"pytorch_model.bin", false, W_TORCH},
-		{"pytorch_model.bin.index.json", true, W_TORCH},
-		{"tf_model.h5", false, W_TF_H5},
-		{"tf_model.h5.index.json", true, W_TF_H5},
-	};
-	const int	num_candidates = (int) (sizeof(candidates) / sizeof(candidates[0]));
-	int			chosen = -1;
 
 	*out = NULL;
 	if (dir == NULL || dir[0] == '\0')
@@ -831,7 +628,7 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory");
 	}
 
-	path = path_join(dir, "config.json");
+	path = cb_path_join(dir, "config.json");
 	if (path == NULL)
 	{
 		st = cb_set_error(err, CB_ERR_NOMEM, "out of memory");
@@ -843,61 +640,7 @@ cb_model_source_open_in(const char *dir, const char *root, cb_model_source **out
 	if (st != CB_OK)
 		goto fail;
 
-	for (int i = 0; i < num_candidates && chosen < 0; i++)
-	{
-		int			k;
-
-		path = path_join(dir, candidates[i].name);
-		if (path == NULL)
-		{
-			st = cb_set_error(err, CB_ERR_NOMEM, "out of memory");
-			goto fail;
-		}
-		k = file_kind(path);
-		if (k < 0)
-		{
-			st = cb_set_error(err, CB_ERR_IO, "%s: not a regular file", path);
-			goto fail;
-		}
-		if (k == 1)
-			chosen = i;
-		else
-		{
-			cb_free(path);
-			path = NULL;
-		}
-	}
-	if (chosen < 0)
-	{
-		st = cb_set_error(err, CB_ERR_IO,
-						  "%s: no weights found (looked for model.safetensors, model.safetensors.index.json, "
-						  "pytorch_model.bin, pytorch_model.bin.index.json, tf_model.h5, "
-						  "tf_model.h5.index.json)", dir);
-		if (err != NULL)
-			err->sys_errno = ENOENT;
-		goto fail;
-	}
-	snprintf(src->weights_file, sizeof(src->weights_file), "%s", candidates[chosen].name);
-	{
-		int			kind = candidates[chosen].kind;
-		tensor_file_reader fn = kind == W_TORCH ? cb_torch_bin_read :
-			kind == W_TF_H5 ? cb_tf_h5_read : cb_safetensors_read;
-
-		if (candidates[chosen].sharded)
-			st = read_sharded(src, path, fn, kind == W_TF_H5, err);
-		else
-		{
-			st = read_weight_file(src, path, fn, &src->tensors, err);
-			/* tf_model.h5, or model.safetensors whose metadata says "format": "tf" */
-			if (st == CB_OK && (kind == W_TF_H5 || src->tensors.tf_names))
-				st = cb_tf_list_to_pt(&src->tensors, path, err);
-		}
-	}
-	if (st == CB_OK)
-		st = cb_tensor_list_finish(&src->tensors, path, err);
-	cb_free(path);
-	path = NULL;
-	if (st != CB_OK)
+	if ((st = cb_model_files_read(dir, src->root, &src->weights, err)) != CB_OK)
 		goto fail;
 
 	if ((st = plan_slots(src, err)) != CB_OK)
@@ -959,7 +702,7 @@ cb_model_source_label(const cb_model_source *src, int32_t id)
 const char *
 cb_model_source_weights_file(const cb_model_source *src)
 {
-	return src->weights_file;
+	return src->weights.weights_file;
 }
 
 uint64_t
@@ -1015,7 +758,7 @@ widen_in_place(unsigned char *dst, uint64_t count, bool bf16)
 }
 
 static cb_status
-open_checked(const file_identity *fi, const char *root, cb_file_reader *r, cb_error *err)
+open_checked(const cb_weight_file *fi, const char *root, cb_file_reader *r, cb_error *err)
 {
 	struct stat st;
 	cb_status	s = cb_file_reader_open(r, fi->path, root, err);
@@ -1097,7 +840,7 @@ write_packed(const cb_model_source *src, const slot *s, unsigned char *dst, cb_e
 	buf = cb_malloc(PACK_CHUNK_ROWS * cols * sizeof(float));
 	if (buf == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory converting a weight matrix");
-	st = open_checked(&src->files[t->file], src->root, &fr, err);
+	st = open_checked(&src->weights.files[t->file], src->root, &fr, err);
 	if (st != CB_OK)
 	{
 		cb_free(buf);
@@ -1237,7 +980,7 @@ cb_model_source_write_image(const cb_model_source *src, void *dest, size_t dest_
 			st = write_packed(src, s, dst, err);
 		else
 		{
-			st = open_checked(&src->files[t->file], src->root, &r, err);
+			st = open_checked(&src->weights.files[t->file], src->root, &r, err);
 			if (st != CB_OK)
 				return st;
 			size_t		rows = t->ndim == 2 ? (size_t) t->shape[0] : 1,

@@ -13,7 +13,7 @@
  *     cb_model_source_write_image(src, dest, size, &err);
  *     cb_model_source_close(src);
  *
- * Weight files, first found wins: model.safetensors,
+ * Weight files (model_files.h), first found wins: model.safetensors,
  * model.safetensors.index.json (shards), pytorch_model.bin,
  * pytorch_model.bin.index.json (shards).  Tensor bytes are read once, with
  * pread, straight into the image (F32 copied; F16 and BF16 converted exactly
