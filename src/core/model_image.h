@@ -15,7 +15,8 @@
  *
  * Weight files (model_files.h), first found wins: model.safetensors,
  * model.safetensors.index.json (shards), pytorch_model.bin,
- * pytorch_model.bin.index.json (shards).  Tensor bytes are read once, with
+ * pytorch_model.bin.index.json (shards), tf_model.h5, tf_model.h5.index.json
+ * (shards).  Tensor bytes are read once, with
  * pread, straight into the image (F32 copied; F16 and BF16 converted exactly
  * to F32).  No file descriptor is held between calls, nor while
  * cb_check_interrupts() runs: write_image re-opens each file per tensor and
