@@ -81,4 +81,21 @@ cb_add_size(size_t a, size_t b, size_t *out)
 	return !__builtin_add_overflow(a, b, out);
 }
 
+/* Little-endian integers at p (file formats: zip, pickle), whatever the host's order. */
+static inline uint16_t
+cb_read_le16(const unsigned char *p)
+{
+	return (uint16_t) (p[0] | (p[1] << 8));
+}
+static inline uint32_t
+cb_read_le32(const unsigned char *p)
+{
+	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+}
+static inline uint64_t
+cb_read_le64(const unsigned char *p)
+{
+	return (uint64_t) cb_read_le32(p) | ((uint64_t) cb_read_le32(p + 4) << 32);
+}
+
 #endif							/* CB_COMMON_H */

@@ -11,18 +11,6 @@
 #define PICKLE_MAX_STACK	(1u << 20)
 #define PICKLE_MAX_MEMO		(1u << 20)
 
-static uint16_t
-rd16(const unsigned char *p)
-{
-	return (uint16_t) (p[0] | (p[1] << 8));
-}
-
-static uint32_t
-rd32(const unsigned char *p)
-{
-	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
-
 static cb_status
 pfail(cb_pickle_vm *vm, size_t at, const char *what)
 {
@@ -487,7 +475,7 @@ cb_pickle_run(cb_pickle_vm *vm, cb_pickle_obj **result)
 					{
 						if (!need(vm, 4))
 							return pfail(vm, at, "truncated string length");
-						n = rd32(vm->buf + vm->pos);
+						n = cb_read_le32(vm->buf + vm->pos);
 						vm->pos += 4;
 					}
 					else
@@ -550,8 +538,8 @@ cb_pickle_run(cb_pickle_vm *vm, cb_pickle_obj **result)
 						return pfail(vm, at, "truncated integer");
 					o = pnew(vm, CB_PICKLE_INT);
 					if (o != NULL)
-						o->i = op == 'J' ? (int64_t) (int32_t) rd32(vm->buf + vm->pos)
-							: op == 'K' ? vm->buf[vm->pos] : rd16(vm->buf + vm->pos);
+						o->i = op == 'J' ? (int64_t) (int32_t) cb_read_le32(vm->buf + vm->pos)
+							: op == 'K' ? vm->buf[vm->pos] : cb_read_le16(vm->buf + vm->pos);
 					vm->pos += n;
 					st = ppush(vm, o, at);
 					break;
@@ -615,7 +603,7 @@ cb_pickle_run(cb_pickle_vm *vm, cb_pickle_obj **result)
 			case 'r':			/* LONG_BINPUT */
 				if (!need(vm, 4))
 					return pfail(vm, at, "truncated LONG_BINPUT");
-				st = memo_put(vm, rd32(vm->buf + vm->pos), at);
+				st = memo_put(vm, cb_read_le32(vm->buf + vm->pos), at);
 				vm->pos += 4;
 				break;
 			case 0x94:			/* MEMOIZE */
@@ -629,7 +617,7 @@ cb_pickle_run(cb_pickle_vm *vm, cb_pickle_obj **result)
 			case 'j':			/* LONG_BINGET */
 				if (!need(vm, 4))
 					return pfail(vm, at, "truncated LONG_BINGET");
-				st = memo_get(vm, rd32(vm->buf + vm->pos), at);
+				st = memo_get(vm, cb_read_le32(vm->buf + vm->pos), at);
 				vm->pos += 4;
 				break;
 			case 'Q':			/* BINPERSID */

@@ -6,24 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint16_t
-rd16(const unsigned char *p)
-{
-	return (uint16_t) (p[0] | (p[1] << 8));
-}
-
-static uint32_t
-rd32(const unsigned char *p)
-{
-	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
-}
-
-static uint64_t
-rd64(const unsigned char *p)
-{
-	return (uint64_t) rd32(p) | ((uint64_t) rd32(p + 4) << 32);
-}
-
 void
 cb_zip_free(cb_zip_archive *z)
 {
@@ -106,7 +88,7 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 	if ((st = cb_file_reader_read(r, tail_start, tail, tail_len, err)) != CB_OK)
 		goto done;
 	for (size_t i = tail_len - EOCD_SIZE + 1; i-- > 0;)
-		if (rd32(tail + i) == 0x06054b50 && rd16(tail + i + 20) == tail_len - i - EOCD_SIZE)
+		if (cb_read_le32(tail + i) == 0x06054b50 && cb_read_le16(tail + i + 20) == tail_len - i - EOCD_SIZE)
 		{
 			eocd = i;
 			break;
@@ -118,15 +100,15 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 		goto done;
 	}
 	eocd_abs = tail_start + eocd;
-	if (rd16(tail + eocd + 4) != 0 || rd16(tail + eocd + 6) != 0 ||
-		rd16(tail + eocd + 8) != rd16(tail + eocd + 10))
+	if (cb_read_le16(tail + eocd + 4) != 0 || cb_read_le16(tail + eocd + 6) != 0 ||
+		cb_read_le16(tail + eocd + 8) != cb_read_le16(tail + eocd + 10))
 	{
 		st = cb_set_error(err, CB_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", r->path);
 		goto done;
 	}
-	entries = rd16(tail + eocd + 10);
-	cd_size = rd32(tail + eocd + 12);
-	cd_offset = rd32(tail + eocd + 16);
+	entries = cb_read_le16(tail + eocd + 10);
+	cd_size = cb_read_le32(tail + eocd + 12);
+	cd_offset = cb_read_le32(tail + eocd + 16);
 	dir_end = eocd_abs;
 
 	/* ZIP64: a locator just before the end record (torch always writes one) */
@@ -136,12 +118,12 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 
 		if ((st = cb_file_reader_read(r, eocd_abs - 20, loc, 20, err)) != CB_OK)
 			goto done;
-		if (rd32(loc) == 0x07064b50)
+		if (cb_read_le32(loc) == 0x07064b50)
 		{
 			unsigned char z64[56];
-			uint64_t	z64_off = rd64(loc + 8);
+			uint64_t	z64_off = cb_read_le64(loc + 8);
 
-			if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
+			if (cb_read_le32(loc + 4) != 0 || cb_read_le32(loc + 16) > 1)
 			{
 				st = cb_set_error(err, CB_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", r->path);
 				goto done;
@@ -154,19 +136,19 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 			}
 			if ((st = cb_file_reader_read(r, z64_off, z64, 56, err)) != CB_OK)
 				goto done;
-			if (rd32(z64) != 0x06064b50)
+			if (cb_read_le32(z64) != 0x06064b50)
 			{
 				st = cb_set_error(err, CB_ERR_FORMAT, "%s: bad zip64 end of central directory signature", r->path);
 				goto done;
 			}
-			if (rd32(z64 + 16) != 0 || rd32(z64 + 20) != 0 || rd64(z64 + 24) != rd64(z64 + 32))
+			if (cb_read_le32(z64 + 16) != 0 || cb_read_le32(z64 + 20) != 0 || cb_read_le64(z64 + 24) != cb_read_le64(z64 + 32))
 			{
 				st = cb_set_error(err, CB_ERR_UNSUPPORTED, "%s: multi-disk zip archives are not supported", r->path);
 				goto done;
 			}
-			entries = rd64(z64 + 32);
-			cd_size = rd64(z64 + 40);
-			cd_offset = rd64(z64 + 48);
+			entries = cb_read_le64(z64 + 32);
+			cd_size = cb_read_le64(z64 + 40);
+			cd_offset = cb_read_le64(z64 + 48);
 			dir_end = z64_off;
 		}
 	}
@@ -209,21 +191,21 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 						loff;
 			size_t		x;
 
-			if (cd_size - p < 46 || rd32(cd + p) != 0x02014b50)
+			if (cd_size - p < 46 || cb_read_le32(cd + p) != 0x02014b50)
 			{
 				st = cb_set_error(err, CB_ERR_FORMAT, "%s: zip central directory entry %llu is malformed",
 								  r->path, (unsigned long long) i);
 				goto done;
 			}
-			flags = rd16(cd + p + 8);
-			method = rd16(cd + p + 10);
-			e->crc = rd32(cd + p + 16);
-			csize = rd32(cd + p + 20);
-			usize = rd32(cd + p + 24);
-			nlen = rd16(cd + p + 28);
-			xlen = rd16(cd + p + 30);
-			clen = rd16(cd + p + 32);
-			loff = rd32(cd + p + 42);
+			flags = cb_read_le16(cd + p + 8);
+			method = cb_read_le16(cd + p + 10);
+			e->crc = cb_read_le32(cd + p + 16);
+			csize = cb_read_le32(cd + p + 20);
+			usize = cb_read_le32(cd + p + 24);
+			nlen = cb_read_le16(cd + p + 28);
+			xlen = cb_read_le16(cd + p + 30);
+			clen = cb_read_le16(cd + p + 32);
+			loff = cb_read_le32(cd + p + 42);
 			if (cd_size - p - 46 < (uint64_t) nlen + xlen + clen)
 			{
 				st = cb_set_error(err, CB_ERR_FORMAT, "%s: zip central directory entry %llu overruns the directory",
@@ -249,8 +231,8 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 			x = p + 46 + nlen;
 			while (x + 4 <= p + 46 + nlen + xlen)
 			{
-				uint16_t	id = rd16(cd + x),
-							sz = rd16(cd + x + 2);
+				uint16_t	id = cb_read_le16(cd + x),
+							sz = cb_read_le16(cd + x + 2);
 				size_t		q = x + 4;
 
 				if (x + 4 + sz > p + 46 + nlen + xlen)
@@ -265,21 +247,21 @@ cb_zip_open(cb_zip_archive *z, const cb_file_reader *r, cb_error *err)
 					{
 						if (q + 8 > x + 4 + sz)
 							goto bad64;
-						usize = rd64(cd + q);
+						usize = cb_read_le64(cd + q);
 						q += 8;
 					}
 					if (csize == 0xFFFFFFFFu)
 					{
 						if (q + 8 > x + 4 + sz)
 							goto bad64;
-						csize = rd64(cd + q);
+						csize = cb_read_le64(cd + q);
 						q += 8;
 					}
 					if (loff == 0xFFFFFFFFu)
 					{
 						if (q + 8 > x + 4 + sz)
 							goto bad64;
-						loff = rd64(cd + q);
+						loff = cb_read_le64(cd + q);
 						q += 8;
 					}
 				}
@@ -354,11 +336,11 @@ cb_zip_check_local(cb_zip_archive *z, cb_zip_entry *e, cb_error *err)
 							z->r->path, e->name);
 	if ((st = cb_file_reader_read(z->r, e->local_offset, lh, 30, err)) != CB_OK)
 		return st;
-	nlen = rd16(lh + 26);
-	if (rd32(lh) != 0x04034b50 || rd16(lh + 8) != 0 || (rd16(lh + 6) & 0x41) || nlen != strlen(e->name))
+	nlen = cb_read_le16(lh + 26);
+	if (cb_read_le32(lh) != 0x04034b50 || cb_read_le16(lh + 8) != 0 || (cb_read_le16(lh + 6) & 0x41) || nlen != strlen(e->name))
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: zip entry '%s': local header does not match the central directory",
 							z->r->path, e->name);
-	data = e->local_offset + 30 + nlen + rd16(lh + 28);
+	data = e->local_offset + 30 + nlen + cb_read_le16(lh + 28);
 	if (data > z->cd_offset || e->size > z->cd_offset - data)
 		return cb_set_error(err, CB_ERR_FORMAT,
 							"%s: zip entry '%s': data [%llu, +%llu) runs into the central directory (truncated?)",
