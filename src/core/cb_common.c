@@ -110,6 +110,33 @@ cb_realloc(void *ptr, size_t size)
 	return current_allocator.realloc(ptr, size);
 }
 
+cb_status
+cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
+			  const char *what, cb_error *err)
+{
+	size_t		new_cap,
+				bytes;
+	void	   *p;
+
+	if (need <= *cap)
+		return CB_OK;
+	new_cap = *cap < 32 ? 32 : *cap;
+	while (new_cap < need)
+	{
+		/* doubling, then 1.5x from 4 Mi elements: less slack on huge inputs */
+		if (!cb_add_size(new_cap, new_cap < ((size_t) 4 << 20) ? new_cap : new_cap / 2, &new_cap))
+			return cb_set_error(err, CB_ERR_LIMIT, "%s: array size overflow", what);
+	}
+	if (!cb_mul_size(new_cap, elem, &bytes))
+		return cb_set_error(err, CB_ERR_LIMIT, "%s: array size overflow", what);
+	p = cb_realloc(*ptr, bytes);
+	if (p == NULL)
+		return cb_set_error(err, CB_ERR_NOMEM, "%s: cannot allocate %zu bytes", what, bytes);
+	*ptr = p;
+	*cap = new_cap;
+	return CB_OK;
+}
+
 void
 cb_free(void *ptr)
 {

@@ -65,6 +65,16 @@ void	   *cb_calloc(size_t count, size_t size);	/* overflow-checked, zeroed */
 void	   *cb_realloc(void *ptr, size_t size);
 void		cb_free(void *ptr);
 
+/*
+ * The one growable array of the core: make room for at least `need` elements
+ * of `elem` bytes in *ptr (capacity *cap, in elements), keeping its contents.
+ * Grows by doubling (1.5x past 4 Mi elements, less slack on huge inputs), at
+ * least 32 elements.  `what` names the array in the error message.  On error
+ * *ptr and *cap are unchanged (the caller still owns and frees *ptr).
+ */
+cb_status	cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
+						  const char *what, cb_error *err);
+
 /* Interrupt hook (see rule 3). */
 void		cb_set_interrupt_hook(void (*hook) (void));
 void		cb_check_interrupts(void);

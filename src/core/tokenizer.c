@@ -925,38 +925,12 @@ cb_tok_workspace_set_window(cb_tok_workspace *ws, size_t bytes)
 	ws->window_max = bytes;
 }
 
-static cb_status
-grow_array(void **ptr, size_t *cap, size_t need, size_t elem, cb_error *err)
-{
-	size_t		new_cap,
-				bytes;
-	void	   *p;
-
-	if (need <= *cap)
-		return CB_OK;
-	new_cap = *cap < 32 ? 32 : *cap;
-	while (new_cap < need)
-	{
-		/* doubling, then 1.5x from 4 Mi elements: less slack on huge texts */
-		if (!cb_add_size(new_cap, new_cap < ((size_t) 4 << 20) ? new_cap : new_cap / 2, &new_cap))
-			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: array size overflow");
-	}
-	if (!cb_mul_size(new_cap, elem, &bytes))
-		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: array size overflow");
-	p = cb_realloc(*ptr, bytes);
-	if (p == NULL)
-		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes", bytes);
-	*ptr = p;
-	*cap = new_cap;
-	return CB_OK;
-}
-
 static inline cb_status
 ids_reserve(id_vec *v, size_t extra, cb_error *err)
 {
 	if (v->n + extra <= v->cap)
 		return CB_OK;
-	return grow_array((void **) &v->v, &v->cap, v->n + extra, sizeof(int32_t), err);
+	return cb_grow_array((void **) &v->v, &v->cap, v->n + extra, sizeof(int32_t), "tokenizer", err);
 }
 
 /* Record one piece string for tokenize(). */
@@ -965,7 +939,7 @@ add_piece_string(cb_tok_workspace *ws, const char *s, size_t len, cb_error *err)
 {
 	cb_status	st;
 
-	if ((st = grow_array((void **) &ws->refs, &ws->refs_cap, ws->n_refs + 1, sizeof(piece_ref), err)) != CB_OK)
+	if ((st = cb_grow_array((void **) &ws->refs, &ws->refs_cap, ws->n_refs + 1, sizeof(piece_ref), "tokenizer", err)) != CB_OK)
 		return st;
 	if ((st = cb_norm_buf_reserve(&ws->tok_bytes, len + 1, err)) != CB_OK)
 		return st;

@@ -110,9 +110,36 @@ test_interrupt_hook(void)
 	CHECK_EQ_INT(interrupts, 2);
 }
 
+static void
+test_grow_array(void)
+{
+	cb_error	err;
+	int32_t    *v = NULL;
+	size_t		cap = 0;
+
+	/* grows to at least 32, keeps what it held */
+	CHECK_EQ_INT(cb_grow_array((void **) &v, &cap, 5, sizeof(int32_t), "ids", &err), CB_OK);
+	CHECK(v != NULL && cap == 32);
+	for (int i = 0; i < 32; i++)
+		v[i] = i;
+	CHECK_EQ_INT(cb_grow_array((void **) &v, &cap, 33, sizeof(int32_t), "ids", &err), CB_OK);
+	CHECK(cap == 64 && v[31] == 31 && v[0] == 0);
+	/* enough room: nothing changes */
+	CHECK_EQ_INT(cb_grow_array((void **) &v, &cap, 60, sizeof(int32_t), "ids", &err), CB_OK);
+	CHECK(cap == 64);
+	/* a size that overflows is refused with the array's name; the array is untouched */
+	int32_t    *before = v;
+
+	CHECK_EQ_INT(cb_grow_array((void **) &v, &cap, SIZE_MAX / 2, sizeof(int32_t), "ids", &err), CB_ERR_LIMIT);
+	CHECK(v == before && cap == 64);
+	CHECK(strstr(err.message, "ids") != NULL);
+	cb_free(v);
+}
+
 int
 main(void)
 {
+	RUN(test_grow_array);
 	RUN(test_error_message);
 	RUN(test_size_arithmetic);
 	RUN(test_allocator_hooks);
