@@ -35,11 +35,13 @@ static const struct
 	{"CamembertTokenizerFast", KIND_SP_CAMEMBERT},
 };
 
+/* dir/file in buf; NULL if it does not fit (never a silently cut path). */
 static char *
 join(const char *dir, const char *file, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s/%s", dir, file);
-	return buf;
+	int			n = snprintf(buf, cap, "%s/%s", dir, file);
+
+	return n >= 0 && (size_t) n < cap ? buf : NULL;
 }
 
 static bool
@@ -50,7 +52,9 @@ exists(const char *dir, const char *file)
 
 	if (strlen(dir) + strlen(file) + 2 > sizeof(path))
 		return false;
-	return stat(join(dir, file, path, sizeof(path)), &st) == 0;
+	const char *p = join(dir, file, path, sizeof(path));
+
+	return p != NULL && stat(p, &st) == 0;
 }
 
 /* Read dir/file; a missing file gives *buf NULL and CB_OK when optional. */
