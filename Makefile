@@ -38,7 +38,7 @@ CORE_SRCS := $(addprefix src/core/, \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
 	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \
-	matrix.c model_files.c model_image.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
+	matrix.c model_convert.c model_files.c model_image.c model_source.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
 	tf_h5.c tf_names.c tokenizer.c tokenizer_decode.c tokenizer_dir.c tokenizer_image.c torch_bin.c torch_pickle.c unigram.c utf8.c \
 	zip_reader.c)
 CORE_TEST_SRCS :=
