@@ -34,7 +34,7 @@ endif
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
 	beam_search.c bpe.c bytebpe.c bytebpe_decode.c bytebpe_image.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
-	json.c logits_processors.c losses.c \
+	image_layout.c json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
 	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \

@@ -23,24 +23,13 @@ typedef struct dbuf
 static cb_status
 dbuf_reserve(dbuf *b, size_t extra, cb_error *err)
 {
-	size_t		cap;
-	char	   *p;
+	size_t		need;
 
-	if (b->len + extra <= b->cap)
+	if (!cb_add_size(b->len, extra, &need))
+		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: decoded text too large");
+	if (need <= b->cap)
 		return CB_OK;
-	cap = b->cap < 64 ? 64 : b->cap;
-	while (cap < b->len + extra)
-	{
-		if (cap > SIZE_MAX / 2)
-			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: decoded text too large");
-		cap *= 2;
-	}
-	p = cb_realloc(b->data, cap);
-	if (p == NULL)
-		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes", cap);
-	b->data = p;
-	b->cap = cap;
-	return CB_OK;
+	return cb_grow_array((void **) &b->data, &b->cap, need, 1, "tokenizer: decoded text", err);
 }
 
 /* bytes.decode("utf-8", errors="replace"): each maximal ill-formed subpart is one U+FFFD. */

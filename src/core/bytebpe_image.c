@@ -10,8 +10,50 @@
 
 #include "bpe.h"				/* cb_bpe_hash */
 #include "bytebpe_internal.h"
+#include "image_layout.h"
 #include "json.h"
 #include "utf8.h"
+
+/* ------------------------------------------------------------------------- */
+/* The image */
+
+#define BBPE_MAGIC "CBBBPIMG"
+#define BBPE_VERSION 1
+#define BBPE_FLAG_ADD_PREFIX_SPACE 0x01u
+
+/* The image's header: it starts with the fields of cb_image_prefix (image_layout.h). */
+typedef struct bbpe_header
+{
+	char		magic[8];
+	uint32_t	version;
+	uint32_t	header_size;
+	uint64_t	image_len;
+	uint32_t	byte_order;
+	uint32_t	flags;
+	int32_t		id_limit;
+	int32_t		vocab_size;
+	uint32_t	slot_capacity;
+	uint32_t	merge_capacity;
+	uint32_t	n_merges;
+	uint32_t	n_added;
+	int32_t		bos_id,
+				eos_id,
+				cls_id,
+				sep_id,
+				pad_id,
+				unk_id,
+				mask_id;
+	int32_t		reserved;
+	uint64_t	fingerprint;
+	cb_image_section tokens;	/* cb_bbpe_token[id_limit] */
+	cb_image_section strings;
+	cb_image_section slots;	/* cb_bbpe_str_slot[slot_capacity] */
+	cb_image_section merges;	/* cb_bbpe_merge_slot[merge_capacity] */
+	cb_image_section added;	/* cb_bbpe_added[n_added] */
+	int32_t		byte_id[256];
+} bbpe_header;
+
+CB_IMAGE_HEADER_STARTS_WITH_PREFIX(bbpe_header);
 
 /* ---- build --------------------------------------------------------------- */
 
@@ -153,19 +195,13 @@ read_vocab(build_state *b, const char *text, size_t len, cb_error *err)
 static cb_status
 add_added(build_state *b, const char *s, size_t len, int32_t id, uint32_t flags, cb_error *err)
 {
-	if (b->n_added == b->added_cap)
-	{
-		size_t		cap = b->added_cap ? 2 * b->added_cap : 16;
-		build_added *p;
+	cb_status	st;
 
-		if (cap > 65536)
-			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: more than 65536 added tokens");
-		p = cb_realloc(b->added, cap * sizeof(build_added));
-		if (p == NULL)
-			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: out of memory");
-		b->added = p;
-		b->added_cap = cap;
-	}
+	if (b->n_added >= 65536)
+		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: more than 65536 added tokens");
+	if ((st = cb_grow_array((void **) &b->added, &b->added_cap, b->n_added + 1, sizeof(build_added),
+							"tokenizer: added tokens", err)) != CB_OK)
+		return st;
 	b->added[b->n_added].str = s;
 	b->added[b->n_added].len = len;
 	b->added[b->n_added].id = id;
@@ -544,7 +580,7 @@ cb_bbpe_build(const char *vocab_json, size_t vocab_len,
 	}
 
 	{
-		bbpe_section s_tokens,
+		cb_image_section s_tokens,
 					s_strings,
 					s_slots,
 					s_merges,
@@ -554,22 +590,12 @@ cb_bbpe_build(const char *vocab_json, size_t vocab_len,
 		cb_bbpe_added *added;
 		size_t		so = 0;
 
-		off = align8(sizeof(bbpe_header));
-		s_tokens.off = off;
-		s_tokens.len = (size_t) id_limit * sizeof(cb_bbpe_token);
-		off = align8(off + s_tokens.len);
-		s_strings.off = off;
-		s_strings.len = strings_len;
-		off = align8(off + s_strings.len);
-		s_slots.off = off;
-		s_slots.len = (size_t) b.slot_cap * sizeof(cb_bbpe_str_slot);
-		off = align8(off + s_slots.len);
-		s_merges.off = off;
-		s_merges.len = (size_t) b.merge_cap * sizeof(cb_bbpe_merge_slot);
-		off = align8(off + s_merges.len);
-		s_added.off = off;
-		s_added.len = b.n_added * sizeof(cb_bbpe_added);
-		off = align8(off + s_added.len);
+		off = cb_align8(sizeof(bbpe_header));
+		s_tokens = cb_image_next_section(&off, (size_t) id_limit * sizeof(cb_bbpe_token));
+		s_strings = cb_image_next_section(&off, strings_len);
+		s_slots = cb_image_next_section(&off, (size_t) b.slot_cap * sizeof(cb_bbpe_str_slot));
+		s_merges = cb_image_next_section(&off, (size_t) b.merge_cap * sizeof(cb_bbpe_merge_slot));
+		s_added = cb_image_next_section(&off, b.n_added * sizeof(cb_bbpe_added));
 
 		img = cb_calloc(1, off);
 		if (img == NULL)
@@ -614,7 +640,7 @@ cb_bbpe_build(const char *vocab_json, size_t vocab_len,
 		h->version = BBPE_VERSION;
 		h->header_size = sizeof(bbpe_header);
 		h->image_len = off;
-		h->byte_order = BBPE_BYTE_ORDER;
+		h->byte_order = CB_IMAGE_BYTE_ORDER;
 		h->flags = add_prefix_space ? BBPE_FLAG_ADD_PREFIX_SPACE : 0;
 		h->id_limit = id_limit;
 		h->vocab_size = vocab_size;
@@ -628,11 +654,7 @@ cb_bbpe_build(const char *vocab_json, size_t vocab_len,
 		h->merges = s_merges;
 		h->added = s_added;
 		memcpy(h->byte_id, byte_id, sizeof(byte_id));
-		h->fingerprint = 0xCBF29CE484222325ull;
-		for (size_t i = 0; i < vocab_len; i++)
-			h->fingerprint = (h->fingerprint ^ (uint8_t) vocab_json[i]) * 0x100000001B3ull;
-		for (size_t i = 0; i < merges_len; i++)
-			h->fingerprint = (h->fingerprint ^ (uint8_t) merges_txt[i]) * 0x100000001B3ull;
+		h->fingerprint = cb_fnv1a64(cb_fnv1a64(CB_FNV1A64_INIT, vocab_json, vocab_len), merges_txt, merges_len);
 		h->fingerprint ^= (uint64_t) off;
 
 		/* the special tokens' ids */
@@ -681,12 +703,6 @@ done:
 
 /* ---- open ---------------------------------------------------------------- */
 
-static bool
-section_ok(const bbpe_section *s, size_t image_len)
-{
-	return s->off <= image_len && s->len <= image_len - s->off && s->off % 8 == 0;
-}
-
 static cb_status
 bad_image(cb_error *err, const char *what)
 {
@@ -710,32 +726,28 @@ cb_bbpe_open(const void *image, size_t image_len, cb_bbpe *bb, cb_error *err)
 	const cb_bbpe_added *added;
 	const char *strings;
 	size_t		used = 0;
+	cb_status	st;
 
 	if (image == NULL || bb == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_bbpe_open: NULL argument");
 	memset(bb, 0, sizeof(*bb));
-	if (((uintptr_t) image & 7) != 0)
-		return cb_set_error(err, CB_ERR_INVALID, "byte-level BPE image: not 8-byte aligned");
-	if (image_len < sizeof(bbpe_header) || memcmp(h->magic, BBPE_MAGIC, 8) != 0)
-		return bad_image(err, "bad magic or too short");
-	if (h->version != BBPE_VERSION)
-		return cb_set_error(err, CB_ERR_UNSUPPORTED, "byte-level BPE image: version %u, expected %u",
-							h->version, BBPE_VERSION);
-	if (h->byte_order != BBPE_BYTE_ORDER)
-		return cb_set_error(err, CB_ERR_UNSUPPORTED, "byte-level BPE image: built on a host of another byte order");
-	if (h->header_size != sizeof(bbpe_header) || h->image_len != image_len)
-		return bad_image(err, "header size or image length mismatch");
+	if ((st = cb_image_check_header(image, image_len, BBPE_MAGIC, BBPE_VERSION, sizeof(bbpe_header),
+									"byte-level BPE image", err)) != CB_OK)
+		return st;
 	if (h->id_limit <= 0 || h->id_limit > CB_BBPE_MAX_ID + 1 || h->vocab_size <= 0 || h->vocab_size > h->id_limit ||
 		h->slot_capacity < 16 || (h->slot_capacity & (h->slot_capacity - 1)) != 0 ||
 		h->merge_capacity < 16 || (h->merge_capacity & (h->merge_capacity - 1)) != 0 ||
 		h->n_merges >= h->merge_capacity || h->n_added > 65536)
 		return bad_image(err, "bad counts");
-	if (!section_ok(&h->tokens, image_len) || h->tokens.len != (uint64_t) h->id_limit * sizeof(cb_bbpe_token) ||
-		!section_ok(&h->strings, image_len) || h->strings.len == 0 ||
-		!section_ok(&h->slots, image_len) || h->slots.len != (uint64_t) h->slot_capacity * sizeof(cb_bbpe_str_slot) ||
-		!section_ok(&h->merges, image_len) ||
+	if (!cb_image_section_ok(&h->tokens, image_len, 8) ||
+		h->tokens.len != (uint64_t) h->id_limit * sizeof(cb_bbpe_token) ||
+		!cb_image_section_ok(&h->strings, image_len, 8) || h->strings.len == 0 ||
+		!cb_image_section_ok(&h->slots, image_len, 8) ||
+		h->slots.len != (uint64_t) h->slot_capacity * sizeof(cb_bbpe_str_slot) ||
+		!cb_image_section_ok(&h->merges, image_len, 8) ||
 		h->merges.len != (uint64_t) h->merge_capacity * sizeof(cb_bbpe_merge_slot) ||
-		!section_ok(&h->added, image_len) || h->added.len != (uint64_t) h->n_added * sizeof(cb_bbpe_added))
+		!cb_image_section_ok(&h->added, image_len, 8) ||
+		h->added.len != (uint64_t) h->n_added * sizeof(cb_bbpe_added))
 		return bad_image(err, "a section is out of bounds");
 	strings = (const char *) img + h->strings.off;
 	if (strings[h->strings.len - 1] != '\0')

@@ -1,7 +1,7 @@
 /*
  * bytebpe_internal.h — what the files of the byte-level BPE share
  * (bytebpe_image.c, bytebpe.c, bytebpe_decode.c): GPT-2's byte <-> unicode map,
- * the image's header, its hash tables' lookups.  Not part of the API: bytebpe.h is.
+ * the lookups in the image's hash tables.  Not part of the API: bytebpe.h is.
  */
 #ifndef CB_BYTEBPE_INTERNAL_H
 #define CB_BYTEBPE_INTERNAL_H
@@ -75,55 +75,7 @@ utf8_put(uint32_t cp, char *out)
 }
 
 /* ------------------------------------------------------------------------- */
-/* The image */
-
-#define BBPE_MAGIC "CBBBPIMG"
-#define BBPE_VERSION 1
-#define BBPE_BYTE_ORDER 0x01020304u
-#define BBPE_FLAG_ADD_PREFIX_SPACE 0x01u
-
-typedef struct bbpe_section
-{
-	uint64_t	off;
-	uint64_t	len;
-} bbpe_section;
-
-typedef struct bbpe_header
-{
-	char		magic[8];
-	uint32_t	version;
-	uint32_t	header_size;
-	uint64_t	image_len;
-	uint32_t	byte_order;
-	uint32_t	flags;
-	int32_t		id_limit;
-	int32_t		vocab_size;
-	uint32_t	slot_capacity;
-	uint32_t	merge_capacity;
-	uint32_t	n_merges;
-	uint32_t	n_added;
-	int32_t		bos_id,
-				eos_id,
-				cls_id,
-				sep_id,
-				pad_id,
-				unk_id,
-				mask_id;
-	int32_t		reserved;
-	uint64_t	fingerprint;
-	bbpe_section tokens;		/* cb_bbpe_token[id_limit] */
-	bbpe_section strings;
-	bbpe_section slots;			/* cb_bbpe_str_slot[slot_capacity] */
-	bbpe_section merges;		/* cb_bbpe_merge_slot[merge_capacity] */
-	bbpe_section added;			/* cb_bbpe_added[n_added] */
-	int32_t		byte_id[256];
-} bbpe_header;
-
-static inline size_t
-align8(size_t x)
-{
-	return (x + 7) & ~(size_t) 7;
-}
+/* The image's hash tables */
 
 static inline uint32_t
 merge_hash(int32_t left, int32_t right)

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "image_layout.h"
 #include "sp_model.h"
 #include "tokenizer_internal.h"
 #include "utf8.h"
@@ -731,9 +732,9 @@ cb_tokenizer_tokenize(const cb_tokenizer *tok, cb_tok_workspace *ws,
 	if (st == CB_OK)
 	{
 		size_t		n = ws->n_refs;
-		size_t		head = align8(sizeof(cb_token_list));
-		size_t		ptrs = align8(n * sizeof(char *));
-		size_t		lens = align8(n * sizeof(uint32_t));
+		size_t		head = cb_align8(sizeof(cb_token_list));
+		size_t		ptrs = cb_align8(n * sizeof(char *));
+		size_t		lens = cb_align8(n * sizeof(uint32_t));
 		size_t		total = head + ptrs + lens + ws->tok_bytes.len;
 		uint8_t    *block = cb_malloc(total);
 

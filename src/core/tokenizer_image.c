@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "image_layout.h"
 #include "sp_model.h"
 #include "tokenizer_internal.h"
 #include "utf8.h"
@@ -18,7 +19,6 @@
 
 #define IMAGE_MAGIC "CBTOKIMG"
 #define IMAGE_VERSION 2
-#define IMAGE_BYTE_ORDER 0x01020304u
 
 #define FLAG_ADD_DUMMY_PREFIX 0x01u
 #define FLAG_REMOVE_EXTRA_WS 0x02u
@@ -29,12 +29,7 @@
 #define FLAG_SPLIT_WORDS 0x40u
 #define FLAG_UNIGRAM 0x80u		/* Viterbi over piece scores (unigram.h), not BPE merges */
 
-typedef struct image_section
-{
-	uint64_t	off;
-	uint64_t	len;			/* bytes */
-} image_section;
-
+/* The image's header: it starts with the fields of cb_image_prefix (image_layout.h). */
 typedef struct image_header
 {
 	char		magic[8];
@@ -54,12 +49,12 @@ typedef struct image_header
 	int32_t		unk_id;
 	int32_t		mask_id;
 	uint64_t	fingerprint;	/* FNV-1a 64 of the model file */
-	image_section pieces;		/* cb_bpe_piece[n_pieces] */
-	image_section slots;		/* cb_bpe_slot[slot_capacity] */
-	image_section strings;		/* every piece string, each followed by a NUL */
-	image_section trie;			/* uint32 darts-clone units */
-	image_section pool;			/* charsmap replacement strings, NUL-terminated */
-	image_section unk_surface;	/* NUL-terminated */
+	cb_image_section pieces;	/* cb_bpe_piece[n_pieces] */
+	cb_image_section slots;	/* cb_bpe_slot[slot_capacity] */
+	cb_image_section strings;	/* every piece string, each followed by a NUL */
+	cb_image_section trie;	/* uint32 darts-clone units */
+	cb_image_section pool;	/* charsmap replacement strings, NUL-terminated */
+	cb_image_section unk_surface;	/* NUL-terminated */
 	uint8_t		first_byte[256];
 	uint8_t		user_defined_first_byte[256];
 	/* version 2: the id layout and the unigram trie */
@@ -69,9 +64,11 @@ typedef struct image_header
 	float		min_score;
 	float		max_score;
 	uint32_t	reserved2;
-	image_section node_piece;	/* int32[trie_nodes] */
-	image_section edges;		/* cb_unigram_edge[edge_capacity] */
+	cb_image_section node_piece;	/* int32[trie_nodes] */
+	cb_image_section edges;	/* cb_unigram_edge[edge_capacity] */
 } image_header;
+
+CB_IMAGE_HEADER_STARTS_WITH_PREFIX(image_header);
 
 static const char kDefaultUnkSurface[] = " \xE2\x81\x87 ";
 
@@ -291,32 +288,20 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 		cap *= 2;
 
 	/* Layout. */
-	image_section s_pieces,
+	cb_image_section s_pieces,
 				s_slots,
 				s_strings,
 				s_trie,
 				s_pool,
 				s_unk;
 
-	off = align8(sizeof(image_header));
-	s_pieces.off = off;
-	s_pieces.len = m.n_pieces * sizeof(cb_bpe_piece);
-	off = align8(off + s_pieces.len);
-	s_slots.off = off;
-	s_slots.len = cap * sizeof(cb_bpe_slot);
-	off = align8(off + s_slots.len);
-	s_strings.off = off;
-	s_strings.len = strings_len;
-	off = align8(off + s_strings.len);
-	s_trie.off = off;
-	s_trie.len = (trie_bytes / 4) * 4;
-	off = align8(off + s_trie.len);
-	s_pool.off = off;
-	s_pool.len = trie != NULL ? pool_len + 1 : 0;
-	off = align8(off + s_pool.len);
-	s_unk.off = off;
-	s_unk.len = unk_surface_len + 1;
-	off = align8(off + s_unk.len);
+	off = cb_align8(sizeof(image_header));
+	s_pieces = cb_image_next_section(&off, m.n_pieces * sizeof(cb_bpe_piece));
+	s_slots = cb_image_next_section(&off, cap * sizeof(cb_bpe_slot));
+	s_strings = cb_image_next_section(&off, strings_len);
+	s_trie = cb_image_next_section(&off, (trie_bytes / 4) * 4);
+	s_pool = cb_image_next_section(&off, trie != NULL ? pool_len + 1 : 0);
+	s_unk = cb_image_next_section(&off, unk_surface_len + 1);
 
 	img = cb_calloc(1, off);
 	if (img == NULL)
@@ -386,7 +371,7 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 	h->version = IMAGE_VERSION;
 	h->header_size = sizeof(image_header);
 	h->image_len = off;
-	h->byte_order = IMAGE_BYTE_ORDER;
+	h->byte_order = CB_IMAGE_BYTE_ORDER;
 	h->flags = (m.add_dummy_prefix ? FLAG_ADD_DUMMY_PREFIX : 0) |
 		(m.remove_extra_whitespaces ? FLAG_REMOVE_EXTRA_WS : 0) |
 		(m.escape_whitespaces ? FLAG_ESCAPE_WS : 0) |
@@ -398,9 +383,7 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 	h->slot_capacity = (uint32_t) cap;
 	h->sp_unk_id = sp_unk;
 	h->max_user_defined_len = max_ud;
-	h->fingerprint = 0xCBF29CE484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h->fingerprint = (h->fingerprint ^ model_bytes[i]) * 0x100000001B3ull;
+	h->fingerprint = cb_fnv1a64(CB_FNV1A64_INIT, model_bytes, len);
 	h->pieces = s_pieces;
 	h->slots = s_slots;
 	h->strings = s_strings;
@@ -480,18 +463,17 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 		{
 			uint32_t	nodes,
 						ecap;
-			size_t		np_off,
-						e_off,
-						new_off;
+			size_t		new_off = off;
+			cb_image_section s_node_piece,
+						s_edges;
 			uint8_t    *grown;
 			float		min_score = FLT_MAX,
 						max_score = FLT_MIN;	/* SentencePiece's initial values */
 
 			if ((st = cb_unigram_trie_size(&v, &nodes, &ecap, err)) != CB_OK)
 				goto done;
-			np_off = off;
-			e_off = align8(np_off + (size_t) nodes * sizeof(int32_t));
-			new_off = align8(e_off + (size_t) ecap * sizeof(cb_unigram_edge));
+			s_node_piece = cb_image_next_section(&new_off, (size_t) nodes * sizeof(int32_t));
+			s_edges = cb_image_next_section(&new_off, (size_t) ecap * sizeof(cb_unigram_edge));
 			grown = cb_realloc(img, new_off);
 			if (grown == NULL)
 			{
@@ -504,7 +486,8 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 			v.pieces = (const cb_bpe_piece *) (img + s_pieces.off);
 			v.strings = (const char *) (img + s_strings.off);
 			v.slots = (const cb_bpe_slot *) (img + s_slots.off);
-			cb_unigram_trie_fill(&v, (int32_t *) (img + np_off), nodes, (cb_unigram_edge *) (img + e_off), ecap);
+			cb_unigram_trie_fill(&v, (int32_t *) (img + s_node_piece.off), nodes,
+								 (cb_unigram_edge *) (img + s_edges.off), ecap);
 			for (size_t i = 0; i < m.n_pieces; i++)
 				if (m.pieces[i].type == CB_SP_NORMAL)
 				{
@@ -516,10 +499,8 @@ cb_tokenizer_build_layout(const uint8_t *model_bytes, size_t len, cb_tok_layout 
 			h->edge_capacity = ecap;
 			h->min_score = min_score;
 			h->max_score = max_score;
-			h->node_piece.off = np_off;
-			h->node_piece.len = (size_t) nodes * sizeof(int32_t);
-			h->edges.off = e_off;
-			h->edges.len = (size_t) ecap * sizeof(cb_unigram_edge);
+			h->node_piece = s_node_piece;
+			h->edges = s_edges;
 			h->image_len = new_off;
 			off = new_off;
 		}
@@ -544,12 +525,6 @@ done:
 	return st;
 }
 
-static bool
-section_ok(const image_section *s, size_t image_len, size_t align)
-{
-	return s->off <= image_len && s->len <= image_len - s->off && s->off % align == 0;
-}
-
 static cb_status
 bad_image(cb_error *err, const char *what)
 {
@@ -567,14 +542,14 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 	size_t		n,
 				cap,
 				used = 0;
+	cb_status	st;
 
 	if (image == NULL || tok == NULL)
 		return cb_set_error(err, CB_ERR_INVALID, "cb_tokenizer_open: NULL argument");
 	memset(tok, 0, sizeof(*tok));
 	if (cb_bbpe_is_image(image, image_len))
 	{
-		cb_status	st = cb_bbpe_open(image, image_len, &tok->bbpe, err);
-
+		st = cb_bbpe_open(image, image_len, &tok->bbpe, err);
 		if (st != CB_OK)
 			return st;
 		tok->kind = CB_TOK_KIND_BYTE_BPE;
@@ -589,31 +564,21 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 		tok->mask_id = tok->bbpe.mask_id;
 		return CB_OK;
 	}
-	if (((uintptr_t) image & 7) != 0)
-		return cb_set_error(err, CB_ERR_INVALID, "tokenizer image: not 8-byte aligned");
-	if (image_len < sizeof(image_header))
-		return bad_image(err, "shorter than its header");
-	if (memcmp(h->magic, IMAGE_MAGIC, 8) != 0)
-		return bad_image(err, "bad magic");
-	if (h->version != IMAGE_VERSION)
-		return cb_set_error(err, CB_ERR_UNSUPPORTED, "tokenizer image: version %u, expected %u",
-							h->version, IMAGE_VERSION);
-	if (h->byte_order != IMAGE_BYTE_ORDER)
-		return cb_set_error(err, CB_ERR_UNSUPPORTED, "tokenizer image: built on a host of another byte order");
-	if (h->header_size != sizeof(image_header) || h->image_len != image_len)
-		return bad_image(err, "header size or image length mismatch");
+	if ((st = cb_image_check_header(image, image_len, IMAGE_MAGIC, IMAGE_VERSION, sizeof(image_header),
+									"tokenizer image", err)) != CB_OK)
+		return st;
 	n = h->n_pieces;
 	cap = h->slot_capacity;
 	if (n == 0 || n > CB_SP_MAX_PIECES)
 		return bad_image(err, "bad piece count");
 	if (cap <= n || (cap & (cap - 1)) != 0)
 		return bad_image(err, "bad hash capacity");
-	if (!section_ok(&h->pieces, image_len, 8) || h->pieces.len != n * sizeof(cb_bpe_piece) ||
-		!section_ok(&h->slots, image_len, 8) || h->slots.len != cap * sizeof(cb_bpe_slot) ||
-		!section_ok(&h->strings, image_len, 1) || h->strings.len == 0 ||
-		!section_ok(&h->trie, image_len, 4) || h->trie.len % 4 != 0 ||
-		!section_ok(&h->pool, image_len, 1) ||
-		!section_ok(&h->unk_surface, image_len, 1) || h->unk_surface.len == 0)
+	if (!cb_image_section_ok(&h->pieces, image_len, 8) || h->pieces.len != n * sizeof(cb_bpe_piece) ||
+		!cb_image_section_ok(&h->slots, image_len, 8) || h->slots.len != cap * sizeof(cb_bpe_slot) ||
+		!cb_image_section_ok(&h->strings, image_len, 1) || h->strings.len == 0 ||
+		!cb_image_section_ok(&h->trie, image_len, 4) || h->trie.len % 4 != 0 ||
+		!cb_image_section_ok(&h->pool, image_len, 1) ||
+		!cb_image_section_ok(&h->unk_surface, image_len, 1) || h->unk_surface.len == 0)
 		return bad_image(err, "a section is out of bounds");
 	strings = (const char *) img + h->strings.off;
 	if (strings[h->strings.len - 1] != '\0' || img[h->unk_surface.off + h->unk_surface.len - 1] != '\0')
@@ -637,8 +602,9 @@ cb_tokenizer_open(const void *image, size_t image_len, cb_tokenizer *tok, cb_err
 		return bad_image(err, "bad special ids");
 	if (h->flags & FLAG_UNIGRAM)
 	{
-		if (!section_ok(&h->node_piece, image_len, 8) || h->node_piece.len != (uint64_t) h->trie_nodes * 4 ||
-			!section_ok(&h->edges, image_len, 8) ||
+		if (!cb_image_section_ok(&h->node_piece, image_len, 8) ||
+			h->node_piece.len != (uint64_t) h->trie_nodes * 4 ||
+			!cb_image_section_ok(&h->edges, image_len, 8) ||
 			h->edges.len != (uint64_t) h->edge_capacity * sizeof(cb_unigram_edge) ||
 			!cb_unigram_trie_valid((const int32_t *) (img + h->node_piece.off), h->trie_nodes,
 								   (const cb_unigram_edge *) (img + h->edges.off), h->edge_capacity, n) ||

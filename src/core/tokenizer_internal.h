@@ -1,7 +1,7 @@
 /*
  * tokenizer_internal.h — what the files of the SentencePiece tokenizer share
  * (tokenizer_image.c, tokenizer.c, tokenizer_decode.c): CamemBERT's added
- * tokens and their ids, the "▁" symbol, align8.  Not part of the API: tokenizer.h is.
+ * tokens and their ids, the "▁" symbol.  Not part of the API: tokenizer.h is.
  */
 #ifndef CB_TOKENIZER_INTERNAL_H
 #define CB_TOKENIZER_INTERNAL_H
@@ -132,15 +132,7 @@ added_index_of_id(const cb_tokenizer *tok, int32_t id)
 	return -1;
 }
 
-
-/* ------------------------------------------------------------------------- */
-
-static inline size_t
-align8(size_t x)
-{
-	return (x + 7) & ~(size_t) 7;
-}
-
+/* SentencePiece's "▁" (U+2581), a space in pieces. */
 static const char kSpaceSymbol[3] = {'\xE2', '\x96', '\x81'};
 
 #endif							/* CB_TOKENIZER_INTERNAL_H */
