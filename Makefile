@@ -33,13 +33,13 @@ endif
 # The sources of the extension, listed: a new file is added here (test/build.sh fails on a
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
-	beam_search.c bpe.c bytebpe.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
-	json.c logits_processors.c losses.c \
+	beam_search.c bpe.c bytebpe.c bytebpe_decode.c bytebpe_image.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
+	image_layout.c json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
 	matmul_int8.c matmul_int8_avx512vnni.c matmul_int8_avxvnni.c matmul_widen.c \
-	matrix.c model_files.c model_image.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
-	tf_h5.c tf_names.c tokenizer.c tokenizer_dir.c torch_bin.c torch_pickle.c unigram.c utf8.c \
+	matrix.c model_convert.c model_files.c model_image.c model_source.c normalizer.c row_ops.c safetensors.c sp_model.c thread_pool.c \
+	tf_h5.c tf_names.c tokenizer.c tokenizer_decode.c tokenizer_dir.c tokenizer_image.c torch_bin.c torch_pickle.c unigram.c utf8.c \
 	zip_reader.c)
 CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \

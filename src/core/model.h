@@ -11,8 +11,9 @@
  * mapping, which validates the image and fills a cb_model with pointers into
  * it.  No backend ever copies the weights.
  *
- * Owners: model_image.c builds and views images (from config.json +
- * safetensors / pytorch_model.bin, see config.h, safetensors.h, torch_bin.h);
+ * Owners: model_source.c, model_convert.c and model_image.c build and view
+ * images (from config.json + safetensors / pytorch_model.bin, see config.h,
+ * safetensors.h, torch_bin.h);
  * forward.c runs the network on a cb_model.
  */
 #ifndef CB_MODEL_H
@@ -52,7 +53,7 @@ typedef enum cb_dtype
  *   FLOAT32   widened to float32 at load
  *   BFLOAT16  rounded to bfloat16 at load, bf16 x bf16 products
  *   INT8      quantized per row at load, int8 x int8 products
- * (matrix.h says exactly how; model_image.c which matrices follow it.)
+ * (matrix.h says exactly how; model_source.c which matrices follow it.)
  */
 typedef enum cb_precision
 {

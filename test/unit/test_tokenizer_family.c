@@ -279,6 +279,65 @@ test_roberta_build(void)
 	g_ws = cb_tok_workspace_create();
 }
 
+/*
+ * The image's header checks (image_layout.h: magic[8], version u32 at 8,
+ * header_size u32 at 12, image_len u64 at 16, byte_order u32 at 24): each
+ * damage gives its own status; random damage elsewhere either fails to open or
+ * leaves a tokenizer that encodes without crashing.
+ */
+static void
+test_roberta_image_validation(void)
+{
+	cb_tokenizer tok;
+	cb_error	err;
+	uint8_t    *copy = cb_malloc(g_image_len + 8);
+	uint64_t	state = 0x9E3779B97F4A7C15ull;
+	static const char kProbe[] = "Bonjour <mask> le monde, l'été 2024 !";
+
+	memcpy(copy, g_image, g_image_len);
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_OK);
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len - 8, &tok, &err), CB_ERR_FORMAT);
+	CHECK_EQ_INT(cb_tokenizer_open(copy, 16, &tok, &err), CB_ERR_FORMAT);
+	copy[8] ^= 1;				/* version */
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_ERR_UNSUPPORTED);
+	copy[8] ^= 1;
+	copy[24] ^= 1;				/* byte order */
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_ERR_UNSUPPORTED);
+	copy[24] ^= 1;
+	copy[12] ^= 1;				/* header size */
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_ERR_FORMAT);
+	copy[12] ^= 1;
+	copy[7] ^= 1;				/* magic: no image of any kind */
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_ERR_FORMAT);
+	copy[7] ^= 1;
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_OK);
+	/* misaligned */
+	memmove(copy + 1, copy, g_image_len);
+	CHECK_EQ_INT(cb_tokenizer_open(copy + 1, g_image_len, &tok, &err), CB_ERR_INVALID);
+	memmove(copy, copy + 1, g_image_len);
+	for (int trial = 0; trial < 300; trial++)
+	{
+		size_t		pos;
+		uint8_t		old;
+
+		state = state * 6364136223846793005ull + 1442695040888963407ull;
+		pos = (size_t) (state >> 33) % (g_image_len < 65536 ? g_image_len : 65536);
+		old = copy[pos];
+		copy[pos] ^= (uint8_t) (1 + (state >> 13) % 255);
+		if (cb_tokenizer_open(copy, g_image_len, &tok, &err) == CB_OK)
+		{
+			int32_t    *ids = NULL;
+			size_t		n = 0;
+
+			if (cb_tokenizer_encode(&tok, NULL, kProbe, strlen(kProbe), true, 0, &ids, &n, &err) == CB_OK)
+				cb_free(ids);
+		}
+		copy[pos] = old;
+	}
+	CHECK_EQ_INT(cb_tokenizer_open(copy, g_image_len, &tok, &err), CB_OK);
+	cb_free(copy);
+}
+
 /* ------------------------------------------------------------------------- */
 /* The golden */
 
@@ -877,6 +936,7 @@ int
 main(void)
 {
 	RUN(test_roberta_build);
+	RUN(test_roberta_image_validation);
 	RUN(test_roberta_golden);
 	RUN(test_hostile);
 	RUN(test_xlmr);
