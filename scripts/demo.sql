@@ -1,11 +1,12 @@
 -- demo.sql: the example queries of the README's main command (scripts/demo.sh).
 -- The bundled models (models/README.md) are tiny CamemBERT-architecture models (3.4 M
--- parameters) trained here on Debian's man pages, for demonstration only: plausible on
--- technical French, poor on everyday sentences.  For real work load a real CamemBERT,
+-- parameters) trained here on text from Debian packages (man pages, documentation, the UI
+-- messages of programs): for demonstration only.  For real work load a real CamemBERT,
 -- e.g. SELECT camembert_load('base', '/srv/models/camembert-base') (README, "Using a real
 -- Hugging Face model").
 \set ECHO queries
 \pset footer off
+\echo 'The bundled models are tiny (3.4 M parameters), trained here on Debian text, for demonstration only; for real work load a real CamemBERT: SELECT camembert_load(''base'', ''/path/to/camembert-base'');'
 CREATE EXTENSION IF NOT EXISTS camembert;
 
 -- load once per server (idempotent: the same name from the same path is a no-op), from where
@@ -15,6 +16,15 @@ SELECT camembert_load('langid', :'models' || '/langid');
 SELECT camembert_load('fr-clm', :'models' || '/fr-clm');
 SELECT name, architecture, task, labels, parameters, pg_size_pretty(bytes) AS shared_memory, dtype
   FROM camembert_models();
+
+-- what a newcomer tries first: a greeting in four languages, an everyday fill-mask, a short
+-- generation
+SELECT body, camembert_classify(body, 'langid') AS lang
+  FROM (VALUES ('Bonjour, comment allez-vous ?'), ('Guten Morgen, wie geht es Ihnen?'),
+               ('¡Hola! ¿Qué tal estás?'), ('Good morning, how are you?')) AS t(body);
+SELECT token_str, round(score::numeric, 3) AS score
+  FROM camembert_fill_mask('Paris est la <mask> de la France.', 'fr-mlm');
+SELECT camembert_generate('Bonjour', 'fr-clm', max_new_tokens => 12);
 
 -- the tokenizer: CamemBERT's SentencePiece BPE, exact to the id
 SELECT camembert_tokens('La commande ls affiche le contenu du répertoire.', 'fr-mlm');

@@ -62,9 +62,9 @@ MAX_POS = MAX_LEN + 2    # max_position_embeddings
 SP_VOCAB = 8000
 
 ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768)
-MLM = dict(steps=550, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
+MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
            mask_prob=0.15)
-CLM = dict(steps=400, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
+CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
 # training sentences per language taken from each source (man pages, gettext
 # catalogs, the Debian Administrator's Handbook)
 LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
