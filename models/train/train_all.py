@@ -587,7 +587,16 @@ def main():
                     items = items[:LANGID["train_per_lang"][src]]
                 split[sp_name].extend((r["text"], lang_i, src) for r in items)
     ltok, lsp_path = tok, sp_path
-    if args.langid_tokenizer:
+    if not LANGID["steps"]:
+        split["train"] = []  # (--eval-only: nothing to encode)
+    if cont and not args.langid_tokenizer:
+        # the given langid's own tokenizer (that of the LMs before issue 19)
+        d = os.path.join(args.work, "tokenizer-langid")
+        os.makedirs(d, exist_ok=True)
+        lsp_path = os.path.join(d, "sentencepiece.bpe.model")
+        shutil.copyfile(os.path.join(cont, "langid", "sentencepiece.bpe.model"), lsp_path)
+        ltok = CamembertIds(spm.SentencePieceProcessor(model_file=lsp_path))
+    elif args.langid_tokenizer:
         d = os.path.join(args.work, "tokenizer-langid")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "train.txt"), "w", encoding="utf-8") as fh:
@@ -638,11 +647,12 @@ def main():
         src: sum(1 for r in sents if r["source"] == src and r["split"] == "train") for src in sources}
     report["langid"]["train"] = train_loop(cls, LANGID, cls_batches(), cls_loss, "langid")
     round_weights_(cls, torch.float16)
-    # held-out: every technical test sentence (--continue-from: every 4th); of
+    # held-out: every technical test sentence (--continue-from without --eval-only:
+    # every 4th); of
     # the everyday sources, the first LANGID_EVERYDAY_TEST per language (file order)
     for src in sources:
         items = [(ids, l) for ids, l, s_ in split["test"] if s_ == src]
-        if src == "man" and cont:
+        if src == "man" and cont and not args.eval_only:
             items = items[::4]
         if src != "man":
             items = [it for l in range(len(LANGS)) for it in [x for x in items if x[1] == l][:LANGID_EVERYDAY_TEST]]
