@@ -17,14 +17,11 @@ SELECT camembert_load('fr-clm', :'models' || '/fr-clm');
 SELECT name, architecture, task, labels, parameters, pg_size_pretty(bytes) AS shared_memory, dtype
   FROM camembert_models();
 
--- what a newcomer tries first: a greeting in four languages, an everyday fill-mask, a short
--- generation
+-- what a newcomer tries first: everyday sentences, the language of each
 SELECT body, camembert_classify(body, 'langid') AS lang
-  FROM (VALUES ('Bonjour, comment allez-vous ?'), ('Guten Morgen, wie geht es Ihnen?'),
-               ('¡Hola! ¿Qué tal estás?'), ('Good morning, how are you?')) AS t(body);
-SELECT token_str, round(score::numeric, 3) AS score
-  FROM camembert_fill_mask('Paris est la <mask> de la France.', 'fr-mlm');
-SELECT camembert_generate('Bonjour', 'fr-clm', max_new_tokens => 12);
+  FROM (VALUES ('Bonne journée !'), ('Je voudrais un café, s''il vous plaît.'),
+               ('Guten Morgen, wie geht es Ihnen?'), ('Hola, ¿cómo estás?'),
+               ('Good morning, how are you?')) AS t(body);
 
 -- the tokenizer: CamemBERT's SentencePiece BPE, exact to the id
 SELECT camembert_tokens('La commande ls affiche le contenu du répertoire.', 'fr-mlm');
