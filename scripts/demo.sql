@@ -1,7 +1,7 @@
 -- demo.sql: the example queries of the README's main command (scripts/demo.sh).
 -- The bundled models (models/README.md) are tiny CamemBERT-architecture models (3.4 M
--- parameters) trained here on text from Debian packages (man pages, documentation, the UI
--- messages of programs): for demonstration only.  For real work load a real CamemBERT,
+-- parameters) trained here on text from Debian packages (the French LMs on man pages and
+-- documentation, langid also on programs' UI messages): for demonstration only.  For real work load a real CamemBERT,
 -- e.g. SELECT camembert_load('base', '/srv/models/camembert-base') (README, "Using a real
 -- Hugging Face model").
 \set ECHO queries
