@@ -405,6 +405,9 @@ def main():
                          "before issue 19)")
     ap.add_argument("--langid-short-spans", type=float, metavar="P",
                     help="override LANGID_SCRATCH's short_spans (a recipe comparison)")
+    ap.add_argument("--langid-per-source", metavar="SRC=N,...",
+                    help="override LANGID_SCRATCH's training sentences per language and source, "
+                         "e.g. man=5000,gettext=8000,handbook=3000 (a recipe comparison)")
     ap.add_argument("--eval-only", action="store_true",
                     help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
@@ -415,6 +418,9 @@ def main():
         args.langid_tokenizer = True
     if args.langid_short_spans is not None:
         LANGID_SCRATCH["short_spans"] = args.langid_short_spans
+    if args.langid_per_source:
+        LANGID_SCRATCH["train_per_lang"] = {k: int(v) for k, v in
+                                            (x.split("=") for x in args.langid_per_source.split(","))}
     if cont:
         LANGID.clear()
         LANGID.update(LANGID_CONTINUE)
