@@ -1,11 +1,12 @@
 -- demo.sql: the example queries of the README's main command (scripts/demo.sh).
 -- The bundled models (models/README.md) are tiny CamemBERT-architecture models (3.4 M
--- parameters) trained here on Debian's man pages, for demonstration only: plausible on
--- technical French, poor on everyday sentences.  For real work load a real CamemBERT,
+-- parameters) trained here on text from Debian packages (the French LMs on man pages and
+-- documentation, langid also on programs' UI messages): for demonstration only.  For real work load a real CamemBERT,
 -- e.g. SELECT camembert_load('base', '/srv/models/camembert-base') (README, "Using a real
 -- Hugging Face model").
 \set ECHO queries
 \pset footer off
+\echo 'The bundled models are tiny (3.4 M parameters), trained here on Debian text, for demonstration only; for real work load a real CamemBERT: SELECT camembert_load(''base'', ''/path/to/camembert-base'');'
 CREATE EXTENSION IF NOT EXISTS camembert;
 
 -- load once per server (idempotent: the same name from the same path is a no-op), from where
@@ -15,6 +16,12 @@ SELECT camembert_load('langid', :'models' || '/langid');
 SELECT camembert_load('fr-clm', :'models' || '/fr-clm');
 SELECT name, architecture, task, labels, parameters, pg_size_pretty(bytes) AS shared_memory, dtype
   FROM camembert_models();
+
+-- what a newcomer tries first: everyday sentences, the language of each
+SELECT body, camembert_classify(body, 'langid') AS lang
+  FROM (VALUES ('Bonne journée !'), ('Je voudrais un café, s''il vous plaît.'),
+               ('Guten Morgen, wie geht es Ihnen?'), ('Hola, ¿cómo estás?'),
+               ('Good morning, how are you?')) AS t(body);
 
 -- the tokenizer: CamemBERT's SentencePiece BPE, exact to the id
 SELECT camembert_tokens('La commande ls affiche le contenu du répertoire.', 'fr-mlm');

@@ -45,8 +45,10 @@ HANDBOOK_ROOT = "/usr/share/doc/debian-handbook/html"
 PACKAGES = ["manpages-fr", "manpages-de", "manpages-es", "manpages",
             "debian-reference-fr", "debian-faq-fr", "groff-base",
             HANDBOOK_PACKAGE] + GETTEXT_PACKAGES
-# Hand-written everyday sentences used only for evaluation: never trained on.
+# Hand-written everyday sentences used only for evaluation: never trained on
+# (the test set, and the development set that chooses the recipe).
 EVERYDAY_TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "everyday_test.tsv")
+EVERYDAY_DEV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "everyday_dev.tsv")
 MAN_PACKAGES = {"fr": "manpages-fr", "de": "manpages-de", "es": "manpages-es", "en": "manpages"}
 DEBREF_FR = "/usr/share/debian-reference/debian-reference.fr.txt.gz"
 FAQ_FR = "/usr/share/doc/debian/FAQ/debian-faq.fr.txt.gz"
@@ -340,11 +342,12 @@ def norm(s):
 
 def load_everyday_test():
     out = []
-    with open(EVERYDAY_TEST, encoding="utf-8") as fh:
-        for l in fh:
-            if l.strip() and not l.startswith("#"):
-                lang, text = l.rstrip("\n").split("\t")
-                out.append((lang, text))
+    for path in (EVERYDAY_TEST, EVERYDAY_DEV):
+        with open(path, encoding="utf-8") as fh:
+            for l in fh:
+                if l.strip() and not l.startswith("#"):
+                    lang, text = l.rstrip("\n").split("\t")
+                    out.append((lang, text))
     return out
 
 
@@ -438,7 +441,7 @@ def main():
         stats["handbook"][lang] = {"paragraphs": len(paras), "fr_lm_lines": n_lm}
         log(f"handbook: {lang} {len(paras)} paragraphs")
 
-    # Nothing that contains one of the hand-written evaluation sentences.
+    # Nothing that contains one of the hand-written evaluation sentences (test and dev).
     test_norms = [norm(t) for _, t in load_everyday_test()]
 
     def in_test(text):
