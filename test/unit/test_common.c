@@ -4,35 +4,14 @@
  */
 #include "cb_common.h"
 #include "unit.h"
+#include "support/ut_alloc.h"
 
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int	hook_allocs;
-static int	hook_frees;
 static int	interrupts;
-
-static void *
-counting_alloc(size_t size)
-{
-	hook_allocs++;
-	return malloc(size);
-}
-
-static void *
-counting_realloc(void *p, size_t size)
-{
-	return realloc(p, size);
-}
-
-static void
-counting_free(void *p)
-{
-	hook_frees++;
-	free(p);
-}
 
 static void
 test_error_message(void)
@@ -75,9 +54,8 @@ test_size_arithmetic(void)
 static void
 test_allocator_hooks(void)
 {
-	const cb_allocator counting = {counting_alloc, counting_realloc, counting_free};
-
-	cb_set_allocator(&counting);
+	ut_alloc_reset();
+	cb_set_allocator(&ut_counting_allocator);
 	void	   *p = cb_malloc(16);
 	int		   *z = cb_calloc(4, sizeof(int));
 
@@ -86,12 +64,12 @@ test_allocator_hooks(void)
 	cb_free(p);
 	cb_free(z);
 	cb_free(NULL);				/* no call for NULL */
-	CHECK_EQ_INT(hook_allocs, 2);
-	CHECK_EQ_INT(hook_frees, 2);
+	CHECK_EQ_INT(ut_alloc.allocs, 2);
+	CHECK_EQ_INT(ut_alloc.frees, 2);
 	cb_set_allocator(NULL);
 	p = cb_malloc(8);
 	cb_free(p);
-	CHECK_EQ_INT(hook_allocs, 2);	/* back to libc */
+	CHECK_EQ_INT(ut_alloc.allocs, 2);	/* back to libc */
 }
 
 static void
