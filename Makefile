@@ -72,6 +72,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The core's cb_assert (cb_common.h) is on where PostgreSQL's Assert is: a server built
+# with --enable-cassert (USE_ASSERT_CHECKING in its pg_config.h).
+ifneq ($(shell grep -s '^\#define USE_ASSERT_CHECKING 1' '$(includedir_server)/pg_config.h'),)
+PG_CPPFLAGS += -DCB_ASSERTS=1
+endif
+
 # The bundled models (every models/<name>/ with a config.json) are installed with the
 # extension, where the server can always read them whoever owns the clone:
 # $(pg_config --sharedir)/camembert/models/<name>/.  DATA cannot hold folders, hence this rule.
@@ -133,7 +139,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 # C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
 
 UNIT_CC ?= cc
-UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -DCB_ASSERTS=1 -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS)
 UNIT_LIBS = $(HDF5_LIBS) -lopenblas -lm -lpthread
@@ -161,7 +167,7 @@ unit-build: $(UNIT_TESTS)
 build/unit/tsan/test_%: test/unit/test_%.c $(UNIT_CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch]) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
+	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_ASSERTS=1 -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
 		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS) \
 		-o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_SRCS) $(UNIT_LIBS)
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file_io.h"
 #include "tokenizer.h"
 #include "utf8.h"
 
@@ -34,28 +35,16 @@ static cb_tok_workspace *g_ws5;
 int			LLVMFuzzerInitialize(int *argc, char ***argv);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* the model's bytes (the core's whole-file reader), NULL if path cannot be read */
 static uint8_t *
 slurp(const char *path, size_t *len)
 {
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf;
-	long		n;
+	char	   *buf = NULL;
+	cb_error	err;
 
-	if (f == NULL)
+	if (cb_file_read_all(path, NULL, (size_t) 64 << 20, &buf, len, &err) != CB_OK)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n > 0 ? (size_t) n : 1);
-	if (buf == NULL || n <= 0 || fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
+	return (uint8_t *) buf;
 }
 
 int
@@ -94,7 +83,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_tokenize: %s\n", err.message);
 		exit(1);
 	}
-	free(model);
+	cb_free(model);
 	g_ws = cb_tok_workspace_create();
 	g_ws1 = cb_tok_workspace_create();
 	g_ws5 = cb_tok_workspace_create();

@@ -86,12 +86,12 @@ camembert_apply_score_function(ScoreFunction fn, const float *logits, int n, dou
 	}
 }
 
-/* the index of the largest score (first on ties) */
-static int
-argmax(const double *scores, int n)
+int
+camembert_argmax(const double *scores, int n)
 {
 	int			best = 0;
 
+	Assert(n > 0);				/* num_labels >= 1: config.c checks it */
 	for (int i = 1; i < n; i++)
 		if (scores[i] > scores[best])
 			best = i;
@@ -166,7 +166,7 @@ camembert_classify(PG_FUNCTION_ARGS)
 	input = PG_GETARG_TEXT_PP(0);
 	tokens = camembert_classify_texts(model, &input, 1, logits);
 	camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
-	result = camembert_label_text(model, argmax(scores, num_labels));
+	result = camembert_label_text(model, camembert_argmax(scores, num_labels));
 	camembert_stat_call(model->name, 1, tokens, &start);
 	PG_RETURN_TEXT_P(result);
 }
@@ -309,7 +309,7 @@ camembert_classify_batch(PG_FUNCTION_ARGS)
 			int			best;
 
 			camembert_apply_score_function(fn, logits + (Size) next * num_labels, num_labels, scores);
-			best = argmax(scores, num_labels);
+			best = camembert_argmax(scores, num_labels);
 			values[1] = PointerGetDatum(camembert_label_text(model, best));
 			values[2] = Float8GetDatum(scores[best]);
 			next++;

@@ -24,6 +24,9 @@ extern void camembert_apply_score_function(ScoreFunction fn, const float *logits
 /* returns the tokens the model ran on (specials included, after truncation) */
 extern int64 camembert_classify_texts(CamembertModel *model, text **inputs, int n, float *logits);
 
+/* The index of the largest of n scores (the first on ties, as torch.argmax). */
+extern int	camembert_argmax(const double *scores, int n);
+
 /* id2label[id], or "LABEL_<id>": UTF-8, as in config.json */
 extern const char *camembert_label_name(const CamembertModel *model, int id);
 

@@ -43,21 +43,6 @@ candidate_cmp(const void *a, const void *b)
 	return x->id - y->id;
 }
 
-static text *
-decode_ids(CamembertModel *model, const int32_t *ids, int n, bool skip_special)
-{
-	char	   *out;
-	size_t		len;
-	cb_error	err;
-	text	   *t;
-
-	if (cb_tokenizer_decode(&model->tokenizer, ids, n, skip_special, true, &out, &len, &err) != CB_OK)
-		camembert_report_core_error(&err, "could not decode", NULL);
-	t = camembert_utf8_to_text(out, len);
-	cb_free(out);
-	return t;
-}
-
 Datum
 camembert_fill_mask(PG_FUNCTION_ARGS)
 {
@@ -73,7 +58,6 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 	int			n_masks = 0;
 	float	   *logits;
 	cb_forward_output out = {0};
-	cb_forward_input in;
 	Candidate  *cand;
 	int32_t    *seq;
 	instr_time	start;
@@ -110,14 +94,10 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 				 errhint("Write <mask> where a word should be predicted, e.g. 'Le camembert est <mask> !'.")));
 
 	logits = palloc_extended(mul_size(mul_size(n_masks, vocab), sizeof(float)), MCXT_ALLOC_HUGE);
-	in.batch_size = 1;
-	in.seq_len = n;
-	in.input_ids = ids;
-	in.attention_mask = NULL;
 	out.logit_positions = positions;
 	out.n_logit_positions = n_masks;
 	out.position_logits = logits;
-	camembert_run_forward(model, &in, &out);
+	camembert_forward_ids(model, ids, n, &out);
 
 	cand = palloc(sizeof(Candidate) * vocab);
 	seq = palloc(sizeof(int32_t) * n);
@@ -150,8 +130,8 @@ camembert_fill_mask(PG_FUNCTION_ARGS)
 			values[0] = Int32GetDatum(m + 1);
 			values[1] = Float8GetDatum(cand[k].prob);
 			values[2] = Int32GetDatum(cand[k].id);
-			values[3] = PointerGetDatum(decode_ids(model, &cand[k].id, 1, false));
-			values[4] = PointerGetDatum(decode_ids(model, seq, len, n_masks == 1));
+			values[3] = PointerGetDatum(camembert_decode_ids(model, &cand[k].id, 1, false));
+			values[4] = PointerGetDatum(camembert_decode_ids(model, seq, len, n_masks == 1));
 			tuplestore_putvalues(store, tupdesc, values, nulls);
 		}
 	}

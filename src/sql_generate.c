@@ -135,21 +135,6 @@ encode_prompt(CamembertModel *model, text *input, int *prompt_len_out)
 	return prompt;
 }
 
-static text *
-decode_ids(CamembertModel *model, const int32_t *ids, int32_t n)
-{
-	char	   *out;
-	size_t		out_len;
-	cb_error	err;
-	text	   *result;
-
-	if (cb_tokenizer_decode(&model->tokenizer, ids, n, true, true, &out, &out_len, &err) != CB_OK)
-		camembert_report_core_error(&err, "could not decode", NULL);
-	result = camembert_utf8_to_text(out, out_len);
-	cb_free(out);
-	return result;
-}
-
 /*
  * camembert_generate(prompt, model, max_new_tokens, temperature, top_k,
  * top_p, seed [, num_beams, length_penalty, early_stopping,
@@ -240,7 +225,7 @@ camembert_generate(PG_FUNCTION_ARGS)
 			 cb_generate(&model->model, prompt, prompt_len, &opt, new_ids, &n_new, NULL, NULL, &err) != CB_OK)
 		camembert_report_core_error(&err, "generation failed", NULL);
 
-	result = decode_ids(model, new_ids, n_new);
+	result = camembert_decode_ids(model, new_ids, n_new, true);
 	camembert_stat_call(model->name, 1, (int64) prompt_len + n_new, &start);
 	PG_RETURN_TEXT_P(result);
 }
@@ -304,7 +289,7 @@ camembert_generate_sequences(PG_FUNCTION_ARGS)
 		bool		nulls[3] = {0};
 
 		values[0] = Int32GetDatum(r + 1);
-		values[1] = PointerGetDatum(decode_ids(model, new_ids + (Size) r * max_new_tokens, n_new[r]));
+		values[1] = PointerGetDatum(camembert_decode_ids(model, new_ids + (Size) r * max_new_tokens, n_new[r], true));
 		values[2] = Float8GetDatum(scores[r]);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 		tokens += n_new[r];

@@ -18,18 +18,6 @@ PG_FUNCTION_INFO_V1(camembert_logits);
 PG_FUNCTION_INFO_V1(camembert_hidden_states);
 PG_FUNCTION_INFO_V1(camembert_attentions);
 
-static void
-run_forward(CamembertModel *model, const int32_t *ids, int n, const cb_forward_output *out)
-{
-	cb_forward_input in;
-
-	in.batch_size = 1;
-	in.seq_len = n;
-	in.input_ids = ids;
-	in.attention_mask = NULL;
-	camembert_run_forward(model, &in, out);
-}
-
 /*
  * camembert_logits(input text, model text) → real[]:
  * [tokens][vocab] for masked / causal LMs, [num_labels] for classifiers.
@@ -64,7 +52,7 @@ camembert_logits(PG_FUNCTION_ARGS)
 		float	   *logits = palloc(sizeof(float) * cfg->num_labels);
 
 		out.class_logits = logits;
-		run_forward(model, ids, n, &out);
+		camembert_forward_ids(model, ids, n, &out);
 		dims[0] = cfg->num_labels;
 		result = camembert_float4_array(logits, 1, dims);
 	}
@@ -74,7 +62,7 @@ camembert_logits(PG_FUNCTION_ARGS)
 		float	   *logits = palloc_extended(mul_size(count, sizeof(float)), MCXT_ALLOC_HUGE);
 
 		out.token_logits = logits;
-		run_forward(model, ids, n, &out);
+		camembert_forward_ids(model, ids, n, &out);
 		dims[0] = n;
 		dims[1] = cfg->vocab_size;
 		result = camembert_float4_array(logits, 2, dims);
@@ -126,7 +114,7 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 	{
 		states = palloc_extended(mul_size(per_layer, sizeof(float)), MCXT_ALLOC_HUGE);
 		out.last_hidden_state = states;
-		run_forward(model, ids, n, &out);
+		camembert_forward_ids(model, ids, n, &out);
 	}
 	else
 	{
@@ -134,7 +122,7 @@ camembert_hidden_states(PG_FUNCTION_ARGS)
 										  MCXT_ALLOC_HUGE);
 
 		out.hidden_states = all;
-		run_forward(model, ids, n, &out);
+		camembert_forward_ids(model, ids, n, &out);
 		states = all + per_layer * layer;
 	}
 	dims[0] = n;
@@ -188,7 +176,7 @@ camembert_attentions(PG_FUNCTION_ARGS)
 	per_layer = mul_size(mul_size((Size) heads, (Size) n), (Size) n);
 	all = palloc_extended(mul_size(mul_size(per_layer, num_layers), sizeof(float)), MCXT_ALLOC_HUGE);
 	out.attentions = all;
-	run_forward(model, ids, n, &out);
+	camembert_forward_ids(model, ids, n, &out);
 	dims[0] = heads;
 	dims[1] = n;
 	dims[2] = n;

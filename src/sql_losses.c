@@ -317,7 +317,6 @@ mlm_loss(CamembertModel *model, const int32_t *ids, const int32_t *labels, int n
 	int			m = 0;
 	int			v = model->model.config.vocab_size;
 	float	   *logits;
-	cb_forward_input in;
 	cb_forward_output out = {0};
 	double		loss;
 	cb_error	err;
@@ -331,14 +330,10 @@ mlm_loss(CamembertModel *model, const int32_t *ids, const int32_t *labels, int n
 	if (m == 0)
 		return NAN;				/* PyTorch's mean over nothing */
 	logits = palloc_extended(mul_size(mul_size((Size) m, (Size) v), sizeof(float)), MCXT_ALLOC_HUGE);
-	in.batch_size = 1;
-	in.seq_len = n;
-	in.input_ids = ids;
-	in.attention_mask = NULL;
 	out.logit_positions = positions;
 	out.n_logit_positions = m;
 	out.position_logits = logits;
-	camembert_run_forward(model, &in, &out);
+	camembert_forward_ids(model, ids, n, &out);
 	if (cb_loss_token_cross_entropy(logits, (size_t) m, (size_t) v, (size_t) v, pos_labels, &loss, NULL,
 									&err) != CB_OK)
 		camembert_report_core_error(&err, "could not compute the loss", NULL);

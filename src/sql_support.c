@@ -140,6 +140,21 @@ camembert_utf8_to_cstring(const char *s, size_t len, size_t *len_out,
 }
 
 text *
+camembert_decode_ids(CamembertModel *model, const int32_t *ids, int n, bool skip_special)
+{
+	char	   *out;
+	size_t		len;
+	cb_error	err;
+	text	   *t;
+
+	if (cb_tokenizer_decode(&model->tokenizer, ids, n, skip_special, true, &out, &len, &err) != CB_OK)
+		camembert_report_core_error(&err, "could not decode", NULL);
+	t = camembert_utf8_to_text(out, len);
+	cb_free(out);
+	return t;
+}
+
+text *
 camembert_utf8_to_text(const char *s, size_t len)
 {
 	size_t		conv_len;
@@ -462,6 +477,20 @@ camembert_run_forward(CamembertModel *model, const cb_forward_input *in, const c
 	MemoryContextSwitchTo(old);
 	if (st != CB_OK)
 		camembert_report_core_error(&err, "forward pass failed", NULL);
+}
+
+void
+camembert_forward_ids(CamembertModel *model, const int32_t *ids, int n, const cb_forward_output *out)
+{
+	cb_forward_input in;
+
+	/* the callers encode with camembert_encode_text or check the ids' count */
+	Assert(n > 0 && n <= camembert_max_input_tokens(model));
+	in.batch_size = 1;
+	in.seq_len = n;
+	in.input_ids = ids;
+	in.attention_mask = NULL;
+	camembert_run_forward(model, &in, out);
 }
 
 void

@@ -34,6 +34,14 @@ extern char *camembert_utf8_to_cstring(const char *s, size_t len, size_t *len_ou
 extern text *camembert_utf8_to_text(const char *s, size_t len);
 
 /*
+ * Token ids (each checked by the caller to be in the vocabulary) decoded by
+ * the model's tokenizer, special tokens skipped or kept, as text in the
+ * database encoding; ERROR as above.
+ */
+extern text *camembert_decode_ids(struct CamembertModel *model, const int32_t *ids, int n,
+								  bool skip_special);
+
+/*
  * A model name or path (bytes in the encoding of the database that loaded the
  * model) as text: ERROR 22021 unless valid in this database's encoding.
  * what: "name" or "path".
@@ -85,6 +93,10 @@ extern void camembert_batch_free(CamembertBatch *batch);
 struct cb_forward_input;
 struct cb_forward_output;
 extern void camembert_run_forward(struct CamembertModel *model, const struct cb_forward_input *in,
+								  const struct cb_forward_output *out);
+
+/* Run cb_forward on one sequence of n ids (no padding); ERROR on failure. */
+extern void camembert_forward_ids(struct CamembertModel *model, const int32_t *ids, int n,
 								  const struct cb_forward_output *out);
 
 /* Run cb_forward on a batch; ERROR on failure. */

@@ -109,10 +109,6 @@ camembert_decode(PG_FUNCTION_ARGS)
 	ArrayType  *array;
 	int32_t    *ids;
 	int			n;
-	char	   *out;
-	size_t		out_len;
-	cb_error	err;
-	text	   *result;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -125,9 +121,5 @@ camembert_decode(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("token id %d at position %d is out of range", ids[i], i + 1),
 					 errhint("Ids of model \"%s\" are 0 to %d.", camembert_printable(model->name), model->tokenizer.vocab_size - 1)));
-	if (cb_tokenizer_decode(&model->tokenizer, ids, n, true, true, &out, &out_len, &err) != CB_OK)
-		camembert_report_core_error(&err, "could not decode", NULL);
-	result = camembert_utf8_to_text(out, out_len);
-	cb_free(out);
-	PG_RETURN_TEXT_P(result);
+	PG_RETURN_TEXT_P(camembert_decode_ids(model, ids, n, true));
 }

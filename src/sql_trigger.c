@@ -159,7 +159,7 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 		int			num_labels;
 		float	   *logits;
 		double	   *scores;
-		int			best = 0;
+		int			best;
 		text	   *input = DatumGetTextPP(source);
 		int64		tokens;
 		instr_time	start;
@@ -171,9 +171,7 @@ camembert_label_trigger(PG_FUNCTION_ARGS)
 		scores = palloc(sizeof(double) * num_labels);
 		tokens = camembert_classify_texts(model, &input, 1, logits);
 		camembert_apply_score_function(camembert_default_score_function(model), logits, num_labels, scores);
-		for (int i = 1; i < num_labels; i++)
-			if (scores[i] > scores[best])
-				best = i;
+		best = camembert_argmax(scores, num_labels);
 		label = camembert_label_cstring(model, best);
 		camembert_stat_call(model->name, 1, tokens, &start);
 		nulls[1] = false;

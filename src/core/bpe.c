@@ -361,6 +361,8 @@ heap_room(merge_ctx *c, cb_error *err)
 
 	if (cap > c->n)
 		cap = c->n;
+	/* the agenda never holds more than n - 1 pairs: a full one is below n */
+	cb_assert(cap > c->n_heap);
 	p = cb_realloc(w->heap, cap * sizeof(cb_bpe_pair));
 	if (p == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes of scratch",
@@ -558,15 +560,9 @@ emit_symbol(const cb_bpe_vocab *v, cb_bpe_work *w, emit_ctx *e, const char *norm
 		return push_token(w, e, off, len, id >= 0 ? id : v->unk_id, err);
 	}
 	/* each split pops one part and pushes two, none empty: at most len parts wait */
-	if (2 * (size_t) len + 2 > w->stack_cap)
-	{
-		uint32_t   *p = cb_realloc(w->stack, (2 * (size_t) len + 2) * sizeof(uint32_t));
-
-		if (p == NULL)
-			return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
-		w->stack = p;
-		w->stack_cap = 2 * (size_t) len + 2;
-	}
+	if ((st = reserve_fresh((void **) &w->stack, &w->stack_cap, 2 * (size_t) len + 2,
+							sizeof(uint32_t), err)) != CB_OK)
+		return st;
 	w->stack[sp++] = off;
 	w->stack[sp++] = len;
 	while (sp > 0)
@@ -850,15 +846,9 @@ cb_bpe_encode(const cb_bpe_vocab *v, cb_bpe_work *w, const char *norm, size_t le
 				return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
 			w->unused_cap = v->n_pieces;
 		}
-		if (w->touched_cap < v->n_pieces + 1)
-		{
-			cb_free(w->touched);
-			w->touched_cap = 0;
-			w->touched = cb_malloc((v->n_pieces + 1) * sizeof(uint32_t));
-			if (w->touched == NULL)
-				return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate BPE scratch");
-			w->touched_cap = v->n_pieces + 1;
-		}
+		if ((st = reserve_fresh((void **) &w->touched, &w->touched_cap, v->n_pieces + 1,
+								sizeof(uint32_t), err)) != CB_OK)
+			return st;
 	}
 	e.flush = flush;
 	e.arg = flush_arg;

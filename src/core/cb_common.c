@@ -134,7 +134,32 @@ cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
 		return cb_set_error(err, CB_ERR_NOMEM, "%s: cannot allocate %zu bytes", what, bytes);
 	*ptr = p;
 	*cap = new_cap;
+	cb_assert(*cap >= need);
 	return CB_OK;
+}
+
+void
+cb_assert_fail(const char *cond, const char *file, int line)
+{
+	fprintf(stderr, "camembert core: assertion \"%s\" failed at %s:%d\n", cond, file, line);
+	fflush(stderr);
+	abort();
+}
+
+const char *
+cb_printable(const char *s, size_t len, char *buf, size_t bufsize)
+{
+	size_t		n = len < bufsize - 1 ? len : bufsize - 1;
+
+	cb_assert(bufsize > 3);
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char) buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	if (n < len)
+		memcpy(buf + n - 3, "...", 3);
+	return buf;
 }
 
 void

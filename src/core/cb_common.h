@@ -75,6 +75,27 @@ void		cb_free(void *ptr);
 cb_status	cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
 						  const char *what, cb_error *err);
 
+/*
+ * cb_assert(cond): an invariant of the core, a bug if false — never a check of
+ * input (bad input is a returned cb_status).  Active where CB_ASSERTS is 1:
+ * the unit, sanitizer and fuzz builds, and the extension built for a server
+ * with assertions (USE_ASSERT_CHECKING in its pg_config.h: see the Makefile);
+ * there a false condition prints file, line and condition on stderr and
+ * aborts, as PostgreSQL's Assert.  Elsewhere the condition is not evaluated.
+ */
+#if defined(CB_ASSERTS) && CB_ASSERTS
+#define cb_assert(cond) ((cond) ? (void) 0 : cb_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define cb_assert(cond) ((void) sizeof(!(cond)))
+#endif
+_Noreturn void cb_assert_fail(const char *cond, const char *file, int line);
+
+/*
+ * s[0..len) for a message: copied into buf (bufsize > 3), control bytes as
+ * '?', cut to bufsize - 1 bytes with "..." at the end when longer.  Returns buf.
+ */
+const char *cb_printable(const char *s, size_t len, char *buf, size_t bufsize);
+
 /* Interrupt hook (see rule 3). */
 void		cb_set_interrupt_hook(void (*hook) (void));
 void		cb_check_interrupts(void);

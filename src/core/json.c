@@ -62,6 +62,7 @@ arena_alloc(cb_json_doc *doc, size_t size)
 		b->next = doc->blocks;
 		doc->blocks = b;
 	}
+	cb_assert(b->size - b->used >= need);
 	{
 		void	   *p = (char *) b + ARENA_HEADER + b->used;
 
@@ -468,20 +469,10 @@ parse_array(parser *ps, cb_json_value *v, int depth)
 	{
 		for (;;)
 		{
-			if (n == cap)
+			if (cb_grow_array((void **) &vec, &cap, n + 1, sizeof(cb_json_value), ps->what, NULL) != CB_OK)
 			{
-				size_t		ncap = cap ? cap * 2 : 8;
-				size_t		bytes;
-				cb_json_value *nv;
-
-				if (!cb_mul_size(ncap, sizeof(cb_json_value), &bytes) ||
-					(nv = cb_realloc(vec, bytes)) == NULL)
-				{
-					cb_free(vec);
-					return nomem(ps);
-				}
-				vec = nv;
-				cap = ncap;
+				cb_free(vec);
+				return nomem(ps);
 			}
 			st = parse_value(ps, &vec[n], depth + 1);
 			if (st != CB_OK)
@@ -538,20 +529,10 @@ parse_object(parser *ps, cb_json_value *v, int depth)
 	{
 		for (;;)
 		{
-			if (n == cap)
+			if (cb_grow_array((void **) &vec, &cap, n + 1, sizeof(cb_json_member), ps->what, NULL) != CB_OK)
 			{
-				size_t		ncap = cap ? cap * 2 : 8;
-				size_t		bytes;
-				cb_json_member *nv;
-
-				if (!cb_mul_size(ncap, sizeof(cb_json_member), &bytes) ||
-					(nv = cb_realloc(vec, bytes)) == NULL)
-				{
-					cb_free(vec);
-					return nomem(ps);
-				}
-				vec = nv;
-				cap = ncap;
+				cb_free(vec);
+				return nomem(ps);
 			}
 			skip_ws(ps);
 			if (ps->p >= ps->end || *ps->p != '"')

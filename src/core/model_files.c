@@ -47,7 +47,7 @@ cb_model_files_free(cb_model_files *mf)
 		cb_free(mf->files[i].path);
 	cb_free(mf->files);
 	mf->files = NULL;
-	mf->num_files = 0;
+	mf->num_files = mf->files_cap = 0;
 	cb_tensor_list_free(&mf->tensors);
 }
 
@@ -63,12 +63,10 @@ read_weight_file(cb_model_files *mf, const char *root, const char *path, tensor_
 	struct stat st;
 	cb_status	status;
 	cb_weight_file *fi;
-	cb_weight_file *nf;
 
-	nf = cb_realloc(mf->files, (mf->num_files + 1) * sizeof(cb_weight_file));
-	if (nf == NULL)
+	if (cb_grow_array((void **) &mf->files, &mf->files_cap, mf->num_files + 1, sizeof(cb_weight_file),
+					  path, NULL) != CB_OK)
 		return cb_set_error(err, CB_ERR_NOMEM, "%s: out of memory", path);
-	mf->files = nf;
 	fi = &mf->files[mf->num_files];
 	memset(fi, 0, sizeof(*fi));
 	fi->path = cb_malloc(strlen(path) + 1);

@@ -44,6 +44,7 @@ typedef struct cb_model_files
 	char		weights_file[64];	/* the name chosen, e.g. "model.safetensors" */
 	cb_weight_file *files;
 	size_t		num_files;
+	size_t		files_cap;		/* room in files[] (cb_grow_array) */
 	cb_tensor_list tensors;		/* finished (cb_tensor_list_finish) */
 } cb_model_files;
 

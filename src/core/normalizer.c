@@ -46,8 +46,7 @@ cb_charsmap_split(const uint8_t *blob, size_t len,
 	if (len <= 4)
 		return cb_set_error(err, CB_ERR_FORMAT,
 							"sentencepiece model: precompiled_charsmap of %zu bytes is too short", len);
-	trie_size = (uint32_t) blob[0] | ((uint32_t) blob[1] << 8) |
-		((uint32_t) blob[2] << 16) | ((uint32_t) blob[3] << 24);
+	trie_size = cb_read_le32(blob);
 	if ((size_t) trie_size >= len)
 		return cb_set_error(err, CB_ERR_FORMAT,
 							"sentencepiece model: precompiled_charsmap trie size %u exceeds the blob (%zu bytes)",
@@ -133,26 +132,12 @@ cb_status
 cb_norm_buf_reserve(cb_norm_buf *buf, size_t extra, cb_error *err)
 {
 	size_t		need;
-	size_t		cap;
-	char	   *p;
 
 	if (!cb_add_size(buf->len, extra, &need))
 		return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: buffer size overflow");
 	if (need <= buf->cap)
 		return CB_OK;
-	cap = buf->cap < 256 ? 256 : buf->cap;
-	while (cap < need)
-	{
-		/* doubling, then 1.5x from 16 MiB: less slack on huge texts */
-		if (!cb_add_size(cap, cap < ((size_t) 16 << 20) ? cap : cap / 2, &cap))
-			return cb_set_error(err, CB_ERR_LIMIT, "tokenizer: buffer size overflow");
-	}
-	p = cb_realloc(buf->data, cap);
-	if (p == NULL)
-		return cb_set_error(err, CB_ERR_NOMEM, "tokenizer: cannot allocate %zu bytes", cap);
-	buf->data = p;
-	buf->cap = cap;
-	return CB_OK;
+	return cb_grow_array((void **) &buf->data, &buf->cap, need, 1, "tokenizer", err);
 }
 
 void

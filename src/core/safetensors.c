@@ -65,22 +65,6 @@ cb_tensor_shape_string(const int64_t *shape, int ndim, char *buf, size_t bufsize
 	return buf;
 }
 
-/* A name made printable and short for messages. */
-static const char *
-printable(const char *s, size_t len, char *buf, size_t bufsize)
-{
-	size_t		n = len < bufsize - 1 ? len : bufsize - 1;
-
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char) buf[i] < 0x20 || buf[i] == 0x7f)
-			buf[i] = '?';
-	if (n < len && n >= 3)
-		memcpy(buf + n - 3, "...", 3);
-	return buf;
-}
-
 /* ---- tensor lists ------------------------------------------------------- */
 
 cb_status
@@ -89,18 +73,9 @@ cb_tensor_list_add(cb_tensor_list *list, const cb_tensor_info *t, cb_error *err)
 	size_t		nlen = strlen(t->name);
 	char	   *name;
 
-	if (list->count == list->capacity)
-	{
-		size_t		ncap = list->capacity ? list->capacity * 2 : 64;
-		size_t		bytes;
-		cb_tensor_info *nt;
-
-		if (!cb_mul_size(ncap, sizeof(cb_tensor_info), &bytes) ||
-			(nt = cb_realloc(list->tensors, bytes)) == NULL)
-			return cb_set_error(err, CB_ERR_NOMEM, "out of memory for the tensor list");
-		list->tensors = nt;
-		list->capacity = ncap;
-	}
+	if (cb_grow_array((void **) &list->tensors, &list->capacity, list->count + 1,
+					  sizeof(cb_tensor_info), "tensor list", NULL) != CB_OK)
+		return cb_set_error(err, CB_ERR_NOMEM, "out of memory for the tensor list");
 	name = cb_malloc(nlen + 1);
 	if (name == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory for the tensor list");
@@ -129,7 +104,7 @@ cb_tensor_list_finish(cb_tensor_list *list, const char *what, cb_error *err)
 			char		buf[160];
 
 			return cb_set_error(err, CB_ERR_FORMAT, "%s: tensor '%s' is present twice", what,
-								printable(list->tensors[i].name, strlen(list->tensors[i].name),
+								cb_printable(list->tensors[i].name, strlen(list->tensors[i].name),
 										  buf, sizeof(buf)));
 		}
 	list->sorted = true;
@@ -282,7 +257,7 @@ parse_entry(const cb_file_reader *r, const cb_json_member *m, uint64_t data_len,
 			   *offs;
 	char		nm[160],
 				sb[160];
-	const char *name = printable(m->key, m->key_len, nm, sizeof(nm));
+	const char *name = cb_printable(m->key, m->key_len, nm, sizeof(nm));
 	uint64_t	numel = 1,
 				nbytes,
 				b,
@@ -310,7 +285,7 @@ parse_entry(const cb_file_reader *r, const cb_json_member *m, uint64_t data_len,
 		}
 	if (!found)
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: tensor '%s': unknown dtype \"%s\"",
-							r->path, name, printable(dt->string, dt->string_len, sb, sizeof(sb)));
+							r->path, name, cb_printable(dt->string, dt->string_len, sb, sizeof(sb)));
 	if (shape == NULL || shape->type != CB_JSON_ARRAY)
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: tensor '%s': \"shape\" missing or not an array",
 							r->path, name);
@@ -386,8 +361,7 @@ cb_safetensors_read(const cb_file_reader *r, uint32_t file_index,
 							r->path, (unsigned long long) r->size);
 	if ((st = cb_file_reader_read(r, 0, lenbuf, 8, err)) != CB_OK)
 		return st;
-	for (int i = 7; i >= 0; i--)
-		hlen = (hlen << 8) | lenbuf[i];
+	hlen = cb_read_le64(lenbuf);
 	if (hlen > CB_SAFETENSORS_MAX_HEADER)
 		return cb_set_error(err, CB_ERR_FORMAT, "%s: safetensors header length %llu exceeds the limit of %u bytes",
 							r->path, (unsigned long long) hlen, CB_SAFETENSORS_MAX_HEADER);
@@ -492,7 +466,7 @@ cb_safetensors_read(const cb_file_reader *r, uint32_t file_index,
 			{
 				st = cb_set_error(err, CB_ERR_FORMAT,
 								  "%s: tensor '%s': data_offsets [%llu, %llu] overlap the previous tensor (which ends at %llu)",
-								  r->path, printable(name, strlen(name), nm, sizeof(nm)),
+								  r->path, cb_printable(name, strlen(name), nm, sizeof(nm)),
 								  (unsigned long long) spans[i].begin, (unsigned long long) spans[i].end,
 								  (unsigned long long) expect);
 				goto done;
@@ -501,7 +475,7 @@ cb_safetensors_read(const cb_file_reader *r, uint32_t file_index,
 			{
 				st = cb_set_error(err, CB_ERR_FORMAT,
 								  "%s: tensor '%s': data_offsets [%llu, %llu] leave a hole after offset %llu",
-								  r->path, printable(name, strlen(name), nm, sizeof(nm)),
+								  r->path, cb_printable(name, strlen(name), nm, sizeof(nm)),
 								  (unsigned long long) spans[i].begin, (unsigned long long) spans[i].end,
 								  (unsigned long long) expect);
 				goto done;
@@ -588,7 +562,7 @@ index_from_doc(const cb_json_value *root, const char *what, cb_shard_index *idx,
 	{
 		const cb_json_member *m = &wm->members[i];
 		const cb_json_value *f = &m->value;
-		const char *name = printable(m->key, m->key_len, nm, sizeof(nm));
+		const char *name = cb_printable(m->key, m->key_len, nm, sizeof(nm));
 		size_t		k;
 
 		if (m->key_len == 0 || m->key_len > CB_TENSOR_MAX_NAME || memchr(m->key, '\0', m->key_len))
@@ -603,7 +577,7 @@ index_from_doc(const cb_json_value *root, const char *what, cb_shard_index *idx,
 			strcmp(f->string, ".") == 0 || strcmp(f->string, "..") == 0)
 			return cb_set_error(err, CB_ERR_FORMAT,
 								"%s: tensor '%s': shard file name \"%s\" is not a plain file name in the model directory",
-								what, name, printable(f->string, f->string_len, fb, sizeof(fb)));
+								what, name, cb_printable(f->string, f->string_len, fb, sizeof(fb)));
 		for (k = 0; k < idx->num_files; k++)
 			if (strcmp(idx->files[k], f->string) == 0)
 				break;

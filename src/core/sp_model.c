@@ -163,8 +163,7 @@ pb_fixed32(pb_reader *r, uint32_t *out, cb_error *err)
 {
 	if (r->end - r->p < 4)
 		return pb_fail(r, err, "truncated fixed32 field");
-	*out = (uint32_t) r->p[0] | ((uint32_t) r->p[1] << 8) |
-		((uint32_t) r->p[2] << 16) | ((uint32_t) r->p[3] << 24);
+	*out = cb_read_le32(r->p);
 	r->p += 4;
 	return CB_OK;
 }

@@ -19,19 +19,6 @@
 /* state_dict → tensor list                                                  */
 /* ======================================================================== */
 
-static const char *
-printable(const char *s, size_t len, char *buf, size_t bufsize)
-{
-	size_t		n = len < bufsize - 1 ? len : bufsize - 1;
-
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char) buf[i] < 0x20 || buf[i] == 0x7f)
-			buf[i] = '?';
-	return buf;
-}
-
 cb_status
 cb_torch_bin_read(const cb_file_reader *r, uint32_t file_index,
 				  cb_tensor_list *list, cb_error *err)
@@ -162,7 +149,7 @@ cb_torch_bin_read(const cb_file_reader *r, uint32_t file_index,
 			char		pb[160];
 
 			st = cb_set_error(err, CB_ERR_UNSUPPORTED, "%s: state_dict entry '%s' is not a tensor",
-							  r->path, printable(nm, k->slen, pb, sizeof(pb)));
+							  r->path, cb_printable(nm, k->slen, pb, sizeof(pb)));
 			goto done;
 		}
 		memset(&info, 0, sizeof(info));
@@ -208,6 +195,8 @@ cb_torch_bin_read(const cb_file_reader *r, uint32_t file_index,
 		info.numel = numel;
 		info.nbytes = numel * esz;
 		info.offset = e->data_offset + (numel > 0 ? (uint64_t) t->offset * esz : 0);
+		/* the checks above keep the tensor inside its storage entry */
+		cb_assert(e->checked && info.offset + info.nbytes <= e->data_offset + e->size);
 		info.file = file_index;
 		info.storage = (int64_t) (e - z.entries);
 		if ((st = cb_tensor_list_add(list, &info, err)) != CB_OK)

@@ -51,16 +51,9 @@ cb_pickle_free(cb_pickle_vm *vm)
 static bool
 push_item(cb_pickle_obj *seq, cb_pickle_obj *item)
 {
-	if (seq->n == seq->cap)
-	{
-		size_t		ncap = seq->cap ? seq->cap * 2 : 8;
-		cb_pickle_obj	  **ni = cb_realloc(seq->items, ncap * sizeof(cb_pickle_obj *));
-
-		if (ni == NULL)
-			return false;
-		seq->items = ni;
-		seq->cap = ncap;
-	}
+	if (cb_grow_array((void **) &seq->items, &seq->cap, seq->n + 1, sizeof(cb_pickle_obj *),
+					  "data.pkl", NULL) != CB_OK)
+		return false;
 	seq->items[seq->n++] = item;
 	return true;
 }
@@ -72,17 +65,13 @@ ppush(cb_pickle_vm *vm, cb_pickle_obj *o, size_t at)
 		return cb_set_error(vm->err, CB_ERR_NOMEM, "%s: out of memory in data.pkl", vm->path);
 	if (vm->sp == vm->stack_cap)
 	{
-		size_t		ncap = vm->stack_cap ? vm->stack_cap * 2 : 64;
-		cb_pickle_obj	  **ns;
-
 		if (vm->sp >= PICKLE_MAX_STACK)
 			return pfail(vm, at, "pickle stack too deep");
-		ns = cb_realloc(vm->stack, ncap * sizeof(cb_pickle_obj *));
-		if (ns == NULL)
+		if (cb_grow_array((void **) &vm->stack, &vm->stack_cap, vm->sp + 1, sizeof(cb_pickle_obj *),
+						  "data.pkl", NULL) != CB_OK)
 			return cb_set_error(vm->err, CB_ERR_NOMEM, "%s: out of memory in data.pkl", vm->path);
-		vm->stack = ns;
-		vm->stack_cap = ncap;
 	}
+	cb_assert(vm->sp < vm->stack_cap);
 	vm->stack[vm->sp++] = o;
 	return CB_OK;
 }
@@ -112,17 +101,13 @@ memo_put(cb_pickle_vm *vm, uint64_t idx, size_t at)
 		return pfail(vm, at, "memo index too large");
 	if (idx >= vm->memo_cap)
 	{
-		size_t		ncap = vm->memo_cap ? vm->memo_cap : 64;
-		cb_pickle_obj	  **nm;
+		size_t		old_cap = vm->memo_cap;
 
-		while (ncap <= idx)
-			ncap *= 2;
-		nm = cb_realloc(vm->memo, ncap * sizeof(cb_pickle_obj *));
-		if (nm == NULL)
+		if (cb_grow_array((void **) &vm->memo, &vm->memo_cap, (size_t) idx + 1, sizeof(cb_pickle_obj *),
+						  "data.pkl", NULL) != CB_OK)
 			return cb_set_error(vm->err, CB_ERR_NOMEM, "%s: out of memory in data.pkl", vm->path);
-		memset(nm + vm->memo_cap, 0, (ncap - vm->memo_cap) * sizeof(cb_pickle_obj *));
-		vm->memo = nm;
-		vm->memo_cap = ncap;
+		/* memo entries not put yet read as NULL (memo_get refuses them) */
+		memset(vm->memo + old_cap, 0, (vm->memo_cap - old_cap) * sizeof(cb_pickle_obj *));
 	}
 	vm->memo[idx] = vm->stack[vm->sp - 1];
 	if (idx + 1 > vm->memo_next)

@@ -4,32 +4,14 @@
  */
 #include "cb_common.h"
 #include "unit.h"
+#include "support/ut_alloc.h"
 
+#include <signal.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-static int	hook_allocs;
-static int	hook_frees;
 static int	interrupts;
-
-static void *
-counting_alloc(size_t size)
-{
-	hook_allocs++;
-	return malloc(size);
-}
-
-static void *
-counting_realloc(void *p, size_t size)
-{
-	return realloc(p, size);
-}
-
-static void
-counting_free(void *p)
-{
-	hook_frees++;
-	free(p);
-}
 
 static void
 test_error_message(void)
@@ -72,9 +54,8 @@ test_size_arithmetic(void)
 static void
 test_allocator_hooks(void)
 {
-	const cb_allocator counting = {counting_alloc, counting_realloc, counting_free};
-
-	cb_set_allocator(&counting);
+	ut_alloc_reset();
+	cb_set_allocator(&ut_counting_allocator);
 	void	   *p = cb_malloc(16);
 	int		   *z = cb_calloc(4, sizeof(int));
 
@@ -83,12 +64,12 @@ test_allocator_hooks(void)
 	cb_free(p);
 	cb_free(z);
 	cb_free(NULL);				/* no call for NULL */
-	CHECK_EQ_INT(hook_allocs, 2);
-	CHECK_EQ_INT(hook_frees, 2);
+	CHECK_EQ_INT(ut_alloc.allocs, 2);
+	CHECK_EQ_INT(ut_alloc.frees, 2);
 	cb_set_allocator(NULL);
 	p = cb_malloc(8);
 	cb_free(p);
-	CHECK_EQ_INT(hook_allocs, 2);	/* back to libc */
+	CHECK_EQ_INT(ut_alloc.allocs, 2);	/* back to libc */
 }
 
 static void
@@ -136,9 +117,54 @@ test_grow_array(void)
 	cb_free(v);
 }
 
+/* cb_assert is on in the unit build: a false invariant aborts, naming the condition */
+static void
+test_assert(void)
+{
+	int			fds[2];
+	pid_t		pid;
+	int			status = 0;
+	char		msg[256] = {0};
+	ssize_t		n;
+
+	cb_assert(1 + 1 == 2);		/* true: nothing happens */
+	CHECK(pipe(fds) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+	{
+		dup2(fds[1], 2);
+		cb_assert(sizeof(int) == 1);
+		_exit(0);
+	}
+	close(fds[1]);
+	n = read(fds[0], msg, sizeof(msg) - 1);
+	close(fds[0]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child ended with status %d", status);
+	CHECK(n > 0 && strstr(msg, "sizeof(int) == 1") != NULL && strstr(msg, "test_common.c") != NULL);
+}
+
+static void
+test_printable(void)
+{
+	char		buf[8];
+
+	/* control bytes become '?' */
+	CHECK(strcmp(cb_printable("a\nb\x7f", 4, buf, sizeof(buf)), "a?b?") == 0);
+	/* exactly fits: kept whole */
+	CHECK(strcmp(cb_printable("1234567", 7, buf, sizeof(buf)), "1234567") == 0);
+	/* longer: cut, "..." at the end */
+	CHECK(strcmp(cb_printable("123456789", 9, buf, sizeof(buf)), "1234...") == 0);
+	/* only len bytes are read (no NUL needed) */
+	CHECK(strcmp(cb_printable("abcdef", 2, buf, sizeof(buf)), "ab") == 0);
+}
+
 int
 main(void)
 {
+	RUN(test_assert);
+	RUN(test_printable);
 	RUN(test_grow_array);
 	RUN(test_error_message);
 	RUN(test_size_arithmetic);

@@ -10,6 +10,7 @@
 #include "unit.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
+#include "support/ut_alloc.h"
 
 #include "forward.h"
 #include "losses.h"
@@ -1006,7 +1007,6 @@ check_losses(golden *g)
 /* errors and options */
 
 static int	interrupt_calls;
-static long live_allocations;
 
 static void
 count_interrupt(void)
@@ -1014,33 +1014,11 @@ count_interrupt(void)
 	interrupt_calls++;
 }
 
-static void *
-counting_alloc(size_t size)
-{
-	live_allocations++;
-	return malloc(size ? size : 1);
-}
-
-static void *
-counting_realloc(void *p, size_t size)
-{
-	return realloc(p, size ? size : 1);
-}
-
-static void
-counting_free(void *p)
-{
-	if (p != NULL)
-		live_allocations--;
-	free(p);
-}
-
 /* cb_forward calls the interrupt hook between layers and allocates only
  * through cb_malloc, freeing everything it allocated. */
 static void
 check_hooks(golden *g)
 {
-	static const cb_allocator counting = {counting_alloc, counting_realloc, counting_free};
 	golden_case *gc = &g->cases[2];
 	float	   *last = malloc((size_t) gc->length * (size_t) g->m->config.hidden_size * sizeof(float));
 	cb_forward_output out;
@@ -1050,14 +1028,14 @@ check_hooks(golden *g)
 	memset(&out, 0, sizeof(out));
 	out.last_hidden_state = last;
 	interrupt_calls = 0;
-	live_allocations = 0;
+	ut_alloc_reset();
 	cb_set_interrupt_hook(count_interrupt);
-	cb_set_allocator(&counting);
+	cb_set_allocator(&ut_counting_allocator);
 	CHECK_EQ_INT(cb_forward(g->m, &in, &out, NULL, &err), CB_OK);
 	cb_set_allocator(NULL);
 	cb_set_interrupt_hook(NULL);
 	CHECK(interrupt_calls >= g->m->config.num_hidden_layers);
-	CHECK_EQ_INT(live_allocations, 0);
+	CHECK_EQ_INT(ut_alloc.live, 0);
 	free(last);
 }
 

@@ -6,6 +6,7 @@
 #include "unit.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
+#include "support/ut_alloc.h"
 
 #include "forward.h"
 #include "generate.h"
@@ -542,7 +543,6 @@ test_decoder(void)
 }
 
 static int	interrupt_calls;
-static long live_allocations;
 
 static void
 count_interrupt(void)
@@ -550,32 +550,10 @@ count_interrupt(void)
 	interrupt_calls++;
 }
 
-static void *
-counting_alloc(size_t size)
-{
-	live_allocations++;
-	return malloc(size ? size : 1);
-}
-
-static void *
-counting_realloc(void *p, size_t size)
-{
-	return realloc(p, size ? size : 1);
-}
-
-static void
-counting_free(void *p)
-{
-	if (p != NULL)
-		live_allocations--;
-	free(p);
-}
-
 /* cb_generate checks interrupts at every step and frees what it allocates */
 static void
 test_hooks(void)
 {
-	static const cb_allocator counting = {counting_alloc, counting_realloc, counting_free};
 	int32_t		prompt[] = {5, 280, 113, 109};
 	int32_t		out[10],
 				n = 0;
@@ -587,15 +565,15 @@ test_hooks(void)
 	opt.eos_token_id = -1;
 	opt.temperature = 0.8f;
 	interrupt_calls = 0;
-	live_allocations = 0;
+	ut_alloc_reset();
 	cb_set_interrupt_hook(count_interrupt);
-	cb_set_allocator(&counting);
+	cb_set_allocator(&ut_counting_allocator);
 	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, out, &n, NULL, NULL, &err), CB_OK);
 	cb_set_allocator(NULL);
 	cb_set_interrupt_hook(NULL);
 	CHECK_EQ_INT(n, 10);
 	CHECK(interrupt_calls >= 10);
-	CHECK_EQ_INT(live_allocations, 0);
+	CHECK_EQ_INT(ut_alloc.live, 0);
 }
 
 /*

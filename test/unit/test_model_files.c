@@ -10,6 +10,7 @@
  * the round-to-nearest-even of the mlm F32 weights, computed here).
  */
 #include "unit.h"
+#include "support/ut_alloc.h"
 #include "support/ut_files.h"
 
 #include "config.h"
@@ -1260,48 +1261,27 @@ test_write_image_contract(void)
 
 /* ---- allocation failures: every path cleans up ------------------------------ */
 
-static long alloc_budget = -1;
-
-static void *
-failing_alloc(size_t n)
-{
-	if (alloc_budget == 0)
-		return NULL;
-	if (alloc_budget > 0)
-		alloc_budget--;
-	return malloc(n ? n : 1);
-}
-
-static void *
-failing_realloc(void *p, size_t n)
-{
-	if (alloc_budget == 0)
-		return NULL;
-	if (alloc_budget > 0)
-		alloc_budget--;
-	return realloc(p, n ? n : 1);
-}
-
 static void
 alloc_failures_for(const char *dir)
 {
-	cb_allocator a = {failing_alloc, failing_realloc, free};
 	long		k;
 	cb_status	st = CB_ERR_NOMEM;
 
-	cb_set_allocator(&a);
+	ut_alloc_reset();
+	cb_set_allocator(&ut_counting_allocator);
 	for (k = 0; k < 100000 && st == CB_ERR_NOMEM; k++)
 	{
 		cb_model_source *src = NULL;
 		cb_error	err;
 
-		alloc_budget = k;
+		ut_alloc.budget = k;
 		st = cb_model_source_open(dir, &src, &err);
 		CHECK_MSG(st == CB_OK || st == CB_ERR_NOMEM, "%s with %ld allocations: %s", dir, k, err.message);
 		cb_model_source_close(src);
 	}
-	alloc_budget = -1;
+	ut_alloc.budget = -1;
 	cb_set_allocator(NULL);
+	CHECK_MSG(ut_alloc.live == 0, "%s: %ld blocks not freed", dir, ut_alloc.live);
 	CHECK_MSG(st == CB_OK, "%s never opened under allocation failures", dir);
 	CHECK(k > 10);
 }

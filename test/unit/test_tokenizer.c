@@ -11,6 +11,8 @@
 #include "json.h"
 #include "utf8.h"
 #include "unit.h"
+#include "support/ut_files.h"
+#include "support/ut_golden_json.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -32,29 +34,6 @@ static const size_t kSmallWindows[3] = {1, 3, 7};
 /* ------------------------------------------------------------------------- */
 /* Helpers */
 
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf;
-	long		size;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(size > 0 ? (size_t) size : 1);
-	if (buf && size > 0 && fread(buf, 1, (size_t) size, f) != (size_t) size)
-	{
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = size > 0 ? (size_t) size : 0;
-	return buf;
-}
-
 /* Print s as a C-escaped string. */
 static void
 print_escaped(FILE *out, const char *s, size_t len)
@@ -72,15 +51,6 @@ print_escaped(FILE *out, const char *s, size_t len)
 			fputc(c, out);
 	}
 	fputc('"', out);
-}
-
-static void
-print_ids(FILE *out, const int32_t *ids, size_t n)
-{
-	fputc('[', out);
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, "%s%d", i ? "," : "", ids[i]);
-	fputc(']', out);
 }
 
 /* Context of the golden case being checked, for failure messages. */
@@ -114,9 +84,9 @@ check_ids(const char *what, const int32_t *got, size_t n_got, const int32_t *wan
 	UNIT_FAIL("%s differs at position %zu (got %zu ids, want %zu)", what, k, n_got, n_want);
 	print_case();
 	fprintf(stderr, "  want ");
-	print_ids(stderr, want, n_want);
+	ut_print_ids(stderr, want, n_want);
 	fprintf(stderr, "\n  got  ");
-	print_ids(stderr, got, n_got);
+	ut_print_ids(stderr, got, n_got);
 	fputc('\n', stderr);
 	return false;
 }
@@ -143,60 +113,12 @@ check_str(const char *what, const char *got, size_t n_got, const char *want, siz
 	return false;
 }
 
-/* A JSON array of integers -> malloc'ed int32 array (NULL + -1 if not one). */
-static int32_t *
-json_ids(const cb_json_value *v, long *n)
-{
-	int32_t    *out;
-
-	*n = -1;
-	if (v == NULL || v->type != CB_JSON_ARRAY)
-		return NULL;
-	out = malloc((v->count ? v->count : 1) * sizeof(int32_t));
-	for (size_t i = 0; i < v->count; i++)
-	{
-		if (v->items[i].type != CB_JSON_NUMBER || !v->items[i].is_integer)
-		{
-			free(out);
-			return NULL;
-		}
-		out[i] = (int32_t) v->items[i].integer;
-	}
-	*n = (long) v->count;
-	return out;
-}
-
 static const cb_json_value *
 json_str(const cb_json_value *obj, const char *key)
 {
 	const cb_json_value *v = cb_json_get(obj, key);
 
 	return v != NULL && v->type == CB_JSON_STRING ? v : NULL;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Hex string -> malloc'ed bytes. */
-static char *
-unhex(const char *hex, size_t hex_len, size_t *len)
-{
-	char	   *out = malloc(hex_len / 2 + 1);
-
-	for (size_t i = 0; i + 1 < hex_len; i += 2)
-		out[i / 2] = (char) (hexval(hex[i]) * 16 + hexval(hex[i + 1]));
-	*len = hex_len / 2;
-	out[*len] = '\0';
-	return out;
 }
 
 typedef void (*line_fn) (const cb_json_value *obj, long line_no);
@@ -206,7 +128,7 @@ static long
 for_each_jsonl(const char *path, line_fn fn)
 {
 	size_t		len;
-	char	   *text = (char *) read_file(path, &len);
+	char	   *text = (char *) ut_read_file(path, &len);
 	long		lines = 0;
 	size_t		pos = 0;
 
@@ -289,7 +211,7 @@ check_encode(const char *what, const char *text, size_t len, bool special, int32
 			 const cb_json_value *want_v)
 {
 	long		n_want;
-	int32_t    *want = json_ids(want_v, &n_want);
+	int32_t    *want = ut_json_ids(want_v, &n_want);
 	size_t		n_got = 0;
 	int32_t    *got;
 
@@ -314,7 +236,7 @@ test_build_open(void)
 	cb_error	err;
 	cb_status	st;
 
-	g_model = read_file(TOK_DIR "/sentencepiece.bpe.model", &g_model_len);
+	g_model = ut_read_file(TOK_DIR "/sentencepiece.bpe.model", &g_model_len);
 	CHECK(g_model != NULL);
 	if (g_model == NULL)
 		exit(1);
@@ -384,7 +306,7 @@ static void
 check_streamed(const char *text, size_t len, const cb_json_value *want_ids, const cb_json_value *want_tokens)
 {
 	long		n_want;
-	int32_t    *want = json_ids(want_ids, &n_want);
+	int32_t    *want = ut_json_ids(want_ids, &n_want);
 
 	if (want == NULL)
 	{
@@ -449,7 +371,7 @@ tokenization_line(const cb_json_value *o, long line_no)
 		UNIT_FAIL("tokenization.jsonl line %ld: missing keys", line_no + 1);
 		return;
 	}
-	text = unhex(hex->string, hex->string_len, &len);
+	text = ut_unhex(hex->string, hex->string_len, &len);
 	g_case_file = "tokenization.jsonl";
 	g_case_index = (long) idx->integer;
 	g_case_text = text;
@@ -503,8 +425,8 @@ tokenization_line(const cb_json_value *o, long line_no)
 	check_encode("ids_no_special", text, len, false, 0, cb_json_get(o, "ids_no_special"));
 	check_streamed(text, len, cb_json_get(o, "input_ids"), cb_json_get(o, "tokens"));
 
-	ids = json_ids(cb_json_get(o, "input_ids"), &n_ids);
-	ns = json_ids(cb_json_get(o, "ids_no_special"), &n_ns);
+	ids = ut_json_ids(cb_json_get(o, "input_ids"), &n_ids);
+	ns = ut_json_ids(cb_json_get(o, "ids_no_special"), &n_ns);
 	if (ids && ns)
 	{
 		check_decode("decode", ids, (size_t) n_ids, true, true, json_str(o, "decode"));
@@ -619,14 +541,14 @@ early_stop_line(const cb_json_value *o, long line_no)
 		UNIT_FAIL("tokenization.jsonl line %ld: missing keys", line_no + 1);
 		return;
 	}
-	text = unhex(hex->string, hex->string_len, &len);
+	text = ut_unhex(hex->string, hex->string_len, &len);
 	g_case_file = "tokenization.jsonl (truncation)";
 	g_case_index = (long) cb_json_get(o, "index")->integer;
 	g_case_text = text;
 	g_case_text_len = len;
 	/* the reference: transformers' own untruncated ids */
-	special = json_ids(cb_json_get(o, "input_ids"), &n_special);
-	plain = json_ids(cb_json_get(o, "ids_no_special"), &n_plain);
+	special = ut_json_ids(cb_json_get(o, "input_ids"), &n_special);
+	plain = ut_json_ids(cb_json_get(o, "ids_no_special"), &n_plain);
 	if (special && plain)
 		check_early_stop(text, len, special, (size_t) n_special, plain, (size_t) n_plain);
 	else
@@ -712,7 +634,7 @@ check_pair(const char *what, const cb_json_value *a, const cb_json_value *b,
 		   cb_truncation strategy, int32_t max_length, const cb_json_value *want_v)
 {
 	long		n_want;
-	int32_t    *want = json_ids(want_v, &n_want);
+	int32_t    *want = ut_json_ids(want_v, &n_want);
 	int32_t    *got = NULL;
 	size_t		n_got = 0;
 	cb_error	err;
@@ -757,7 +679,7 @@ pairs_line(const cb_json_value *o, long line_no)
 	check_pair("pair only_first 16", a, b, CB_TRUNCATE_ONLY_FIRST, 16, cb_json_get(tr, "only_first"));
 	check_pair("pair only_second 16", a, b, CB_TRUNCATE_ONLY_SECOND, 16, cb_json_get(tr, "only_second"));
 
-	ids = json_ids(cb_json_get(o, "input_ids"), &n_ids);
+	ids = ut_json_ids(cb_json_get(o, "input_ids"), &n_ids);
 	if (ids)
 	{
 		check_decode("pair decode", ids, (size_t) n_ids, true, true, json_str(o, "decode"));
@@ -766,7 +688,7 @@ pairs_line(const cb_json_value *o, long line_no)
 		/* special_tokens_mask marks the positions of the added <s> </s></s> </s> only */
 		{
 			long		n_mask;
-			int32_t    *mask = json_ids(cb_json_get(o, "special_tokens_mask"), &n_mask);
+			int32_t    *mask = ut_json_ids(cb_json_get(o, "special_tokens_mask"), &n_mask);
 			size_t		la = 0;
 			int32_t    *a_ids = encode(a->string, a->string_len, false, 0, &la);
 			bool		ok = mask != NULL && n_mask == n_ids;
@@ -833,7 +755,7 @@ truncation_line(const cb_json_value *o, long line_no)
 		CHECK_EQ_INT(n, cb_json_get(o, "input_ids_full_length")->integer);
 		cb_free(full);
 	}
-	ids = json_ids(cb_json_get(o, "input_ids"), &n_ids);
+	ids = ut_json_ids(cb_json_get(o, "input_ids"), &n_ids);
 	if (ids && json_str(o, "decode"))
 		check_decode("truncated decode", ids, (size_t) n_ids, true, true, json_str(o, "decode"));
 	free(ids);
@@ -885,8 +807,8 @@ test_batch_padding(void)
 					mrow[1024];
 		long		nw,
 					nm;
-		int32_t    *w = json_ids(&want_ids->items[i], &nw);
-		int32_t    *m = json_ids(&want_mask->items[i], &nm);
+		int32_t    *w = ut_json_ids(&want_ids->items[i], &nw);
+		int32_t    *m = ut_json_ids(&want_mask->items[i], &nm);
 
 		g_case_index = (long) i;
 		g_case_text = texts->items[i].string;
@@ -996,7 +918,7 @@ test_model_dirs(void)
 		if (strstr(e->d_name, "_tf_") != NULL && access(path, F_OK) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/sentencepiece.bpe.model", MODELS_DIR, e->d_name);
-		model = read_file(path, &model_len);
+		model = ut_read_file(path, &model_len);
 		if (model == NULL)
 			continue;
 		dirs++;
@@ -1012,7 +934,7 @@ test_model_dirs(void)
 			const cb_json_value *c = &cases->items[i];
 			const cb_json_value *t = json_str(c, "text");
 			long		n_want;
-			int32_t    *want = json_ids(cb_json_get(c, "input_ids"), &n_want);
+			int32_t    *want = ut_json_ids(cb_json_get(c, "input_ids"), &n_want);
 			int32_t    *got = NULL;
 			size_t		n_got = 0;
 
@@ -1665,7 +1587,7 @@ variant_line(const cb_json_value *o, long line_no)
 		UNIT_FAIL("tokenization.jsonl line %ld: missing keys", line_no + 1);
 		return;
 	}
-	text = unhex(hex->string, hex->string_len, &len);
+	text = ut_unhex(hex->string, hex->string_len, &len);
 	for (int times = 1; times <= 30; times += 29)
 	{
 		size_t		rlen = times * (len + 1);
@@ -1735,7 +1657,7 @@ test_other_models(void)
 		if (v < 2)
 			model = golden_variant(v == 0, v == 1, &model_len);
 		else
-			model = read_file(files[v - 2], &model_len);
+			model = ut_read_file(files[v - 2], &model_len);
 		CHECK(model != NULL);
 		if (model == NULL)
 			continue;

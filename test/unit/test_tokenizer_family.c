@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "support/ut_files.h"
+#include "support/ut_golden_json.h"
 #include "bytebpe.h"
 #include "json.h"
 #include "tokenizer.h"
@@ -30,97 +32,30 @@ static cb_tok_workspace *g_ws;
 static const char *g_family = "";
 static long g_line;
 
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		size;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(size > 0 ? (size_t) size + 1 : 1);
-	if (buf && size > 0 && fread(buf, 1, (size_t) size, f) != (size_t) size)
-	{
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf)
-		buf[size > 0 ? size : 0] = '\0';
-	*len = size > 0 ? (size_t) size : 0;
-	return buf;
-}
-
-static int32_t *
-json_ids(const cb_json_value *v, size_t *n)
-{
-	int32_t    *out;
-
-	*n = 0;
-	if (v == NULL || v->type != CB_JSON_ARRAY)
-		return NULL;
-	out = malloc((v->count ? v->count : 1) * sizeof(int32_t));
-	for (size_t i = 0; i < v->count; i++)
-		out[i] = (int32_t) v->items[i].integer;
-	*n = v->count;
-	return out;
-}
-
-static int
-hexval(char c)
-{
-	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-static char *
-unhex(const char *hex, size_t hex_len, size_t *len)
-{
-	char	   *out = malloc(hex_len / 2 + 1);
-
-	for (size_t i = 0; i + 1 < hex_len; i += 2)
-		out[i / 2] = (char) (hexval(hex[i]) * 16 + hexval(hex[i + 1]));
-	*len = hex_len / 2;
-	out[*len] = '\0';
-	return out;
-}
-
-static void
-print_ids(const int32_t *ids, size_t n)
-{
-	fputc('[', stderr);
-	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "%s%d", i ? "," : "", ids[i]);
-	fputs("]\n", stderr);
-}
-
 static void
 check_ids(const char *what, const int32_t *got, size_t n_got, const cb_json_value *want_v)
 {
-	size_t		n_want;
-	int32_t    *want = json_ids(want_v, &n_want);
+	long		n_want;
+	int32_t    *want = ut_json_ids(want_v, &n_want);
 
 	if (want == NULL)
 	{
 		UNIT_FAIL("%s line %ld: golden %s missing", g_family, g_line, what);
 		return;
 	}
-	if (got != NULL && n_got == n_want && (n_got == 0 || memcmp(got, want, n_got * sizeof(int32_t)) == 0))
+	if (got != NULL && n_got == (size_t) n_want && (n_got == 0 || memcmp(got, want, n_got * sizeof(int32_t)) == 0))
 		unit_passed++;
 	else
 	{
 		UNIT_FAIL("%s line %ld: %s differ", g_family, g_line, what);
 		fputs("  got:  ", stderr);
 		if (got)
-			print_ids(got, n_got);
+			ut_print_ids(stderr, got, n_got);
 		else
-			fputs("(error)\n", stderr);
-		fputs("  want: ", stderr);
-		print_ids(want, n_want);
+			fputs("(error)", stderr);
+		fputs("\n  want: ", stderr);
+		ut_print_ids(stderr, want, (size_t) n_want);
+		fputc('\n', stderr);
 	}
 	free(want);
 }
@@ -168,7 +103,7 @@ static long
 for_each_jsonl(const char *path, line_fn fn)
 {
 	size_t		len;
-	char	   *text = read_file(path, &len);
+	char	   *text = (char *) ut_read_file(path, &len);
 	size_t		pos = 0;
 
 	g_line = 0;
@@ -207,7 +142,7 @@ text_of(const cb_json_value *o, const char *key_hex, const char *key, size_t *le
 	char	   *s;
 
 	if (h != NULL && h->type == CB_JSON_STRING)
-		return unhex(h->string, h->string_len, len);
+		return ut_unhex(h->string, h->string_len, len);
 	s = malloc(t->string_len + 1);
 	memcpy(s, t->string, t->string_len + 1);
 	*len = t->string_len;
@@ -232,13 +167,13 @@ build_roberta_dir(const char *dir, void **image, size_t *image_len, cb_error *er
 	cb_status	st;
 
 	snprintf(path, sizeof(path), "%s/vocab.json", dir);
-	v = read_file(path, &lv);
+	v = (char *) ut_read_file(path, &lv);
 	snprintf(path, sizeof(path), "%s/merges.txt", dir);
-	m = read_file(path, &lm);
+	m = (char *) ut_read_file(path, &lm);
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
-	c = read_file(path, &lc);
+	c = (char *) ut_read_file(path, &lc);
 	snprintf(path, sizeof(path), "%s/special_tokens_map.json", dir);
-	s = read_file(path, &ls);
+	s = (char *) ut_read_file(path, &ls);
 	if (v == NULL || m == NULL)
 		st = cb_set_error(err, CB_ERR_IO, "cannot read %s", dir);
 	else
@@ -682,7 +617,7 @@ static void
 test_xlmr(void)
 {
 	size_t		len;
-	char	   *model = read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
+	char	   *model = (char *) ut_read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
 	cb_error	err;
 	cb_status	st;
 
@@ -771,7 +706,7 @@ static void
 test_unigram_hostile(void)
 {
 	size_t		len;
-	uint8_t    *model = (uint8_t *) read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
+	uint8_t    *model = (uint8_t *) ut_read_file(XLMR_DIR "/sentencepiece.bpe.model", &len);
 	uint8_t    *m;
 	void	   *img;
 	size_t		img_len;
@@ -870,7 +805,7 @@ test_model_dirs(void)
 		CHECK_MSG(t.kind == dirs[k].kind && t.mask_id == dirs[k].mask_id, "%s: kind %d, mask %d", dirs[k].dir,
 				  (int) t.kind, t.mask_id);
 		snprintf(path, sizeof(path), "%s/expected/cases.json", dirs[k].dir);
-		text = read_file(path, &len);
+		text = (char *) ut_read_file(path, &len);
 		if (text != NULL && cb_json_parse(text, len, path, NULL, &doc, &err) == CB_OK)
 		{
 			const cb_json_value *cases = cb_json_get(cb_json_root(doc), "cases");

@@ -22,6 +22,8 @@
  */
 #include "tokenizer.h"
 #include "unit.h"
+#include "support/ut_alloc.h"
+#include "support/ut_files.h"
 
 #include <stdint.h>
 #include <time.h>
@@ -29,71 +31,7 @@
 #define MODEL_PATH "test/golden/tokenizer_fr8k/sentencepiece.bpe.model"
 #define FIXED ((size_t) 1 << 20)
 
-/* ------------------------------------------------------------------------- */
-/* A counting allocator with a ceiling */
-
-static size_t g_live,
-			g_peak,
-			g_limit = SIZE_MAX;
-static long g_refused;
-
-typedef union header
-{
-	size_t		size;
-	max_align_t align;
-} header;
-
-static void *
-count_alloc(size_t size)
-{
-	header	   *h;
-
-	if (g_live + size > g_limit)
-	{
-		g_refused++;
-		return NULL;
-	}
-	h = malloc(sizeof(header) + size);
-	if (h == NULL)
-		return NULL;
-	h->size = size;
-	g_live += size;
-	if (g_live > g_peak)
-		g_peak = g_live;
-	return h + 1;
-}
-
-static void
-count_free(void *p)
-{
-	header	   *h;
-
-	if (p == NULL)
-		return;
-	h = (header *) p - 1;
-	g_live -= h->size;
-	free(h);
-}
-
-/* A new block, a copy, then the old one freed: both are live for a moment. */
-static void *
-count_realloc(void *p, size_t size)
-{
-	void	   *q;
-	size_t		old;
-
-	if (p == NULL)
-		return count_alloc(size);
-	old = ((header *) p - 1)->size;
-	q = count_alloc(size);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, p, old < size ? old : size);
-	count_free(p);
-	return q;
-}
-
-static const cb_allocator kCounting = {count_alloc, count_realloc, count_free};
+/* The allocator: support/ut_alloc.h (a ceiling in limit_bytes, the peak in peak_bytes). */
 
 /* ------------------------------------------------------------------------- */
 /* Interrupt checks: how many, and the longest CPU time between two */
@@ -188,9 +126,9 @@ test_hostile_texts(void)
 			cb_status	st;
 			double		t0;
 
-			g_peak = g_live = 0;
-			g_refused = 0;
-			g_limit = limit;
+			ut_alloc.peak_bytes = ut_alloc.live_bytes = 0;
+			ut_alloc.refused = 0;
+			ut_alloc.limit_bytes = limit;
 			g_checks = 0;
 			g_max_gap = 0;
 			t0 = g_last_check = cpu_seconds();
@@ -199,8 +137,8 @@ test_hostile_texts(void)
 			g_checks--;
 			CHECK_MSG(st == CB_OK, "%s, %s: %s (peak %zu bytes = %.1fx, limit %.0fx + 1 MiB)",
 					  h->name, full ? "full" : "max_length 512",
-					  st == CB_OK ? "" : err.message, g_peak, (double) g_peak / (double) len, k);
-			CHECK_MSG(g_peak <= limit, "%s: peak %zu > %zu", h->name, g_peak, limit);
+					  st == CB_OK ? "" : err.message, ut_alloc.peak_bytes, (double) ut_alloc.peak_bytes / (double) len, k);
+			CHECK_MSG(ut_alloc.peak_bytes <= limit, "%s: peak %zu > %zu", h->name, ut_alloc.peak_bytes, limit);
 			if (st == CB_OK)
 			{
 				CHECK(n >= 2 && ids[0] == g_tok.cls_id && ids[n - 1] == g_tok.sep_id);
@@ -211,11 +149,11 @@ test_hostile_texts(void)
 			CHECK_MSG(g_max_gap < 0.5, "%s, %s: %.3f s of CPU without an interrupt check (%ld checks)",
 					  h->name, full ? "full" : "max_length 512", g_max_gap, g_checks);
 			printf("  %-26s %-14s %8zu bytes: %8zu ids, peak %10zu bytes = %5.2fx, %5ld checks, max gap %.3f s, %.2f s\n",
-				   h->name, full ? "full" : "max_length 512", len, n, g_peak,
-				   (double) g_peak / (double) len, g_checks, g_max_gap, cpu_seconds() - t0);
+				   h->name, full ? "full" : "max_length 512", len, n, ut_alloc.peak_bytes,
+				   (double) ut_alloc.peak_bytes / (double) len, g_checks, g_max_gap, cpu_seconds() - t0);
 			cb_free(ids);
-			g_limit = SIZE_MAX;
-			CHECK_EQ_INT(g_live, 0);
+			ut_alloc.limit_bytes = SIZE_MAX;
+			CHECK_EQ_INT(ut_alloc.live_bytes, 0);
 		}
 		free(text);
 	}
@@ -239,57 +177,49 @@ test_other_entry_points(void)
 	 * bytes per byte of this text); made in the workspace, then copied into
 	 * one block, each with up to 2x growth slack: under 128x.
 	 */
-	g_peak = g_live = 0;
-	g_limit = 128 * len + FIXED;
+	ut_alloc.peak_bytes = ut_alloc.live_bytes = 0;
+	ut_alloc.limit_bytes = 128 * len + FIXED;
 	st = cb_tokenizer_tokenize(&g_tok, NULL, text, len, &list, &err);
 	CHECK_MSG(st == CB_OK, "tokenize: %s (peak %.1fx)", st == CB_OK ? "" : err.message,
-			  (double) g_peak / (double) len);
+			  (double) ut_alloc.peak_bytes / (double) len);
 	printf("  tokenize(U+FDFA x 200k): %zu pieces, peak %.1fx\n", list ? list->count : 0,
-		   (double) g_peak / (double) len);
+		   (double) ut_alloc.peak_bytes / (double) len);
 	cb_free(list);
 
 	/* truncation of a pair needs both lengths: both texts are encoded whole (4 bytes an id) */
-	g_peak = g_live = 0;
-	g_limit = 24 * 2 * len + FIXED;
+	ut_alloc.peak_bytes = ut_alloc.live_bytes = 0;
+	ut_alloc.limit_bytes = 24 * 2 * len + FIXED;
 	st = cb_tokenizer_encode_pair(&g_tok, NULL, text, len, text, len, true, CB_TRUNCATE_ONLY_SECOND, 512,
 								  &ids, &n, &err);
 	CHECK_MSG(st == CB_OK, "pair: %s (peak %.1fx)", st == CB_OK ? "" : err.message,
-			  (double) g_peak / (double) len);
+			  (double) ut_alloc.peak_bytes / (double) len);
 	cb_free(ids);
-	g_limit = SIZE_MAX;
-	CHECK_EQ_INT(g_live, 0);
+	ut_alloc.limit_bytes = SIZE_MAX;
+	CHECK_EQ_INT(ut_alloc.live_bytes, 0);
 	free(text);
 }
 
 int
 main(void)
 {
-	FILE	   *f = fopen(MODEL_PATH, "rb");
-	uint8_t    *model;
-	long		size;
+	size_t		size;
+	uint8_t    *model = ut_read_file(MODEL_PATH, &size);
 	void	   *image = NULL;
 	size_t		image_len = 0;
 	cb_error	err;
 
-	if (f == NULL)
+	if (model == NULL)
 	{
-		fprintf(stderr, "cannot open %s\n", MODEL_PATH);
+		fprintf(stderr, "cannot read %s\n", MODEL_PATH);
 		return 1;
 	}
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	model = malloc((size_t) size);
-	if (fread(model, 1, (size_t) size, f) != (size_t) size)
-		return 1;
-	fclose(f);
-	if (cb_tokenizer_build(model, (size_t) size, &image, &image_len, &err) != CB_OK ||
+	if (cb_tokenizer_build(model, size, &image, &image_len, &err) != CB_OK ||
 		cb_tokenizer_open(image, image_len, &g_tok, &err) != CB_OK)
 	{
 		fprintf(stderr, "%s: %s\n", MODEL_PATH, err.message);
 		return 1;
 	}
-	cb_set_allocator(&kCounting);
+	cb_set_allocator(&ut_counting_allocator);
 	cb_set_interrupt_hook(check_hook);
 
 	RUN(test_hostile_texts);
