@@ -5,8 +5,8 @@
  * that opens, encodes, tokenizes and decodes a fixed text, and whose every
  * piece, decoded text and token is UTF-8 without NUL (what a text datum may
  * hold).
- * Seeds: fuzz/corpus/sp_model/ (the golden 8000-piece model and small
- * hand-made ones).
+ * Seeds: fuzz/corpus/sp_model/ (a small hand-made model) and build/fuzz/seeds/sp_model/
+ * (fuzz/seeds.txt: the golden 8000-piece model, another small one).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -5,8 +5,8 @@
  * that opens, encodes, tokenizes and decodes a fixed text, and whose every
  * piece, decoded text and token is UTF-8 without NUL (what a text datum may
  * hold).
- * Seeds: fuzz/corpus/unigram/ (the golden 8000-piece unigram model and a
- * BPE one: the layout applies to both).
+ * Seeds: fuzz/corpus/unigram/ (a BPE model: the layout applies to both) and
+ * build/fuzz/seeds/unigram/ (fuzz/seeds.txt: the golden 8000-piece unigram model).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define MODEL_PATH "test/golden/tokenizer_fr8k/sentencepiece.bpe.model"
+#define MODEL_PATH "build/golden/tokenizer_fr8k/sentencepiece.bpe.model"
 #define FIXED ((size_t) 1 << 20)
 
 /* ------------------------------------------------------------------------- */
