@@ -180,7 +180,7 @@ if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	for src in fuzz/fuzz_*.c; do
 		t=$(basename "$src" .c); t=${t#fuzz_}
 		if make -s -C fuzz "../build/fuzz/$t" >"$LOG/fuzz-build-$t.log" 2>&1 &&
-			mkdir -p "build/fuzz/corpus/$t" &&
+			mkdir -p "build/fuzz/corpus/$t" "build/fuzz/seeds/$t" &&
 			(cd fuzz && "../build/fuzz/$t" -max_total_time="$FUZZ_SECONDS" \
 				"../build/fuzz/corpus/$t" "corpus/$t" "../build/fuzz/seeds/$t" >"$LOG/fuzz-$t.log" 2>&1); then
 			echo "  fuzz $t ok"; add 1 0
