@@ -8,6 +8,8 @@
 #   make installcheck    run the pg_regress tests against a running server
 #                        (scripts/cluster.sh sets PGHOST/PGPORT for the scratch cluster)
 #   make tapcheck        run the TAP tests (t/*.pl), each with its own servers (not as root)
+#   make golden          assemble build/golden/ and generate build/regress/*.sql, the fixtures the
+#                        tests read, from test/golden (make unit, installcheck, tapcheck run it)
 #   make fuzz            build the libFuzzer targets (clang)
 #
 # The pure C core lives in src/core and never includes a PostgreSQL header;
@@ -53,6 +55,8 @@ DATA = $(sort $(wildcard sql/camembert--*.sql))
 # pg_regress tests: sql/<name>.sql, expected/<name>.out, run in this order.
 REGRESS = $(shell cat test/regress_schedule 2>/dev/null)
 REGRESS_OPTS = --load-extension=camembert
+# ... after make golden (below): the fixtures they read are assembled and generated first
+REGRESS_PREP = golden
 
 # -Werror only when asked (WERROR=1): the code compiles warning-free with the compilers the
 # tests use, but a user's newer compiler, with new warnings, must still build it.
@@ -99,6 +103,32 @@ uninstall-models:
 	rm -rf $(addprefix '$(DESTDIR)$(modelsdir)'/,$(MODELS))
 	rmdir '$(DESTDIR)$(modelsdir)' '$(DESTDIR)$(datadir)/camembert' 2>/dev/null || true
 
+# The golden fixtures.  test/golden (transformers' outputs: the spec) holds each file once;
+# make golden makes what the tests read from it, in build/ (neither is committed):
+#  - build/golden/: the complete golden tree, every model directory whole
+#    (test/golden/assemble.sh writes the files several directories share, listed in
+#    test/golden/copies.txt, from their single copy: camembert_load needs real files in the
+#    model's directory).  The TAP scripts run assemble.sh themselves too.
+#  - build/regress/*.sql: the golden tables the pg_regress scripts load, generated from the
+#    reference outputs by test/golden/make_*.py (Debian's python3 and python3-numpy).
+# make unit, installcheck (REGRESS_PREP) and tapcheck run it first.
+GOLDEN_PYTHON ?= /usr/bin/python3
+GOLDEN_INPUTS := $(shell find test/golden -type f ! -path '*/__pycache__/*' 2>/dev/null)
+REGRESS_SQL_STAMP := build/regress/.generated
+
+.PHONY: golden golden-models
+golden: golden-models $(REGRESS_SQL_STAMP)
+golden-models:
+	@sh test/golden/assemble.sh
+
+$(REGRESS_SQL_STAMP): $(GOLDEN_INPUTS)
+	@rm -rf build/regress.tmp && mkdir -p build/regress.tmp
+	@set -e; for g in make_regress_sql make_regress_extras make_family_regress_sql; do \
+		$(GOLDEN_PYTHON) test/golden/$$g.py build/regress.tmp >/dev/null || \
+		{ echo "test/golden/$$g.py failed (it needs $(GOLDEN_PYTHON) with numpy: Debian's python3-numpy)"; exit 1; }; \
+	done
+	@touch build/regress.tmp/.generated && rm -rf build/regress && mv build/regress.tmp build/regress
+
 # TAP tests (t/*.pl, PostgreSQL::Test::Cluster): `make tapcheck` runs them with PGXS's own
 # prove_installcheck (nodes and logs in tmp_check/; PROVE_TESTS=t/001_shared_models.pl for one,
 # PROVE_FLAGS=-v).  initdb refuses root: as root, run it as the postgres user from a copy of
@@ -108,7 +138,7 @@ uninstall-models:
 # pg_buildext installcheck), where every TAP test would fail at initdb; the TAP tests also
 # take minutes, and scripts/test.sh counts them apart.
 .PHONY: tapcheck
-tapcheck:
+tapcheck: golden-models
 	$(prove_installcheck)
 
 # test/build.sh: the version, the source lists (every src/**/*.c must be in one of them)
@@ -194,7 +224,7 @@ PATH_TESTS := $(filter build/unit/test_kernels% build/unit/test_matrix%,$(UNIT_T
 TSAN_MATRIX_TESTS := build/unit/tsan/test_matrix_int8 build/unit/tsan/test_matrix_bf16 \
 	build/unit/tsan/test_matrix_widen
 
-unit: unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSAN_MATRIX_TESTS)
+unit: golden-models unit-build build/unit/tsan/test_kernels build/unit/tsan/test_forward $(TSAN_MATRIX_TESTS)
 	@status=0; export ASAN_OPTIONS=detect_leaks=1; \
 	$(MAKE) -s headers || status=1; \
 	for t in $(filter-out $(PATH_TESTS),$(UNIT_TESTS)); do $$t || status=1; done; \

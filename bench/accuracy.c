@@ -8,7 +8,7 @@
  *       -o build/accuracy/accuracy bench/accuracy.c test/unit/support/npy.c \
  *       src/core/[a-z]*.c $(pkg-config --cflags --libs hdf5) -lopenblas -lm -lpthread
  *   build/accuracy/accuracy --corpus build/accuracy/corpus [--models models]
- *       [--golden test/golden/models] [--precisions float32,auto,bfloat16,int8]
+ *       [--golden build/golden/models] [--precisions float32,auto,bfloat16,int8]
  *       [--prompts 32] [--new-tokens 20]
  *
  * --corpus: the directory models/train/build_corpus.py writes (fr_lm.jsonl,
@@ -40,7 +40,7 @@
  * Models are built with cb_model_source_* into 64-byte aligned memory, as
  * the SQL layer's segments are (load_aligned).
  *
- * Golden (information): every model of --golden (test/golden/models: the
+ * Golden (information): every model of --golden (build/golden/models, test/golden's: the
  * transformers reference outputs, float32 computation) loaded at each
  * precision: max |Δ| of every hidden state (embeddings output and each
  * layer) and of the logits (class logits; the LM models' top-10 logits at
@@ -969,7 +969,7 @@ main(int argc, char **argv)
 {
 	const char *models = "models",
 			   *corpus = NULL,
-			   *golden = "test/golden/models",
+			   *golden = "build/golden/models",
 			   *prec_arg = "float32,auto,bfloat16,int8";
 	int			n_prompts = 32,
 				new_tokens = 20;

@@ -17,8 +17,8 @@
 #   ACCURACY_PROMPTS=32      greedy-generation prompts (first 4 words of held-out lines)
 #   ACCURACY_THREADS=1       OPENBLAS_NUM_THREADS of the evaluation
 #   ACCURACY_INSTALL=1       0: do not apt-get missing packages (stop and name them)
-#   ACCURACY_GOLDEN=DIR      golden models (default test/golden/models, the repository's copy
-#                            of shared/golden/models)
+#   ACCURACY_GOLDEN=DIR      golden models (default build/golden/models: the repository's copy
+#                            of shared/golden/models, test/golden, assembled whole)
 # Output: the table on stdout, also in build/accuracy/results/<date>.md.
 set -euo pipefail
 
@@ -30,7 +30,8 @@ OUT=$ROOT/build/accuracy
 PY=/usr/bin/python3
 PRECISIONS=${ACCURACY_PRECISIONS:-float32,auto,bfloat16,int8}
 PROMPTS=${ACCURACY_PROMPTS:-32}
-GOLDEN=${ACCURACY_GOLDEN:-$ROOT/test/golden/models}
+GOLDEN=${ACCURACY_GOLDEN:-$ROOT/build/golden/models}
+[ -n "${ACCURACY_GOLDEN:-}" ] || sh "$ROOT/test/golden/assemble.sh"
 BIN=$OUT/accuracy
 START=$(date +%s)
 log() { printf '[%4ds] %s\n' $(($(date +%s) - START)) "$*" >&2; }

@@ -17,7 +17,7 @@
                                              (bench/ort/ort_bench.js, a node process driven
                                              through a pipe): logits checked, then passes timed
                                              in alternation
-    bench.py sqlsetup MODEL TEXTS            load the model (and the tiny test/golden/models/cls3),
+    bench.py sqlsetup MODEL TEXTS            load the model (and the tiny build/golden/models/cls3),
                                              fill the table posts (id, body)
     bench.py sqlload NAME DIR DTYPE          camembert_load(NAME, DIR, dtype => DTYPE): its shared
                                              memory, or "refused" if the extension rejects it
@@ -460,7 +460,7 @@ PARALLEL = ("SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
 
 
 TINY_NAME = "bench_tiny"
-TINY_DIR = os.path.join(ROOT, "test/golden/models/cls3")
+TINY_DIR = os.path.join(ROOT, "build/golden/models/cls3")   # test/golden's, whole (run.sh assembles it)
 
 
 def cmd_sql_setup(model_dir, texts_path):

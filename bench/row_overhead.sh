@@ -26,7 +26,8 @@ if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); else RUNAS=(); fi
 
 # the server reads the model from a copy it can reach (the clone may be private)
 rm -rf "$FIXTURES" && mkdir -p "$FIXTURES" && { [ "$(id -u)" != 0 ] || chown postgres: "$FIXTURES"; }
-tar -C test/golden/models -cf - cls3 | (cd / && "${RUNAS[@]}" tar -C "$FIXTURES" -xf -)
+sh test/golden/assemble.sh   # build/golden: test/golden's model directories, whole
+tar -C build/golden/models -cf - cls3 | (cd / && "${RUNAS[@]}" tar -C "$FIXTURES" -xf -)
 
 scripts/cluster.sh destroy >/dev/null 2>&1 || true
 trap 'scripts/cluster.sh destroy >/dev/null 2>&1 || true' EXIT

@@ -235,6 +235,7 @@ if [ "${BENCH_SQL:-1}" != 0 ]; then
 	# the engine on the same texts, one at a time: half before the SQL runs, half after, so
 	# that a change of the machine's load during the run weighs on both sides alike
 	"$PY" "$ROOT/bench/bench.py" split "$OUT/texts_$ROWS.txt" "$OUT/texts_a.txt" "$OUT/texts_b.txt"
+	sh "$ROOT/test/golden/assemble.sh"   # build/golden/models/cls3, the tiny model, whole
 	"$PY" "$ROOT/bench/bench.py" sqlsetup "$MODEL" "$OUT/texts_$ROWS.txt" > "$RES/sql.txt"
 	log "engine on the first half of the texts, one at a time ($(load1))"
 	"$BIN" --texts "$MODEL" "$OUT/texts_a.txt" > "$RES/texts.txt"
@@ -245,10 +246,10 @@ if [ "${BENCH_SQL:-1}" != 0 ]; then
 	log "SQL: $ROWS rows, max_parallel_workers_per_gather 2 ($(load1))"
 	"$PY" "$ROOT/bench/bench.py" sql 2 >> "$RES/sql.txt"
 	# the PostgreSQL layer's own cost per row, measured where the forward pass is cheap
-	log "SQL overhead with the tiny model test/golden/models/cls3"
-	"$BIN" --texts "$ROOT/test/golden/models/cls3" "$OUT/texts_$ROWS.txt" > "$RES/texts_tiny.txt"
+	log "SQL overhead with the tiny model build/golden/models/cls3 (test/golden's, assembled)"
+	"$BIN" --texts "$ROOT/build/golden/models/cls3" "$OUT/texts_$ROWS.txt" > "$RES/texts_tiny.txt"
 	"$PY" "$ROOT/bench/bench.py" sql 0 bench_tiny >> "$RES/sql.txt"
-	"$BIN" --texts "$ROOT/test/golden/models/cls3" "$OUT/texts_$ROWS.txt" >> "$RES/texts_tiny.txt"
+	"$BIN" --texts "$ROOT/build/golden/models/cls3" "$OUT/texts_$ROWS.txt" >> "$RES/texts_tiny.txt"
 	# every other precision: camembert_load(..., dtype => ...) if the installed extension
 	# takes it, its shared memory, and the rows/s with no parallel worker; then unloaded (the
 	# memory of 8 backends below is float32's)

@@ -24,7 +24,8 @@ CL=$ROOT/scripts/cluster.sh
 "$CL" start >/dev/null
 trap '"$CL" stop >/dev/null 2>&1 || true' EXIT
 eval "$("$CL" env)"
-MODEL_DIR=$ROOT/test/golden/models/cls3
+sh "$ROOT/test/golden/assemble.sh"   # build/golden: test/golden's model directories, whole
+MODEL_DIR=$ROOT/build/golden/models/cls3
 
 psql -X -q -v ON_ERROR_STOP=1 postgres <<SQL
 DROP DATABASE IF EXISTS stats_bench;

@@ -2,8 +2,8 @@
  * fuzz_sp_model.c — arbitrary bytes as a sentencepiece.bpe.model.
  *
  * The check is sp_model_harness.h's (shared with fuzz_unigram.c).
- * Seeds: fuzz/corpus/sp_model/ (the golden 8000-piece model and small
- * hand-made ones).
+ * Seeds: fuzz/corpus/sp_model/ (a small hand-made model) and build/fuzz/seeds/sp_model/
+ * (fuzz/seeds.txt: the golden 8000-piece model, another small one).
  */
 #include "sp_model_harness.h"
 

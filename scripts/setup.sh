@@ -12,7 +12,7 @@ PGMAJOR=${PGMAJOR:-15}
 
 # Runtime + build: the server (with pgbench), its headers, OpenBLAS, libhdf5 (tf_model.h5).  Tests:
 # IPC::Run for the TAP tests, clang and its sanitizer/fuzzer runtime for the
-# fuzzers, Debian's python3 + numpy to regenerate SQL fixtures from the golden;
+# fuzzers, Debian's python3 + numpy to generate the SQL fixtures from the golden (make golden);
 # debhelper, dpkg-dev and pg_buildext (postgresql-server-dev-all) to build the Debian package.
 PACKAGES=(
 	build-essential

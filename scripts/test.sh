@@ -175,12 +175,14 @@ if compgen -G "fuzz/fuzz_*.c" >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
 	# the core's objects once, on every core (each target below then only links);
 	# a failure here shows again in the target's own build below
 	make -s -j"$(nproc)" -C fuzz all >"$LOG/fuzz-build.log" 2>&1 || true
+	# the seeds kept elsewhere in the repository (fuzz/seeds.txt), in build/fuzz/seeds/<target>/
+	make -s -C fuzz seeds >"$LOG/fuzz-seeds.log" 2>&1 || { cat "$LOG/fuzz-seeds.log"; add 0 1; }
 	for src in fuzz/fuzz_*.c; do
 		t=$(basename "$src" .c); t=${t#fuzz_}
 		if make -s -C fuzz "../build/fuzz/$t" >"$LOG/fuzz-build-$t.log" 2>&1 &&
-			mkdir -p "build/fuzz/corpus/$t" &&
+			mkdir -p "build/fuzz/corpus/$t" "build/fuzz/seeds/$t" &&
 			(cd fuzz && "../build/fuzz/$t" -max_total_time="$FUZZ_SECONDS" \
-				"../build/fuzz/corpus/$t" "corpus/$t" >"$LOG/fuzz-$t.log" 2>&1); then
+				"../build/fuzz/corpus/$t" "corpus/$t" "../build/fuzz/seeds/$t" >"$LOG/fuzz-$t.log" 2>&1); then
 			echo "  fuzz $t ok"; add 1 0
 		else
 			echo "  fuzz $t FAILED"; tail -30 "$LOG/fuzz-$t.log" "$LOG/fuzz-build-$t.log" 2>/dev/null; add 0 1

@@ -1,6 +1,6 @@
 -- Bad input: each gets a clear ERROR with an SQLSTATE and a hint, or a valid answer.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load('cls', :'golden' || 'cls3');
 SELECT camembert_load('mlm', :'golden' || 'mlm');
 

@@ -2,14 +2,14 @@
 -- XLM-RoBERTa (SentencePiece unigram) models through every SQL function, against
 -- the reference (transformers' slow tokenizers, pipelines and models).
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/'
+\set golden :abs_srcdir '/build/golden/'
 SELECT camembert_load(m, :'golden' || f || '/' || m)
   FROM (VALUES ('roberta_cls', 'roberta'), ('roberta_mlm', 'roberta'),
                ('xlmr_cls', 'xlmr'), ('xlmr_mlm', 'xlmr')) AS v(m, f);
 SELECT name, architecture, task, labels FROM camembert_models()
  WHERE name IN ('roberta_cls', 'roberta_mlm', 'xlmr_cls', 'xlmr_mlm') ORDER BY name;
 \set ECHO none
-\i test/golden/regress/family.sql
+\i build/regress/family.sql
 \set ECHO all
 
 -- the tokenizers: the 314 golden strings of each (ids with <s> ... </s>, pieces, decode, count)

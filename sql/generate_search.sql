@@ -4,10 +4,10 @@
 -- repetition_penalty, no_repeat_ngram_size and a combination; 5 prompts,
 -- max_new_tokens 20.  Bad values: 22023 with the bound.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load('clm', :'golden' || 'clm');
 \set ECHO none
-\i test/golden/regress/extras.sql
+\i build/regress/extras.sql
 \set ECHO all
 
 -- camembert_generate: the best sequence of every configuration

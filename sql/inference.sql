@@ -1,13 +1,13 @@
 -- Inference engine: raw outputs through SQL against the reference
 -- (transformers' hidden states and logits for the golden models), |Δ| <= 1e-4.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load(m, :'golden' || m)
   FROM unnest(ARRAY['mlm', 'cls3', 'reg1', 'multilabel', 'clm', 'mlm_fp16', 'mlm_bf16_sharded']) AS m;
 SELECT name, architecture, task, labels, parameters, dtype, loaded FROM camembert_models();
 
 \set ECHO none
-\i test/golden/regress/models.sql
+\i build/regress/models.sql
 \set ECHO all
 
 -- the inputs tokenize as the reference did (case 23 is 527 tokens, truncated to 128)

@@ -3,12 +3,12 @@
 -- label sets; the masked LM loss from a text with <mask>s and its true
 -- tokens, and from ids + labels; attention probabilities of every layer.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load(m, :'golden' || m)
   FROM unnest(ARRAY['mlm', 'cls3', 'reg1', 'multilabel', 'clm']) AS m;
 \set ECHO none
-\i test/golden/regress/models.sql
-\i test/golden/regress/extras.sql
+\i build/regress/models.sql
+\i build/regress/extras.sql
 \set ECHO all
 CREATE TEMP TABLE labels AS
   SELECT name AS model, labels FROM camembert_models() WHERE name IN ('cls3', 'multilabel');

@@ -3,7 +3,7 @@
 -- are visible to superusers and pg_read_all_stats only; camembert.track off
 -- counts nothing.  Times are only checked to be positive.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_stat_reset();
 SELECT count(*) AS entries, camembert_stat_dropped() AS dropped FROM camembert_stat_models;
 

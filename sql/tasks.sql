@@ -2,11 +2,11 @@
 -- against the reference pipelines (transformers' fill-mask, text-classification,
 -- generate) on the golden models.
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load(m, :'golden' || m)
   FROM unnest(ARRAY['mlm', 'cls3', 'reg1', 'multilabel', 'clm', 'mlm_fp16', 'mlm_bf16_sharded']) AS m;
 \set ECHO none
-\i test/golden/regress/models.sql
+\i build/regress/models.sql
 \set ECHO all
 
 -- fill-mask: every row of pipeline('fill-mask', top_k=5) for 10 texts (one has two

@@ -3,13 +3,13 @@
 -- The golden TF directories hold the weights of mlm, cls3 and clm: their outputs
 -- must be the reference outputs of those source models (|Δ| <= 1e-4).
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models/'
+\set golden :abs_srcdir '/build/golden/models/'
 SELECT camembert_load(m, :'golden' || m)
   FROM unnest(ARRAY['mlm_tf_h5', 'mlm_tf_h5_sharded', 'mlm_tf_safetensors', 'cls3_tf_h5', 'clm_tf_h5']) AS m;
 SELECT name, architecture, task, labels, parameters, dtype, loaded FROM camembert_models() WHERE name LIKE '%\_tf\_%' ORDER BY name;
 
 \set ECHO none
-\i test/golden/regress/models.sql
+\i build/regress/models.sql
 \set ECHO all
 CREATE TEMP TABLE tf_source (model text, source text);
 INSERT INTO tf_source VALUES ('mlm_tf_h5', 'mlm'), ('mlm_tf_h5_sharded', 'mlm'),
@@ -66,7 +66,7 @@ SELECT max(regress_max_abs_diff(camembert_logits(c.input, 'cls3_tf_h5_int8'), g.
   FROM golden_class_logits g JOIN golden_cases c USING (idx) WHERE g.model = 'cls3';
 
 -- a damaged tf_model.h5 is an ERROR naming the file, not a crash
-SELECT replace(regress_error(format($$SELECT camembert_load('tf_bad', %L)$$, :'abs_srcdir' || '/test/golden/tf_damaged')),
+SELECT replace(regress_error(format($$SELECT camembert_load('tf_bad', %L)$$, :'abs_srcdir' || '/build/golden/tf_damaged')),
                :'abs_srcdir', '$SRCDIR');
 
 SELECT bool_and(camembert_unload(name)) FROM camembert_models();

@@ -1,12 +1,12 @@
 -- Tokenizer: SQL functions against the reference (transformers' CamembertTokenizer).
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set golden :abs_srcdir '/test/golden/models'
+\set golden :abs_srcdir '/build/golden/models'
 \set mlm_dir :golden '/mlm'
 SELECT camembert_load('tok', :'mlm_dir');
 
 -- the 304 golden strings (ids, pieces, decode), loaded quietly
 \set ECHO none
-\i test/golden/regress/tokenization.sql
+\i build/regress/tokenization.sql
 \set ECHO all
 SELECT count(*) AS golden_strings FROM golden_tokenization;
 

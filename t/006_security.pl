@@ -13,7 +13,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $root = abs_path($ENV{CAMEMBERT_ROOT} // '.');
-my $golden = "$root/test/golden/models";
+# the golden model directories, whole: assembled in build/golden from test/golden
+system('sh', "$root/test/golden/assemble.sh") == 0 or BAIL_OUT("test/golden/assemble.sh failed");
+my $golden = "$root/build/golden/models";
 
 my $node = PostgreSQL::Test::Cluster->new('security');
 $node->init;

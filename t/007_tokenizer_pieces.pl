@@ -12,7 +12,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $root = abs_path($ENV{CAMEMBERT_ROOT} // '.');
-my $mlm = "$root/test/golden/models/mlm";
+# the golden mlm model, whole: assembled in build/golden from test/golden
+system('sh', "$root/test/golden/assemble.sh") == 0 or BAIL_OUT("test/golden/assemble.sh failed");
+my $mlm = "$root/build/golden/models/mlm";
 
 # protobuf varint at $pos of $bytes: (value, next position)
 sub varint

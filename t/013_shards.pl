@@ -27,7 +27,9 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 my $root = abs_path($ENV{CAMEMBERT_ROOT} // '.');
-my $golden = "$root/test/golden/models";
+# the golden model directories, whole: assembled in build/golden from test/golden
+system('sh', "$root/test/golden/assemble.sh") == 0 or BAIL_OUT("test/golden/assemble.sh failed");
+my $golden = "$root/build/golden/models";
 -d "$golden/multilabel" or BAIL_OUT("golden models not found under $golden");
 
 # transformers' labels: pipeline("text-classification")(text, top_k=None), best first

@@ -13,6 +13,7 @@
 #     scripts/test.sh builds it first);
 #   - -Werror only with WERROR=1: a user's newer compiler must build it;
 #   - META.json, debian/changelog, debian/control and CHANGELOG.md agree with camembert.control.
+#   - the fixtures are committed once each (test/golden, fuzz/corpus), and none generated.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -117,6 +118,21 @@ check "debian/control is debian/control.in for debian/pgversions (pg_buildext up
 	bash -c "cd '$TMP' && rm -rf d && mkdir d && cp -r '$ROOT/debian' d/ && cd d &&
 		pg_buildext updatecontrol >/dev/null 2>&1 && cmp -s debian/control '$ROOT/debian/control'"
 check "CHANGELOG.md has a section for $control_version" grep -qE "^## ${control_version//./\\.}( |$)" CHANGELOG.md
+
+# --- the fixtures: each file once, nothing generated from them committed
+# (test/golden/copies.txt and fuzz/seeds.txt list the copies the tests need; make golden and
+# make -C fuzz seeds make them, and the SQL of test/golden/make_*.py, in build/)
+fixture_files() {
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git ls-files -z -- "$@"
+	else find "$@" -type f ! -path '*/__pycache__/*' -print0; fi
+}
+dups=$(fixture_files test/golden fuzz/corpus | xargs -0 sha256sum | sort |
+	awk '$1 == h {print p; print $2} {h = $1; p = $2}' | sort -u)
+check "no file of test/golden or fuzz/corpus is committed twice${dups:+: $(printf '%s\n' "$dups" | wc -l) copies, e.g. $(printf '%s\n' "$dups" | head -2 | tr '\n' ' ')}" \
+	test -z "$dups"
+generated=$(fixture_files test/golden | tr '\0' '\n' | grep -E '\.sql$')
+check "no SQL generated from the golden is committed (make golden writes build/regress/)${generated:+: $(printf '%s\n' "$generated" | head -3 | tr '\n' ' ')}" \
+	test -z "$generated"
 
 echo "build: $passed passed, $failed failed"
 [ "$failed" = 0 ]

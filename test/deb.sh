@@ -16,7 +16,8 @@
 # 3. Installs it with apt-get into the system PostgreSQL (PG_CONFIG's; the extension's files
 #    installed there before are set aside first), checks dpkg owns what the server loads, starts a scratch cluster
 #    (scripts/cluster.sh, shared_preload_libraries = 'camembert') and runs the pg_regress
-#    tests of the copy (their fixtures, test/golden, from the copy) against it.
+#    tests of the copy against it (make installcheck: make golden first makes their fixtures
+#    in the copy's build/ from its test/golden, with Debian's python3-numpy).
 # 4. Purges the package (checks its files are gone) and puts back the extension's files that
 #    were installed before (scripts/test.sh installs the clone's build first: the rest of the
 #    suite expects it), as they were; also when interrupted.

@@ -14,7 +14,7 @@
 #include "generate.h"
 #include "logits_processors.h"
 
-#define CLM "test/golden/models/clm/"
+#define CLM "build/golden/models/clm/"
 #define MAX_NEW 20
 #define MAX_SEQ 64
 #define MAX_RET 8
@@ -236,7 +236,7 @@ int
 main(void)
 {
 	RUN(test_processors);
-	if (ut_load_model("test/golden/models/clm", &clm) != 0)
+	if (ut_load_model("build/golden/models/clm", &clm) != 0)
 	{
 		CHECK_MSG(false, "cannot load the clm golden model");
 		return unit_finish("test_beam_search");

@@ -20,7 +20,7 @@
 
 #include <float.h>
 
-#define GOLDEN "test/golden/models/"
+#define GOLDEN "build/golden/models/"
 /* the tolerance of every comparison: 1e-4 for auto and float32; the
  * reduced precisions' runs set their own bound (test_precisions) */
 static double tol_now = 1e-4;

@@ -12,7 +12,7 @@
 #include "generate.h"
 #include "row_ops.h"
 
-#define CLM "test/golden/models/clm/"
+#define CLM "build/golden/models/clm/"
 #define TOL 1e-4
 #define MAX_STEPS 20
 #define MAX_SEQ 64
@@ -511,7 +511,7 @@ test_decoder(void)
 	{
 		ut_loaded_model mlm;
 
-		if (ut_load_model("test/golden/models/mlm", &mlm) == 0)
+		if (ut_load_model("build/golden/models/mlm", &mlm) == 0)
 		{
 			CHECK_EQ_INT(cb_decoder_create(&mlm.model, 8, &dec, &err), CB_ERR_INVALID);
 			ut_unload_model(&mlm);
@@ -684,7 +684,7 @@ main(void)
 	RUN(test_sample_warpers);
 	RUN(test_sample_nucleus_bruteforce);
 	RUN(test_tiny_temperature_tokens);
-	if (ut_load_model("test/golden/models/clm", &clm) != 0)
+	if (ut_load_model("build/golden/models/clm", &clm) != 0)
 	{
 		CHECK_MSG(false, "cannot load the clm golden model");
 		return unit_finish("test_generate");

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define GOLDEN "test/golden/models/"
+#define GOLDEN "build/golden/models/"
 
 /* ---- helpers -------------------------------------------------------------- */
 

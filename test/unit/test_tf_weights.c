@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define GOLDEN "test/golden/models/"
+#define GOLDEN "build/golden/models/"
 #define TOL 1e-4
 #define MAX_T 130
 

@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define TOK_DIR "test/golden/tokenizer_fr8k"
-#define MODELS_DIR "test/golden/models"
+#define TOK_DIR "build/golden/tokenizer_fr8k"
+#define MODELS_DIR "build/golden/models"
 
 static cb_tokenizer g_tok;
 static void *g_image;
@@ -1643,7 +1643,7 @@ static void
 test_other_models(void)
 {
 	const char *files[] = {"fuzz/corpus/sp_model/user_defined_bpe400.model",
-	"fuzz/corpus/sp_model/identity_bpe300.model"};
+	"fuzz/corpus/unigram/identity_bpe300.model"};
 
 	for (int v = 0; v < 4; v++)
 	{

@@ -22,8 +22,8 @@
 #include "tokenizer_dir.h"
 #include "config.h"
 
-#define ROBERTA_DIR "test/golden/roberta/tokenizer"
-#define XLMR_DIR "test/golden/xlmr/tokenizer"
+#define ROBERTA_DIR "build/golden/roberta/tokenizer"
+#define XLMR_DIR "build/golden/xlmr/tokenizer"
 
 static cb_tokenizer g_tok;
 static void *g_image;
@@ -775,13 +775,13 @@ test_model_dirs(void)
 		cb_tok_kind kind;
 		int32_t		mask_id;
 	}			dirs[] = {
-		{"test/golden/roberta/roberta_cls", CB_TOK_KIND_BYTE_BPE, 50261},
-		{"test/golden/roberta/roberta_mlm", CB_TOK_KIND_BYTE_BPE, 50261},
-		{"test/golden/xlmr/xlmr_cls", CB_TOK_KIND_SP_UNIGRAM, 8001},
-		{"test/golden/xlmr/xlmr_mlm", CB_TOK_KIND_SP_UNIGRAM, 8001},
+		{"build/golden/roberta/roberta_cls", CB_TOK_KIND_BYTE_BPE, 50261},
+		{"build/golden/roberta/roberta_mlm", CB_TOK_KIND_BYTE_BPE, 50261},
+		{"build/golden/xlmr/xlmr_cls", CB_TOK_KIND_SP_UNIGRAM, 8001},
+		{"build/golden/xlmr/xlmr_mlm", CB_TOK_KIND_SP_UNIGRAM, 8001},
 		{ROBERTA_DIR, CB_TOK_KIND_BYTE_BPE, 50261},
 		{XLMR_DIR, CB_TOK_KIND_SP_UNIGRAM, 8001},
-		{"test/golden/models/cls3", CB_TOK_KIND_SP_BPE, 8004},
+		{"build/golden/models/cls3", CB_TOK_KIND_SP_BPE, 8004},
 	};
 
 	for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++)
@@ -845,7 +845,7 @@ test_model_dirs(void)
 		char		tmp[] = "/tmp/cb_family_XXXXXX";
 		char		path[600];
 
-		CHECK(cb_tokenizer_build_dir("test/golden/no such dir", NULL, &img, &img_len, NULL, &err) == CB_ERR_IO);
+		CHECK(cb_tokenizer_build_dir("build/golden/no such dir", NULL, &img, &img_len, NULL, &err) == CB_ERR_IO);
 		if (mkdtemp(tmp) != NULL)
 		{
 			FILE	   *f;

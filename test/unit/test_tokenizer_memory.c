@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define MODEL_PATH "test/golden/tokenizer_fr8k/sentencepiece.bpe.model"
+#define MODEL_PATH "build/golden/tokenizer_fr8k/sentencepiece.bpe.model"
 #define FIXED ((size_t) 1 << 20)
 
 /* The allocator: support/ut_alloc.h (a ceiling in limit_bytes, the peak in peak_bytes). */
