@@ -73,6 +73,41 @@ typedef struct cb_forward_input
 	const int32_t *attention_mask;	/* [B][T] of 0/1, or NULL for all ones */
 } cb_forward_input;
 
+/*
+ * A tap: an optional callback that sees the activations of each op as the
+ * forward pass computes them, for tests and debugging (llama.cpp's per-op
+ * callbacks do the same).  `data` is [rows][cols] float32, valid during the
+ * call only; the rows are the attended tokens packed sequence after
+ * sequence (rows with attention_mask 0 are not computed), or for the last
+ * layer of a call that asks for head outputs only, the rows the heads read.
+ * layer is -1 outside the encoder layers.  Names, in the order they come:
+ *
+ *   "embeddings"         -1     [N][H]  after the embeddings' LayerNorm
+ *   "attention_output"    l     [n][H]  attention, dense, residual, LayerNorm
+ *   "intermediate"        l     [n][I]  dense + bias + GELU of the FFN
+ *   "layer_output"        l     [n][H]  the layer's output (hidden_states[l+1])
+ *   "lm_head_transform"  -1     [n][H]  dense, GELU, LayerNorm of the LM head
+ *   "classifier_dense"   -1     [B][H]  dense + tanh of the classifier
+ *
+ * The tap runs on the calling thread, never inside a helper thread.
+ */
+typedef void (*cb_tap_fn) (void *arg, const char *name, int layer, size_t rows, size_t cols,
+						   const float *data);
+
+typedef struct cb_tap
+{
+	cb_tap_fn	fn;				/* NULL: no tap */
+	void	   *arg;
+} cb_tap;
+
+static inline void
+cb_tap_emit(const cb_tap *tap, const char *name, int layer, size_t rows, size_t cols,
+			const float *data)
+{
+	if (tap != NULL && tap->fn != NULL)
+		tap->fn(tap->arg, name, layer, rows, cols, data);
+}
+
 typedef struct cb_forward_output
 {
 	/* [B][T][H]: output of the last layer. */
@@ -94,6 +129,9 @@ typedef struct cb_forward_output
 
 	/* Sequence classification models only: [B][num_labels]. */
 	float	   *class_logits;
+
+	/* Optional: sees every op's output (fn NULL: none). */
+	cb_tap		tap;
 } cb_forward_output;
 
 /*
@@ -135,13 +173,13 @@ void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *
 							size_t n, float *x);
 
 /*
- * One encoder layer on x [n_rows][H] (in place).  The rows form n_seq
- * sequences: sequence s has rows seq_off[s] .. seq_off[s+1]-1 of x.
- * Keys/values: the projections of the rows are written to k_store/v_store
- * starting at row `past` (row past + r for row r of x); sequence s attends to
- * the keys k_store[seq_off[s] .. seq_off[s] + past + n_s) (so `past` > 0
- * requires n_seq == 1: a KV cache).  Query i of a sequence sees all its keys,
- * or with `causal` the keys up to past + i.
+ * One encoder layer (cb_encoder_layer_args) on x [n_rows][H] (in place).
+ * The rows form n_seq sequences: sequence s has rows seq_off[s] ..
+ * seq_off[s+1]-1 of x.  Keys/values: the projections of the rows are
+ * written to k_store/v_store starting at row `past` (row past + r for row r
+ * of x); sequence s attends to the keys k_store[seq_off[s] .. seq_off[s] +
+ * past + n_s) (so `past` > 0 requires n_seq == 1: a KV cache).  Query i of a
+ * sequence sees all its keys, or with `causal` the keys up to past + i.
  * sink: NULL, or where to copy the attention probabilities (past must be 0,
  * subset NULL).
  * subset: NULL to update every row of x in place; else the layer computes
@@ -170,11 +208,27 @@ typedef struct cb_attention_sink
 	const int32_t *row_time;	/* row -> t */
 } cb_attention_sink;
 
-void		cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
-							 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
-							 float *k_store, float *v_store, size_t past, int causal,
-							 const cb_attention_sink *sink, const cb_query_subset *subset,
-							 float *scratch, int workers);
+typedef struct cb_encoder_layer_args
+{
+	const cb_model *model;
+	const cb_layer_weights *weights;	/* the layer's */
+	int			layer;			/* its index (for the tap) */
+	float	   *x;				/* [n_rows][H], updated in place (unless subset) */
+	size_t		n_rows;
+	size_t		n_seq;
+	const size_t *seq_off;		/* [n_seq + 1] */
+	float	   *k_store,		/* keys and values, written from row `past` */
+			   *v_store;
+	size_t		past;
+	bool		causal;
+	const cb_attention_sink *sink;	/* NULL: attention probabilities not kept */
+	const cb_query_subset *subset;	/* NULL: every row */
+	float	   *scratch;		/* cb_encoder_layer_scratch_floats floats */
+	int			workers;		/* >= 1 */
+	const cb_tap *tap;			/* NULL: none */
+} cb_encoder_layer_args;
+
+void		cb_encoder_layer(const cb_encoder_layer_args *args);
 
 /* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
  * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is

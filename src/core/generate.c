@@ -281,10 +281,16 @@ decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logit
 		float	   *k = dec->kv + (size_t) l * 2 * cap * h;
 		float	   *v = k + cap * h;
 
+		cb_encoder_layer_args a = {
+			.model = model, .weights = &model->layers[l], .layer = l,
+			.x = dec->x, .n_rows = (size_t) n, .n_seq = 1, .seq_off = seq_off,
+			.k_store = k, .v_store = v, .past = past, .causal = true,
+			.subset = l + 1 == c->num_hidden_layers ? &subset : NULL,
+			.scratch = dec->scratch, .workers = 1,
+		};
+
 		cb_check_interrupts();
-		cb_encoder_layer(model, &model->layers[l], dec->x, (size_t) n, 1, seq_off,
-						 k, v, past, 1, NULL, l + 1 == c->num_hidden_layers ? &subset : NULL,
-						 dec->scratch, 1);
+		cb_encoder_layer(&a);
 	}
 	dec->length += n;
 	if (next_logits != NULL || head_out != NULL)
