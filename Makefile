@@ -33,7 +33,8 @@ endif
 # The sources of the extension, listed: a new file is added here (test/build.sh fails on a
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
-	beam_search.c bpe.c bytebpe.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
+	beam_search.c bpe.c bytebpe.c cb_common.c compute.c config.c cpu_features.c file_io.c forward.c \
+	generate.c \
 	json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
@@ -43,7 +44,7 @@ CORE_SRCS := $(addprefix src/core/, \
 	zip_reader.c)
 CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \
-	camembert.c model_attach.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
+	camembert.c compute_context.c model_attach.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
 	model_segment.c model_stats.c model_xact.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
 	sql_inference.c sql_losses.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
@@ -133,7 +134,8 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 # C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
 
 UNIT_CC ?= cc
-UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+# CB_DEBUG: the core's cb_assert checks (cb_common.h) are on in the tests' builds.
+UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -DCB_DEBUG -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS)
 UNIT_LIBS = $(HDF5_LIBS) -lopenblas -lm -lpthread
@@ -161,7 +163,7 @@ unit-build: $(UNIT_TESTS)
 build/unit/tsan/test_%: test/unit/test_%.c $(UNIT_CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch]) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
+	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_DEBUG -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
 		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS) \
 		-o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_SRCS) $(UNIT_LIBS)
 

@@ -33,7 +33,8 @@ typedef enum cb_status
 	CB_ERR_NOMEM,		/* an allocation failed */
 	CB_ERR_INVALID,		/* a bad argument from the caller */
 	CB_ERR_LIMIT,		/* a size or count over a documented limit */
-	CB_ERR_ACCESS		/* a file outside the directory it is confined to */
+	CB_ERR_ACCESS,		/* a file outside the directory it is confined to */
+	CB_ERR_CANCELED		/* the compute context's stop check said stop (compute.h) */
 } cb_status;
 
 #define CB_ERROR_MESSAGE_MAX 512
@@ -78,6 +79,27 @@ cb_status	cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
 /* Interrupt hook (see rule 3). */
 void		cb_set_interrupt_hook(void (*hook) (void));
 void		cb_check_interrupts(void);
+
+/*
+ * Invariants: cb_assert(cond) aborts with the condition, file and line when
+ * cond is false, in debug builds (CB_DEBUG: the unit tests' builds); it
+ * compiles to nothing otherwise (cond is not evaluated).
+ */
+#ifdef CB_DEBUG
+#define cb_assert(cond) ((cond) ? (void) 0 : cb_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define cb_assert(cond) ((void) 0)
+#endif
+void		cb_assert_fail(const char *cond, const char *file, int line)
+			__attribute__((noreturn));
+
+/*
+ * The pool's helper threads (thread_pool.c) mark themselves at start: they
+ * only compute, and never allocate or check for interrupts (asserted in
+ * cb_malloc, cb_free and the compute context's calls).
+ */
+void		cb_mark_helper_thread(void);
+bool		cb_on_helper_thread(void);
 
 /* Overflow-checked size arithmetic: false on overflow. */
 static inline bool

@@ -24,6 +24,19 @@ cb_workspace_init(cb_workspace *ws)
 {
 	ws->block = NULL;
 	ws->size = 0;
+	ws->allocator = NULL;
+}
+
+static void
+workspace_free(cb_workspace *ws)
+{
+	cb_assert(!cb_on_helper_thread());
+	if (ws->block == NULL)
+		return;
+	if (ws->allocator != NULL)
+		ws->allocator->free(ws->block);
+	else
+		cb_free(ws->block);
 }
 
 void *
@@ -38,7 +51,7 @@ cb_workspace_data(const cb_workspace *ws)
 }
 
 cb_status
-cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err)
+cb_workspace_reserve(cb_workspace *ws, const cb_compute *cc, size_t bytes, cb_error *err)
 {
 	size_t		total;
 	void	   *block;
@@ -47,22 +60,22 @@ cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err)
 		return CB_OK;
 	if (!cb_add_size(bytes, WS_ALIGN, &total))
 		return cb_set_error(err, CB_ERR_LIMIT, "workspace of %zu bytes is too large", bytes);
-	block = cb_malloc(total);
+	block = cb_compute_alloc(cc, total);
 	if (block == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory allocating a %zu-byte forward workspace",
 							total);
-	cb_free(ws->block);
+	workspace_free(ws);
 	ws->block = block;
 	ws->size = bytes;
+	ws->allocator = cc != NULL ? cc->allocator : NULL;
 	return CB_OK;
 }
 
 void
 cb_workspace_release(cb_workspace *ws)
 {
-	cb_free(ws->block);
-	ws->block = NULL;
-	ws->size = 0;
+	workspace_free(ws);
+	cb_workspace_init(ws);
 }
 
 /*
@@ -179,13 +192,14 @@ cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
 /* ------------------------------------------------------------------------ */
 /* building blocks */
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm; b may be NULL);
- * scratch: cb_model_product_scratch_bytes(model, >= n) bytes. */
+/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm; b may be NULL) on
+ * up to `threads` threads; scratch: cb_model_product_scratch_bytes(model,
+ * >= n, threads) bytes. */
 static inline void
 linear(const float *x, size_t n, const cb_matrix *w, const float *b, float *y, size_t ldy,
-	   void *scratch)
+	   void *scratch, int threads)
 {
-	cb_matrix_product(x, w->cols, w, b, y, ldy, n, scratch);
+	cb_matrix_product(x, w->cols, w, b, y, ldy, n, scratch, threads);
 }
 
 /* Every weight matrix of a model, for sizing scratch (NULL-terminated). */
@@ -212,7 +226,7 @@ model_matrices(const cb_model *model, const cb_matrix **out)
 }
 
 size_t
-cb_model_product_scratch_bytes(const cb_model *model, size_t n)
+cb_model_product_scratch_bytes(const cb_model *model, size_t n, int threads)
 {
 	const cb_matrix *m[10];
 	size_t		count = model_matrices(model, m),
@@ -222,7 +236,7 @@ cb_model_product_scratch_bytes(const cb_model *model, size_t n)
 	for (size_t i = 0; i < count; i++)
 		if (m[i]->data != NULL)
 		{
-			size_t		b = cb_matrix_product_scratch(m[i], n);
+			size_t		b = cb_matrix_product_scratch(m[i], n, threads);
 
 			if (b > most)
 				most = b;
@@ -253,14 +267,14 @@ cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positi
 
 /* floats of the products' scratch for n rows */
 static size_t
-product_scratch_floats(const cb_model *model, size_t n)
+product_scratch_floats(const cb_model *model, size_t n, int threads)
 {
-	return (cb_model_product_scratch_bytes(model, n) + sizeof(float) - 1) / sizeof(float);
+	return (cb_model_product_scratch_bytes(model, n, threads) + sizeof(float) - 1) / sizeof(float);
 }
 
 size_t
 cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows, size_t max_queries,
-								size_t max_keys, int workers)
+								size_t max_keys, int workers, int threads)
 {
 	const cb_config *cfg = &model->config;
 	size_t		h = (size_t) cfg->hidden_size,
@@ -281,7 +295,7 @@ cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows, size_t max
 		!cb_add_size(per_worker, cb_kernel_matmul_pack_floats(max_queries, d), &per_worker) ||
 		!cb_mul_size(per_worker, (size_t) workers, &attention) ||
 		!cb_add_size(total, attention, &total) ||
-		!cb_add_size(total, product_scratch_floats(model, n_rows), &total) ||
+		!cb_add_size(total, product_scratch_floats(model, n_rows, threads), &total) ||
 		!cb_add_size(total, 64, &total))
 		return 0;
 	return total;
@@ -329,7 +343,8 @@ attend_head(void *arg, size_t item, int worker)
 
 	if (nq == 0)
 		return;
-	cb_kernel_matmul_nt(qh, h, kh, h, NULL, aj->scale, scores, nk, nq, nk, d, pack);
+	/* on this thread alone: the items share the threads */
+	cb_kernel_matmul_nt(qh, h, kh, h, NULL, aj->scale, scores, nk, nq, nk, d, pack, 1);
 	for (size_t i = 0; i < nq; i++)
 	{
 		float	   *row = scores + i * nk;
@@ -402,7 +417,7 @@ self_attention(const cb_encoder_layer_args *a, const float *xo, size_t n_out, co
 				max_k = 0;
 	double		attention_flops = 0;
 
-	linear(xo, n_out, &a->weights->query_w, a->weights->query_b, q, h, pack);
+	linear(xo, n_out, &a->weights->query_w, a->weights->query_b, q, h, pack, a->threads);
 
 	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized
 	 * them, and the attention's FLOPs (two products per head) */
@@ -437,12 +452,12 @@ feed_forward(const cb_encoder_layer_args *a, float *xo, size_t n_out, float *mid
 				inter = (size_t) a->model->config.intermediate_size;
 	gelu_job	gj = {mid, n_out, inter, lw->inter_b};
 
-	linear(xo, n_out, &lw->inter_w, NULL, mid, inter, pack);
+	linear(xo, n_out, &lw->inter_w, NULL, mid, inter, pack, a->threads);
 	/* ~30 FLOPs an element (erf polynomial and exp) */
 	cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS, a->workers,
 						   30.0 * (double) n_out * (double) inter, gelu_rows, &gj);
 	cb_tap_emit(a->tap, "intermediate", a->layer, n_out, inter, mid);
-	linear(mid, n_out, &lw->out_w, NULL, tmp, h, pack);
+	linear(mid, n_out, &lw->out_w, NULL, tmp, h, pack, a->threads);
 	cb_kernel_bias_residual_layernorm(xo, tmp, n_out, h, lw->out_b, lw->out_ln_w,
 									  lw->out_ln_b, a->model->config.layer_norm_eps);
 }
@@ -460,15 +475,15 @@ cb_encoder_layer(const cb_encoder_layer_args *a)
 	float	   *ctx = q + n_rows * h;
 	float	   *mid = ctx + n_rows * h;
 	float	   *pack = mid + n_rows * inter;
-	float	   *work = pack + product_scratch_floats(a->model, n_rows);
+	float	   *work = pack + product_scratch_floats(a->model, n_rows, a->threads);
 	/* the rows this layer outputs: all of x in place, or a subset */
 	const cb_query_subset *subset = a->subset;
 	float	   *xo = subset ? subset->out : a->x;
 	size_t		n_out = subset ? subset->n : n_rows;
 
 	/* 1. keys and values of every row, to the store at row past + r */
-	linear(a->x, n_rows, &lw->key_w, lw->key_b, a->k_store + a->past * h, h, pack);
-	linear(a->x, n_rows, &lw->value_w, lw->value_b, a->v_store + a->past * h, h, pack);
+	linear(a->x, n_rows, &lw->key_w, lw->key_b, a->k_store + a->past * h, h, pack, a->threads);
+	linear(a->x, n_rows, &lw->value_w, lw->value_b, a->v_store + a->past * h, h, pack, a->threads);
 	if (subset != NULL)
 		for (size_t j = 0; j < n_out; j++)
 			memcpy(xo + j * h, a->x + subset->rows[j] * h, h * sizeof(float));
@@ -478,7 +493,7 @@ cb_encoder_layer(const cb_encoder_layer_args *a)
 	/* 2. attention of the output rows, its dense + bias + residual + LayerNorm
 	 * (q is free once ctx is computed) */
 	self_attention(a, xo, n_out, subset ? subset->seq_q_off : a->seq_off, q, ctx, work, pack);
-	linear(ctx, n_out, &lw->attn_out_w, NULL, q, h, pack);
+	linear(ctx, n_out, &lw->attn_out_w, NULL, q, h, pack, a->threads);
 	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->attn_out_b, lw->attn_ln_w,
 									  lw->attn_ln_b, cfg->layer_norm_eps);
 	cb_tap_emit(a->tap, "attention_output", a->layer, n_out, h, xo);
@@ -489,22 +504,23 @@ cb_encoder_layer(const cb_encoder_layer_args *a)
 }
 
 void
-cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp, void *scratch)
+cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp, void *scratch,
+					 int threads)
 {
 	size_t		h = (size_t) model->config.hidden_size;
 
-	linear(x, n, &model->lm_dense_w, NULL, tmp, h, scratch);
+	linear(x, n, &model->lm_dense_w, NULL, tmp, h, scratch, threads);
 	cb_kernel_bias_gelu(tmp, n, h, model->lm_dense_b);
 	cb_kernel_layernorm(tmp, n, h, model->lm_ln_w, model->lm_ln_b, model->config.layer_norm_eps);
 }
 
 void
 cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n, float *logits, size_t ld_logits,
-				  void *scratch)
+				  void *scratch, int threads)
 {
 	if (n == 0)
 		return;
-	linear(tmp, n, &model->lm_decoder_w, model->lm_decoder_b, logits, ld_logits, scratch);
+	linear(tmp, n, &model->lm_decoder_w, model->lm_decoder_b, logits, ld_logits, scratch, threads);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -550,7 +566,7 @@ typedef struct forward_plan
 				head_floats,	/* the heads' gathered rows and transforms */
 				n_sub;			/* rows the last layer outputs when subset_last */
 	bool		subset_last;	/* the last layer computes the heads' rows only */
-	int			workers;		/* threads for attention and GELU */
+	int			threads;		/* for the products, attention and GELU */
 } forward_plan;
 
 /* Where everything of one call lives in the workspace. */
@@ -683,8 +699,8 @@ check_request(const cb_model *model, const cb_forward_input *in, const cb_forwar
 }
 
 static cb_status
-plan_forward(const cb_model *model, const cb_forward_input *in, const cb_forward_output *out,
-			 forward_plan *p, cb_error *err)
+plan_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *in,
+			 const cb_forward_output *out, forward_plan *p, cb_error *err)
 {
 	cb_status	st;
 	size_t		head_rows;
@@ -702,17 +718,17 @@ plan_forward(const cb_model *model, const cb_forward_input *in, const cb_forward
 	p->n_pos = (size_t) out->n_logit_positions;
 
 	/* scratch sizes (n_rows <= bt <= INT32_MAX, so these products fit) */
-	p->workers = cb_kernel_threads();
+	p->threads = cb_compute_threads(cc);
 	p->layer_floats = cb_encoder_layer_scratch_floats(model, p->n_rows, p->max_len, p->max_len,
-													  p->workers);
+													  p->threads, p->threads);
 	if (p->layer_floats == 0)
 		return cb_set_error(err, CB_ERR_LIMIT, "a batch of %zu tokens is too large", p->n_rows);
 	/* the heads' products use the layers' scratch once the layers are done */
 	head_rows = p->n_pos > p->n_rows ? p->n_pos : p->n_rows;
 	if (head_rows < p->batch)
 		head_rows = p->batch;
-	if (product_scratch_floats(model, head_rows) > p->layer_floats)
-		p->layer_floats = product_scratch_floats(model, head_rows);
+	if (product_scratch_floats(model, head_rows, p->threads) > p->layer_floats)
+		p->layer_floats = product_scratch_floats(model, head_rows, p->threads);
 	if (out->token_logits != NULL)
 		p->head_floats = p->n_rows * p->h;
 	if (p->n_pos > 0)
@@ -761,7 +777,8 @@ carve_layout(carve *cv, const forward_plan *p, forward_layout *fl)
 
 /* Size the buffers, reserve the workspace, point the layout into it. */
 static cb_status
-layout_forward(const forward_plan *p, cb_workspace *ws, forward_layout *fl, cb_error *err)
+layout_forward(const cb_compute *cc, const forward_plan *p, cb_workspace *ws, forward_layout *fl,
+			   cb_error *err)
 {
 	carve		cv;
 	cb_status	st;
@@ -771,7 +788,7 @@ layout_forward(const forward_plan *p, cb_workspace *ws, forward_layout *fl, cb_e
 	carve_layout(&cv, p, fl);
 	if (cv.overflow)
 		return cb_set_error(err, CB_ERR_LIMIT, "the workspace for %zu tokens is too large", p->n_rows);
-	st = cb_workspace_reserve(ws, cv.used, err);
+	st = cb_workspace_reserve(ws, cc, cv.used, err);
 	if (st != CB_OK)
 		return st;
 	memset(&cv, 0, sizeof(cv));
@@ -894,9 +911,9 @@ embeddings(const cb_model *model, const forward_plan *p, const forward_layout *f
 
 /* ---- layers ---- */
 
-static void
-encoder_layers(const cb_model *model, const forward_plan *p, const forward_layout *fl,
-			   const cb_forward_output *out)
+static cb_status
+encoder_layers(const cb_compute *cc, const cb_model *model, const forward_plan *p,
+			   const forward_layout *fl, const cb_forward_output *out, cb_error *err)
 {
 	size_t		heads = (size_t) model->config.num_attention_heads;
 	size_t		att_per_layer = p->bt * heads * p->seq_len;
@@ -924,20 +941,24 @@ encoder_layers(const cb_model *model, const forward_plan *p, const forward_layou
 			.sink = out->attentions != NULL ? &sink : NULL,
 			.subset = p->subset_last && last ? &subset : NULL,
 			.scratch = fl->scratch,
-			.workers = p->workers,
+			.workers = p->threads,
+			.threads = p->threads,
 			.tap = &out->tap,
 		};
 
-		cb_check_interrupts();
+		if (cb_compute_stopped(cc))
+			return cb_compute_canceled(err, "between encoder layers");
 		if (out->attentions != NULL)
 			sink.probs = out->attentions + l * att_per_layer;
 		cb_encoder_layer(&a);
 		if (out->hidden_states != NULL)
 			scatter_rows(&fl->pb, fl->x, p->h, out->hidden_states + (l + 1) * p->bt * p->h);
 	}
-	cb_check_interrupts();
+	if (cb_compute_stopped(cc))
+		return cb_compute_canceled(err, "after the encoder layers");
 	if (out->last_hidden_state != NULL)
 		scatter_rows(&fl->pb, fl->x, p->h, out->last_hidden_state);
+	return CB_OK;
 }
 
 /* ---- heads ---- */
@@ -945,11 +966,11 @@ encoder_layers(const cb_model *model, const forward_plan *p, const forward_layou
 /* LM head: logits at every attended token, zeros elsewhere. */
 static void
 token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, float *tmp,
-				 float *logits, void *scratch, const cb_tap *tap)
+				 float *logits, void *scratch, int threads, const cb_tap *tap)
 {
 	size_t		v = (size_t) model->config.vocab_size;
 
-	cb_lm_head_transform(model, x, pb->n_rows, tmp, scratch);
+	cb_lm_head_transform(model, x, pb->n_rows, tmp, scratch, threads);
 	cb_tap_emit(tap, "lm_head_transform", -1, pb->n_rows, (size_t) model->config.hidden_size, tmp);
 	for (size_t r = 0; r < pb->n_rows;)
 	{
@@ -962,7 +983,7 @@ token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, 
 			   pb->row_time[r + run] == pb->row_time[r] + (int32_t) run)
 			run++;
 		cb_lm_head_decode(model, tmp + r * model->config.hidden_size, run, logits + flat * v, v,
-						  scratch);
+						  scratch, threads);
 		r += run;
 	}
 	for (size_t f = 0; f < pb->batch * pb->seq_len; f++)
@@ -988,10 +1009,10 @@ position_logits(const cb_model *model, const forward_plan *p, const forward_layo
 		memcpy(gathered + i * p->h,
 			   final_row(fl, (size_t) fl->pb.flat_to_row[out->logit_positions[i]], p->h),
 			   p->h * sizeof(float));
-	cb_lm_head_transform(model, gathered, p->n_pos, tmp, fl->scratch);
+	cb_lm_head_transform(model, gathered, p->n_pos, tmp, fl->scratch, p->threads);
 	cb_tap_emit(&out->tap, "lm_head_transform", -1, p->n_pos, p->h, tmp);
 	cb_lm_head_decode(model, tmp, p->n_pos, out->position_logits,
-					  (size_t) model->config.vocab_size, fl->scratch);
+					  (size_t) model->config.vocab_size, fl->scratch, p->threads);
 }
 
 /* Classification head: features[:, 0, :] → dense → tanh → out_proj.
@@ -1004,11 +1025,11 @@ class_logits(const cb_model *model, const forward_plan *p, const forward_layout 
 
 	for (size_t b = 0; b < p->batch; b++)
 		memcpy(gathered + b * p->h, final_row(fl, fl->pb.seq_off[b], p->h), p->h * sizeof(float));
-	linear(gathered, p->batch, &model->cls_dense_w, NULL, tmp, p->h, fl->scratch);
+	linear(gathered, p->batch, &model->cls_dense_w, NULL, tmp, p->h, fl->scratch, p->threads);
 	cb_kernel_bias_tanh(tmp, p->batch, p->h, model->cls_dense_b);
 	cb_tap_emit(&out->tap, "classifier_dense", -1, p->batch, p->h, tmp);
 	linear(tmp, p->batch, &model->cls_out_w, model->cls_out_b, out->class_logits,
-		   (size_t) model->config.num_labels, fl->scratch);
+		   (size_t) model->config.num_labels, fl->scratch, p->threads);
 }
 
 static void
@@ -1019,7 +1040,8 @@ heads(const cb_model *model, const forward_plan *p, const forward_layout *fl,
 
 	if (out->token_logits != NULL)
 	{
-		token_logits_all(model, &fl->pb, fl->x, head, out->token_logits, fl->scratch, &out->tap);
+		token_logits_all(model, &fl->pb, fl->x, head, out->token_logits, fl->scratch, p->threads,
+						 &out->tap);
 		head += p->n_rows * p->h;
 	}
 	if (p->n_pos > 0)
@@ -1034,7 +1056,7 @@ heads(const cb_model *model, const forward_plan *p, const forward_layout *fl,
 /* ---- the forward pass ---- */
 
 cb_status
-cb_forward(const cb_model *model, const cb_forward_input *input,
+cb_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *input,
 		   const cb_forward_output *output, cb_workspace *workspace, cb_error *err)
 {
 	forward_plan plan;
@@ -1043,21 +1065,22 @@ cb_forward(const cb_model *model, const cb_forward_input *input,
 	cb_workspace *ws = workspace != NULL ? workspace : &local;
 	cb_status	st;
 
-	st = plan_forward(model, input, output, &plan, err);
+	st = plan_forward(cc, model, input, output, &plan, err);
 	if (st != CB_OK)
 		return st;
 	if (workspace == NULL)
 		cb_workspace_init(&local);
-	st = layout_forward(&plan, ws, &fl, err);
+	st = layout_forward(cc, &plan, ws, &fl, err);
 	if (st != CB_OK)
 		return st;
 
 	pack_batch(model, input, output, &plan, &fl);
 	embeddings(model, &plan, &fl, output);
-	encoder_layers(model, &plan, &fl, output);
-	heads(model, &plan, &fl, output);
+	st = encoder_layers(cc, model, &plan, &fl, output, err);
+	if (st == CB_OK)
+		heads(model, &plan, &fl, output);
 
 	if (workspace == NULL)
 		cb_workspace_release(&local);
-	return CB_OK;
+	return st;
 }

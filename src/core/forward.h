@@ -34,33 +34,40 @@
  * heads read (after the keys and values of every row): for a classifier, one
  * row per sequence.
  *
- * Speed: every matrix product is one call of cb_kernel_matmul_nt/_nn
- * (matmul_f32.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
- * else cblas_sgemm; threads follow OPENBLAS_NUM_THREADS); bias + GELU and
- * bias + residual + LayerNorm are fused passes; no copy of the activations
- * between layers.
+ * Speed: every matrix product is one call of cb_matrix_product (matrix.h:
+ * AVX-512 / AVX2 micro-kernels that read the weights in place, else
+ * cblas_sgemm), on the threads of the compute context (compute.h); bias +
+ * GELU and bias + residual + LayerNorm are fused passes; no copy of the
+ * activations between layers.
  *
  * Scratch memory: one block, sized once per call, in a cb_workspace that the
  * caller may keep between calls (it then only grows), or NULL for a block
- * allocated and freed inside the call.  Between layers the forward pass calls
- * cb_check_interrupts(), holding only cb_malloc'ed memory.
+ * allocated and freed inside the call; allocated with the compute context's
+ * allocator.  Between layers the forward pass runs the context's stop check
+ * (cb_compute_stopped), holding only that block: stopped, it returns
+ * CB_ERR_CANCELED.
  */
 #ifndef CB_FORWARD_H
 #define CB_FORWARD_H
 
 #include "cb_common.h"
+#include "compute.h"
 #include "model.h"
 
-/* A reusable scratch block (cb_malloc'ed, 64-byte aligned inside). */
+/* A reusable scratch block (64-byte aligned inside), from a compute
+ * context's allocator. */
 typedef struct cb_workspace
 {
-	void	   *block;			/* as returned by cb_malloc */
+	void	   *block;			/* as returned by the allocator */
 	size_t		size;			/* usable bytes from the aligned start */
+	const cb_allocator *allocator;	/* the one that allocated block (NULL: cb_malloc) */
 } cb_workspace;
 
 void		cb_workspace_init(cb_workspace *ws);
-/* Make at least `bytes` usable bytes available (contents are not kept). */
-cb_status	cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err);
+/* Make at least `bytes` usable bytes available (contents are not kept),
+ * allocating with cc's allocator. */
+cb_status	cb_workspace_reserve(cb_workspace *ws, const cb_compute *cc, size_t bytes,
+								 cb_error *err);
 /* 64-byte aligned start of the block (NULL when empty). */
 void	   *cb_workspace_data(const cb_workspace *ws);
 void		cb_workspace_release(cb_workspace *ws);
@@ -135,12 +142,14 @@ typedef struct cb_forward_output
 } cb_forward_output;
 
 /*
- * Run the model.  Errors: CB_ERR_INVALID (bad ids, mask, shapes, a sequence
- * too long, an output the architecture does not have), CB_ERR_FORMAT (a model
- * whose configuration or weights are inconsistent), CB_ERR_NOMEM,
- * CB_ERR_LIMIT (a batch too large to size).
+ * Run the model under the compute context cc (compute.h; NULL: one thread,
+ * cb_malloc, never stops).  Errors: CB_ERR_INVALID (bad ids, mask, shapes,
+ * a sequence too long, an output the architecture does not have),
+ * CB_ERR_FORMAT (a model whose configuration or weights are inconsistent),
+ * CB_ERR_NOMEM, CB_ERR_LIMIT (a batch too large to size), CB_ERR_CANCELED
+ * (cc's stop check said stop; the outputs are then incomplete).
  */
-cb_status	cb_forward(const cb_model *model, const cb_forward_input *input,
+cb_status	cb_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *input,
 					   const cb_forward_output *output, cb_workspace *workspace,
 					   cb_error *err);
 
@@ -158,15 +167,16 @@ double		cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
  */
 
 /* Scratch floats needed by cb_encoder_layer for n_rows new rows, at most
- * max_queries new rows and max_keys keys per sequence, and `workers`
- * attention threads (0 on overflow). */
+ * max_queries new rows and max_keys keys per sequence, `workers` attention
+ * threads and products on `threads` threads (0 on overflow). */
 size_t		cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows,
-											size_t max_queries, size_t max_keys, int workers);
+											size_t max_queries, size_t max_keys, int workers,
+											int threads);
 
-/* Bytes of scratch any weight product of the model needs for n rows
- * (cb_matrix_product_scratch of its largest need, at the current thread
- * count); the encoder layer's scratch includes it. */
-size_t		cb_model_product_scratch_bytes(const cb_model *model, size_t n);
+/* Bytes of scratch any weight product of the model needs for n rows on
+ * `threads` threads (cb_matrix_product_scratch of its largest need); the
+ * encoder layer's scratch includes it. */
+size_t		cb_model_product_scratch_bytes(const cb_model *model, size_t n, int threads);
 
 /* Embeddings of `n` tokens with the given position ids into x [n][H]. */
 void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
@@ -187,9 +197,11 @@ void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *
  * still computed for every row): the last layer needs no more rows than the
  * heads read.
  * scratch holds cb_encoder_layer_scratch_floats floats, sized for `workers`
- * (>= 1): attention (one item per sequence and head) and bias + GELU run on
- * up to that many threads (cb_kernel_parallel_for) when the work is large
- * enough.
+ * and `threads` (>= 1): attention (one item per sequence and head) and bias
+ * + GELU run on up to `workers` threads (cb_kernel_parallel_for) when the
+ * work is large enough, the matrix products on up to `threads`.  A layer
+ * never allocates and never checks for interrupts: its caller does, between
+ * layers.
  */
 typedef struct cb_query_subset
 {
@@ -224,7 +236,8 @@ typedef struct cb_encoder_layer_args
 	const cb_attention_sink *sink;	/* NULL: attention probabilities not kept */
 	const cb_query_subset *subset;	/* NULL: every row */
 	float	   *scratch;		/* cb_encoder_layer_scratch_floats floats */
-	int			workers;		/* >= 1 */
+	int			workers;		/* attention and GELU threads, >= 1 */
+	int			threads;		/* the products' threads, >= 1 */
 	const cb_tap *tap;			/* NULL: none */
 } cb_encoder_layer_args;
 
@@ -233,10 +246,10 @@ void		cb_encoder_layer(const cb_encoder_layer_args *args);
 /* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
  * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is
  * written at logits + i * ld_logits (ld_logits >= V).  scratch:
- * cb_model_product_scratch_bytes(model, >= n) bytes. */
+ * cb_model_product_scratch_bytes(model, >= n, threads) bytes. */
 void		cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp,
-								 void *scratch);
+								 void *scratch, int threads);
 void		cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n,
-							  float *logits, size_t ld_logits, void *scratch);
+							  float *logits, size_t ld_logits, void *scratch, int threads);
 
 #endif							/* CB_FORWARD_H */

@@ -7,6 +7,7 @@
  * not before: the tap localises a wrong op.
  */
 #include "unit.h"
+#include "support/ut_compute.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
 
@@ -178,7 +179,7 @@ run_tapped(const cb_model *m, const batch *b, tap_check *tc, float *hidden)
 	out.tap.fn = check_tap;
 	out.tap.arg = tc;
 	reset(tc);
-	st = cb_forward(m, &in, &out, NULL, &err);
+	st = cb_forward(ut_compute(), m, &in, &out, NULL, &err);
 	if (st != CB_OK)
 		fprintf(stderr, "cb_forward: %s\n", err.message);
 	return st;
@@ -305,7 +306,7 @@ test_tap_heads_only(void)
 	out.class_logits = logits;
 	out.tap.fn = check_tap;
 	out.tap.arg = &tc;
-	CHECK_EQ_INT(cb_forward(&lm.model, &in, &out, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_forward(ut_compute(), &lm.model, &in, &out, NULL, &err), CB_OK);
 	/* the last layer reports N_CASES rows, not n_rows: counted as a bad shape */
 	CHECK_EQ_INT(tc.bad_shapes, 3);	/* its attention_output, intermediate, layer_output */
 	CHECK(strstr(tc.order, "classifier_dense9") != NULL);
