@@ -33,8 +33,8 @@ endif
 # The sources of the extension, listed: a new file is added here (test/build.sh fails on a
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
-	beam_search.c bpe.c bytebpe.c cb_common.c compute.c config.c cpu_features.c file_io.c forward.c \
-	generate.c \
+	beam_search.c bpe.c bytebpe.c cb_common.c compute.c config.c cpu_features.c encoder_layer.c file_io.c \
+	forward.c generate.c \
 	json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \

@@ -3,6 +3,7 @@
  */
 #include "beam_search.h"
 #include "config.h"
+#include "encoder_layer.h"
 #include "forward.h"
 #include "logits_processors.h"
 #include "row_ops.h"

@@ -12,10 +12,14 @@
  *      that allocate in the current memory context, so an ERROR (which
  *      longjmps out of the core) leaks nothing.  cb_malloc returns NULL on
  *      failure and the caller reports CB_ERR_NOMEM.
- *   3. Long loops call cb_check_interrupts() at safe points (between layers,
- *      every few thousand pieces).  The PostgreSQL layer installs a hook that
- *      runs CHECK_FOR_INTERRUPTS(), which may longjmp: code must therefore not
+ *   3. Long loops call cb_check_interrupts() at safe points (every few
+ *      thousand pieces).  The PostgreSQL layer installs a hook that runs
+ *      CHECK_FOR_INTERRUPTS(), which may longjmp: code must therefore not
  *      hold anything but cb_malloc'ed memory when it calls it.
+ *
+ * The compute path (forward pass, generation, matrix products) takes these
+ * from an explicit compute context instead, with its thread count
+ * (compute.h); rules 2 and 3 are for the readers and the tokenizers.
  */
 #ifndef CB_COMMON_H
 #define CB_COMMON_H

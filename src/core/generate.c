@@ -3,6 +3,7 @@
  */
 #include "generate.h"
 #include "config.h"
+#include "encoder_layer.h"
 #include "forward.h"
 #include "logits_processors.h"
 #include "row_ops.h"
