@@ -134,8 +134,7 @@ $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h src/core/*.h) $(FLAGS_STAMP)
 # C unit tests of the pure core: plain cc, no PostgreSQL headers, sanitizers on.
 
 UNIT_CC ?= cc
-# CB_DEBUG: the core's cb_assert checks (cb_common.h) are on in the tests' builds.
-UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -DCB_DEBUG -O1 -g -fno-omit-frame-pointer \
+UNIT_CFLAGS ?= -std=c11 -D_GNU_SOURCE -DCB_ASSERTS=1 -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS)
 UNIT_LIBS = $(HDF5_LIBS) -lopenblas -lm -lpthread
@@ -163,7 +162,7 @@ unit-build: $(UNIT_TESTS)
 build/unit/tsan/test_%: test/unit/test_%.c $(UNIT_CORE_SRCS) $(wildcard src/core/*.h) $(wildcard test/unit/*.h) \
 		$(wildcard test/unit/support/*.[ch]) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_DEBUG -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
+	$(UNIT_CC) -std=c11 -D_GNU_SOURCE -DCB_ASSERTS=1 -DCB_PARALLEL_MIN_FLOPS=0 -O1 -g -fsanitize=thread \
 		-Wall -Wextra $(WERROR_FLAG) -Isrc/core -Itest/unit $(HDF5_CFLAGS) \
 		-o $@ $< $(wildcard test/unit/support/*.c) $(UNIT_CORE_SRCS) $(UNIT_LIBS)
 

@@ -29,6 +29,7 @@ void
 cb_assert_fail(const char *cond, const char *file, int line)
 {
 	fprintf(stderr, "camembert core: assertion \"%s\" failed at %s:%d\n", cond, file, line);
+	fflush(stderr);
 	abort();
 }
 

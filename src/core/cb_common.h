@@ -80,22 +80,24 @@ void		cb_free(void *ptr);
 cb_status	cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
 						  const char *what, cb_error *err);
 
+/*
+ * cb_assert(cond): an invariant of the core, a bug if false — never a check of
+ * input (bad input is a returned cb_status).  Active where CB_ASSERTS is 1:
+ * the unit, sanitizer and fuzz builds, and the extension built for a server
+ * with assertions (USE_ASSERT_CHECKING in its pg_config.h: see the Makefile);
+ * there a false condition prints file, line and condition on stderr and
+ * aborts, as PostgreSQL's Assert.  Elsewhere the condition is not evaluated.
+ */
+#if defined(CB_ASSERTS) && CB_ASSERTS
+#define cb_assert(cond) ((cond) ? (void) 0 : cb_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define cb_assert(cond) ((void) sizeof(!(cond)))
+#endif
+_Noreturn void cb_assert_fail(const char *cond, const char *file, int line);
+
 /* Interrupt hook (see rule 3). */
 void		cb_set_interrupt_hook(void (*hook) (void));
 void		cb_check_interrupts(void);
-
-/*
- * Invariants: cb_assert(cond) aborts with the condition, file and line when
- * cond is false, in debug builds (CB_DEBUG: the unit tests' builds); it
- * compiles to nothing otherwise (cond is not evaluated).
- */
-#ifdef CB_DEBUG
-#define cb_assert(cond) ((cond) ? (void) 0 : cb_assert_fail(#cond, __FILE__, __LINE__))
-#else
-#define cb_assert(cond) ((void) 0)
-#endif
-void		cb_assert_fail(const char *cond, const char *file, int line)
-			__attribute__((noreturn));
 
 /*
  * The pool's helper threads (thread_pool.c) mark themselves at start: they
