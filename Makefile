@@ -35,7 +35,8 @@ endif
 # The sources of the extension, listed: a new file is added here (test/build.sh fails on a
 # source file listed nowhere).  CORE_TEST_SRCS are core files only the tests link.
 CORE_SRCS := $(addprefix src/core/, \
-	beam_search.c bpe.c bytebpe.c bytebpe_decode.c bytebpe_image.c cb_common.c config.c cpu_features.c file_io.c forward.c generate.c \
+	beam_search.c bpe.c bytebpe.c bytebpe_decode.c bytebpe_image.c cb_common.c compute.c config.c \
+	cpu_features.c encoder_layer.c file_io.c forward.c generate.c \
 	image_layout.c json.c logits_processors.c losses.c \
 	matmul_bf16.c matmul_bf16_avx2.c matmul_bf16_avx512.c matmul_bf16_avx512bf16.c \
 	matmul_f32.c matmul_f32_avx2.c matmul_f32_avx512.c \
@@ -45,7 +46,7 @@ CORE_SRCS := $(addprefix src/core/, \
 	zip_reader.c)
 CORE_TEST_SRCS :=
 PG_SRCS := $(addprefix src/, \
-	camembert.c model_attach.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
+	camembert.c compute_context.c model_attach.c model_catalog.c model_preload.c model_registry.c model_resolve.c \
 	model_segment.c model_stats.c model_xact.c sql_classify.c sql_embed.c sql_fill_mask.c sql_generate.c \
 	sql_inference.c sql_losses.c sql_models.c sql_support.c sql_tokenizer.c sql_trigger.c)
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)

@@ -63,6 +63,19 @@
 #include <string.h>
 #include <time.h>
 
+extern int	openblas_get_num_threads(void);
+
+/* The compute context of every run: OPENBLAS_NUM_THREADS threads (default 1). */
+static const cb_compute *
+accuracy_compute(void)
+{
+	static cb_compute cc;
+
+	cc = cb_compute_serial();
+	cc.threads = openblas_get_num_threads();
+	return &cc;
+}
+
 #define MAX_PREC 8
 #define MAX_LEN 128				/* tokens per sequence, <s> and </s> included */
 #define BATCH_TOKENS 2048		/* eval_batches' max_tokens */
@@ -548,7 +561,7 @@ forward(const cb_model *m, int32_t B, int32_t T, const int32_t *ids, const int32
 	cb_forward_input in = {B, T, ids, mask};
 	cb_error	err;
 
-	if (cb_forward(m, &in, out, ws, &err) != CB_OK)
+	if (cb_forward(accuracy_compute(), m, &in, out, ws, &err) != CB_OK)
 		die("cb_forward: %s", err.message);
 }
 
@@ -731,7 +744,7 @@ generate_all(const cb_model *m, const seq_list *prompts, int32_t new_tokens, clm
 	for (size_t i = 0; i < prompts->n; i++)
 	{
 		r->gen[i] = xmalloc((size_t) new_tokens * sizeof(int32_t) + 1);
-		if (cb_generate(m, prompts->v[i].ids, prompts->v[i].len, &opt, r->gen[i], &r->n_gen[i], NULL, NULL,
+		if (cb_generate(accuracy_compute(), m, prompts->v[i].ids, prompts->v[i].len, &opt, r->gen[i], &r->n_gen[i], NULL, NULL,
 						&err) != CB_OK)
 			die("cb_generate: %s", err.message);
 	}

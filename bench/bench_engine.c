@@ -63,15 +63,47 @@
 
 extern int	openblas_get_num_threads(void);
 
+/*
+ * The compute context (compute.h): its thread count is OPENBLAS_NUM_THREADS
+ * (openblas_get_num_threads), the bench's way of choosing threads.  A core
+ * from before the context (BENCH_CORE_DIR) read that setting itself.
+ */
+#if __has_include("compute.h")
+#include "compute.h"
+#define BENCH_HAS_COMPUTE 1
+#define BENCH_CC bench_compute(),
+static const cb_compute *
+bench_compute(void)
+{
+	static cb_compute cc;
+
+	cc = cb_compute_serial();
+	cc.threads = openblas_get_num_threads();
+	return &cc;
+}
+#else
+#define BENCH_HAS_COMPUTE 0
+#define BENCH_CC
+#endif
+
 /* --precision (NULL: cb_model_load_dir).  A core from before cb_precision
  * (BENCH_CORE_DIR) has no CB_PRECISION_NAMES: the option is then refused. */
 static const char *precision_name;
 
 /* the core's own matrix products (matmul_f32.h; weak: a core from before them has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));
+#if BENCH_HAS_COMPUTE
+extern void cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
+								const float *bias, float alpha, float *y, size_t ldy,
+								size_t n, size_t out, size_t in, float *pack, int threads)
+			__attribute__((weak));
+#define BENCH_MM_THREADS , openblas_get_num_threads()
+#else
 extern void cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 								const float *bias, float alpha, float *y, size_t ldy,
 								size_t n, size_t out, size_t in, float *pack) __attribute__((weak));
+#define BENCH_MM_THREADS
+#endif
 extern size_t cb_kernel_matmul_pack_floats(size_t n, size_t in) __attribute__((weak));
 
 
@@ -165,7 +197,7 @@ run_once(const cb_model *model, const cb_forward_input *in, const cb_forward_out
 {
 	cb_error	err;
 
-	if (cb_forward(model, in, out, ws, &err) != CB_OK)
+	if (cb_forward(BENCH_CC model, in, out, ws, &err) != CB_OK)
 	{
 		fprintf(stderr, "cb_forward: %s\n", err.message);
 		exit(1);
@@ -500,7 +532,8 @@ mode_matmul(int argc, char **argv)
 									0.0f, p[j].out_y, (int) p[j].out);
 					else
 						cb_kernel_matmul_nt(p[j].in_x, p[j].in, p[j].wm, p[j].in, NULL, 1.0f, p[j].out_y,
-											p[j].out, n, p[j].out, p[j].in, mode == 2 ? pack : NULL);
+											p[j].out, n, p[j].out, p[j].in, mode == 2 ? pack : NULL
+											BENCH_MM_THREADS);
 					flops += 2.0 * (double) n * (double) p[j].out * (double) p[j].in;
 				}
 			}
@@ -615,7 +648,7 @@ mode_generate(int argc, char **argv)
 	{
 		double		t0 = now_ms();
 
-		if (cb_generate(&model, prompt, 8, &gen, out, &n_new[0], NULL, NULL, &err) != CB_OK)
+		if (cb_generate(BENCH_CC &model, prompt, 8, &gen, out, &n_new[0], NULL, NULL, &err) != CB_OK)
 		{
 			fprintf(stderr, "generate: %s\n", err.message);
 			return 1;
@@ -623,7 +656,7 @@ mode_generate(int argc, char **argv)
 		if (r >= 0)
 			t_greedy[r] = now_ms() - t0;
 		t0 = now_ms();
-		if (cb_beam_search(&model, prompt, 8, &gen, &bo, out, n_new, NULL, &n_ret, &err) != CB_OK)
+		if (cb_beam_search(BENCH_CC &model, prompt, 8, &gen, &bo, out, n_new, NULL, &n_ret, &err) != CB_OK)
 		{
 			fprintf(stderr, "beam search: %s\n", err.message);
 			return 1;

@@ -14,6 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern int	openblas_get_num_threads(void);
+
+/*
+ * The compute context (compute.h): its thread count is OPENBLAS_NUM_THREADS
+ * (openblas_get_num_threads), the bench's way of choosing threads.  A core
+ * from before the context (BENCH_CORE_DIR) read that setting itself.
+ */
+#if __has_include("compute.h")
+#include "compute.h"
+#define BENCH_HAS_COMPUTE 1
+#define BENCH_CC bench_compute(),
+static const cb_compute *
+bench_compute(void)
+{
+	static cb_compute cc;
+
+	cc = cb_compute_serial();
+	cc.threads = openblas_get_num_threads();
+	return &cc;
+}
+#else
+#define BENCH_HAS_COMPUTE 0
+#define BENCH_CC
+#endif
+
 /* the core's name of its matrix-product code path (matmul_f32.h; weak: a core from before it has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));
 
@@ -109,7 +134,7 @@ cbb_classify(void *handle, int batch, int seq, const int32_t *ids, float *logits
 
 	memset(&out, 0, sizeof(out));
 	out.class_logits = logits;
-	if (cb_forward(&h->model, &in, &out, &h->ws, &e) != CB_OK)
+	if (cb_forward(BENCH_CC &h->model, &in, &out, &h->ws, &e) != CB_OK)
 	{
 		snprintf(err, (size_t) err_len, "%s", e.message);
 		return 1;

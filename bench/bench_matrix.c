@@ -20,7 +20,7 @@
  * machine falls on all alike; the line gives each format's median ms per
  * product, GOP/s (2 N OUT IN operations) and the ratio of the f32 median to
  * its own.  CAMEMBERT_KERNELS=avx512|avx2|blas chooses the code paths
- * (printed).  Threads: cb_kernel_set_threads(THREADS).
+ * (printed).  Threads: THREADS, given to every product.
  */
 #include "kernels.h"
 #include "matrix.h"
@@ -101,6 +101,7 @@ typedef struct fmt_case
 	void	   *blob;
 	cb_matrix	m;
 	void	   *scratch;
+	int			threads;		/* given to every product */
 	size_t		batch;
 	double		ms[64];
 } fmt_case;
@@ -112,7 +113,7 @@ measure(fmt_case *c, const float *x, size_t in, const float *bias, float *y, siz
 	double		t0 = now_ms();
 
 	for (size_t b = 0; b < c->batch; b++)
-		cb_matrix_product(x, in, &c->m, bias, y, out, n, c->scratch);
+		cb_matrix_product(x, in, &c->m, bias, y, out, n, c->scratch, c->threads);
 	return (now_ms() - t0) / (double) c->batch;
 }
 
@@ -185,8 +186,7 @@ main(int argc, char **argv)
 	}
 	if (threads < 1 || reps < 1 || reps > 64 || nn == 0 || nshape == 0)
 		usage();
-	cb_kernel_set_threads(threads);
-	printf("threads %d (in use: %d), reps %d, %s; paths:", threads, cb_kernel_threads(), reps,
+	printf("threads %d (in use: %d), reps %d, %s; paths:", threads, cb_kernel_clamp_threads(threads), reps,
 		   clock_id == CLOCK_MONOTONIC ? "wall clock" : "CPU time");
 	for (int i = 0; i < nfmt; i++)
 		printf(" %s=%s", cb_matrix_format_name(fmts[i]), cb_matrix_path(fmts[i]));
@@ -226,7 +226,8 @@ main(int argc, char **argv)
 				fmt_case   *c = &cases[f];
 				double		one;
 
-				c->scratch = xalloc(cb_matrix_product_scratch(&c->m, n));
+				c->threads = threads;
+				c->scratch = xalloc(cb_matrix_product_scratch(&c->m, n, threads));
 				c->batch = 1;
 				(void) measure(c, x, in, bias, y, out, n);	/* warm up */
 				one = measure(c, x, in, bias, y, out, n);

@@ -4,9 +4,6 @@
  */
 #include "postgres.h"
 
-#include <cblas.h>
-#include <signal.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include "fmgr.h"
@@ -17,12 +14,10 @@
 #include "utils/memutils.h"
 
 #include "camembert.h"
-#include "matmul_f32.h"
 #include "model_preload.h"
 #include "model_registry.h"
 #include "model_stats.h"
 #include "sql_support.h"
-#include "thread_pool.h"
 
 PG_MODULE_MAGIC;
 
@@ -31,9 +26,6 @@ char	   *camembert_default_model = NULL;
 char	   *camembert_model_dir = NULL;
 int			camembert_max_new_tokens = 256;
 int			camembert_max_threads = 1;
-
-/* openblas_set_num_threads is OpenBLAS-specific; declare it to stay header-agnostic. */
-extern void openblas_set_num_threads(int num_threads);
 
 void		_PG_init(void);
 
@@ -102,7 +94,7 @@ core_check_interrupts(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
-static const cb_allocator palloc_allocator = {core_alloc, core_realloc, core_free};
+const cb_allocator camembert_core_allocator = {core_alloc, core_realloc, core_free};
 
 void
 camembert_report_core_error(const cb_error *err, const char *context, const char *hint)
@@ -141,6 +133,10 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 		case CB_ERR_ACCESS:
 			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
 			break;
+		case CB_ERR_CANCELED:
+			/* a stop check that said stop: not PostgreSQL's, which throws (compute_context.c) */
+			code = ERRCODE_QUERY_CANCELED;
+			break;
 		case CB_ERR_INVALID:
 		default:
 			code = ERRCODE_INVALID_PARAMETER_VALUE;
@@ -151,39 +147,6 @@ camembert_report_core_error(const cb_error *err, const char *context, const char
 			 context ? errmsg("%s: %s", context, message) : errmsg("%s", message),
 			 hint ? errhint("%s", hint) : 0));
 	pg_unreachable();
-}
-
-/*
- * The thread count of the next forward pass: camembert.threads, capped by
- * camembert.max_threads.  The engine's own products run on the kernels' pool,
- * whose threads block every signal.  OpenBLAS is only told a count where the
- * engine calls it for the products (a CPU without AVX2): telling it starts
- * its threads, so that is done with every signal blocked in this thread and
- * they inherit the mask — PostgreSQL's signal handlers must only ever run in
- * the backend's own thread.  Elsewhere OpenBLAS is never called, and starts
- * no thread.
- */
-void
-camembert_apply_threads(void)
-{
-	static int	applied = -1;
-	int			threads = Min(camembert_threads, camembert_max_threads);
-
-	if (applied != threads)
-	{
-		if (strcmp(cb_kernel_isa(), "blas") == 0)
-		{
-			sigset_t	all;
-			sigset_t	old;
-
-			sigfillset(&all);
-			pthread_sigmask(SIG_SETMASK, &all, &old);
-			openblas_set_num_threads(threads);
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-		}
-		cb_kernel_set_threads(threads);
-		applied = threads;
-	}
 }
 
 static int
@@ -197,7 +160,7 @@ cores_online(void)
 void
 _PG_init(void)
 {
-	cb_set_allocator(&palloc_allocator);
+	cb_set_allocator(&camembert_core_allocator);
 	cb_set_interrupt_hook(core_check_interrupts);
 
 	DefineCustomIntVariable("camembert.threads",

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "cb_common.h"
+#include "compute.h"
 
 /* GUCs (camembert.c) */
 extern int	camembert_threads;
@@ -24,7 +25,14 @@ extern int	camembert_max_threads;
 extern void camembert_report_core_error(const cb_error *err, const char *context,
 										const char *hint) pg_attribute_noreturn();
 
-/* Set the thread count from camembert.threads (capped by camembert.max_threads) before a forward pass. */
-extern void camembert_apply_threads(void);
+/* The allocator the core uses in PostgreSQL: the current memory context (camembert.c). */
+extern const cb_allocator camembert_core_allocator;
+
+/*
+ * The compute context of the next call of the core's compute path (forward,
+ * generate, beam search): camembert.threads capped by camembert.max_threads,
+ * the memory context allocator, CHECK_FOR_INTERRUPTS (compute_context.c).
+ */
+extern const cb_compute *camembert_compute(void);
 
 #endif							/* CAMEMBERT_H */

@@ -210,19 +210,18 @@ camembert_generate(PG_FUNCTION_ARGS)
 
 	prompt = encode_prompt(model, PG_GETARG_TEXT_PP(0), &prompt_len);
 	new_ids = palloc(sizeof(int32_t) * (max_new_tokens + 1));
-	camembert_apply_threads();
 	if (max_new_tokens > 0 && bo.num_beams > 1)
 	{
 		int32_t		n_ret = 0;
 
-		if (cb_beam_search(&model->model, prompt, prompt_len, &opt, &bo, new_ids, &n_new, NULL, &n_ret,
+		if (cb_beam_search(camembert_compute(), &model->model, prompt, prompt_len, &opt, &bo, new_ids, &n_new, NULL, &n_ret,
 						   &err) != CB_OK)
 			camembert_report_core_error(&err, "generation failed", NULL);
 		if (n_ret < 1)
 			n_new = 0;
 	}
 	else if (max_new_tokens > 0 &&
-			 cb_generate(&model->model, prompt, prompt_len, &opt, new_ids, &n_new, NULL, NULL, &err) != CB_OK)
+			 cb_generate(camembert_compute(), &model->model, prompt, prompt_len, &opt, new_ids, &n_new, NULL, NULL, &err) != CB_OK)
 		camembert_report_core_error(&err, "generation failed", NULL);
 
 	result = camembert_decode_ids(model, new_ids, n_new, true);
@@ -279,8 +278,7 @@ camembert_generate_sequences(PG_FUNCTION_ARGS)
 	new_ids = palloc(sizeof(int32_t) * ((Size) bo.num_return_sequences * (max_new_tokens + 1)));
 	n_new = palloc(sizeof(int32_t) * bo.num_return_sequences);
 	scores = palloc(sizeof(double) * bo.num_return_sequences);
-	camembert_apply_threads();
-	if (cb_beam_search(&model->model, prompt, prompt_len, &opt, &bo, new_ids, n_new, scores, &n_ret,
+	if (cb_beam_search(camembert_compute(), &model->model, prompt, prompt_len, &opt, &bo, new_ids, n_new, scores, &n_ret,
 					   &err) != CB_OK)
 		camembert_report_core_error(&err, "generation failed", NULL);
 	for (int32_t r = 0; r < n_ret; r++)

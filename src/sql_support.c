@@ -471,9 +471,8 @@ camembert_run_forward(CamembertModel *model, const cb_forward_input *in, const c
 		cb_workspace_init(&forward_ws);
 		RegisterXactCallback(forward_ws_xact_callback, NULL);
 	}
-	camembert_apply_threads();
 	old = MemoryContextSwitchTo(forward_ws_context);
-	st = cb_forward(&model->model, in, out, &forward_ws, &err);
+	st = cb_forward(camembert_compute(), &model->model, in, out, &forward_ws, &err);
 	MemoryContextSwitchTo(old);
 	if (st != CB_OK)
 		camembert_report_core_error(&err, "forward pass failed", NULL);

@@ -3,6 +3,7 @@
  */
 #include "beam_search.h"
 #include "config.h"
+#include "encoder_layer.h"
 #include "forward.h"
 #include "logits_processors.h"
 #include "row_ops.h"
@@ -156,7 +157,7 @@ log_softmax(const float *logits, size_t v, float *out)
 }
 
 cb_status
-cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
+cb_beam_search(const cb_compute *cc, const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 			   const cb_generate_options *gen, const cb_beam_options *beam,
 			   int32_t *new_ids, int32_t *n_new, double *scores, int32_t *n_returned,
 			   cb_error *err)
@@ -218,22 +219,22 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	seq_cap = (size_t) prompt_len + (size_t) max_gen;
 
 	/* buffers: all small (k <= 64 beams of <= max_position_embeddings tokens) */
-	logits = cb_malloc((size_t) k * v * sizeof(float));
-	lp = cb_malloc(v * sizeof(float));
-	seqs = cb_malloc((size_t) k * seq_cap * sizeof(int32_t));
-	next_seqs = cb_malloc((size_t) k * seq_cap * sizeof(int32_t));
+	logits = cb_compute_alloc(cc, (size_t) k * v * sizeof(float));
+	lp = cb_compute_alloc(cc, v * sizeof(float));
+	seqs = cb_compute_alloc(cc, (size_t) k * seq_cap * sizeof(int32_t));
+	next_seqs = cb_compute_alloc(cc, (size_t) k * seq_cap * sizeof(int32_t));
 	hyps.capacity = k;
 	hyps.max_new = max_new;
 	hyps.worst = 1e9;
 	hyps.length_penalty = beam->length_penalty;
-	hyps.score = cb_malloc((size_t) (k + 1) * sizeof(double));
-	hyps.len = cb_malloc((size_t) (k + 1) * sizeof(int32_t));
-	hyps.tokens = cb_malloc((size_t) (k + 1) * (size_t) max_new * sizeof(int32_t));
-	heads = cb_malloc((size_t) k * (size_t) model->config.hidden_size * sizeof(float));
+	hyps.score = cb_compute_alloc(cc, (size_t) (k + 1) * sizeof(double));
+	hyps.len = cb_compute_alloc(cc, (size_t) (k + 1) * sizeof(int32_t));
+	hyps.tokens = cb_compute_alloc(cc, (size_t) (k + 1) * (size_t) max_new * sizeof(int32_t));
+	heads = cb_compute_alloc(cc, (size_t) k * (size_t) model->config.hidden_size * sizeof(float));
 	{
-		size_t		bytes = cb_model_product_scratch_bytes(model, (size_t) k);
+		size_t		bytes = cb_model_product_scratch_bytes(model, (size_t) k, cb_compute_threads(cc));
 
-		scratch_block = cb_malloc(bytes + 64);
+		scratch_block = cb_compute_alloc(cc, bytes + 64);
 		if (scratch_block != NULL)
 			scratch = (void *) (((uintptr_t) scratch_block + 63) & ~(uintptr_t) 63);
 	}
@@ -245,7 +246,7 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	}
 	for (int32_t b = 0; b < k; b++)
 	{
-		st = cb_decoder_create(model, (int32_t) seq_cap, &decs[b], err);
+		st = cb_decoder_create(cc, model, (int32_t) seq_cap, &decs[b], err);
 		if (st != CB_OK)
 			goto done;
 		memcpy(seqs + (size_t) b * seq_cap, prompt, (size_t) prompt_len * sizeof(int32_t));
@@ -269,7 +270,11 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 		int32_t		chosen = 0,
 					len = prompt_len + cur;
 
-		cb_check_interrupts();
+		if (cb_compute_stopped(cc))
+		{
+			st = cb_compute_canceled(err, "beam search");
+			goto done;
+		}
 
 		/* the 2k best (beam, token) pairs */
 		n_cand = 0;
@@ -364,7 +369,7 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 			if (st != CB_OK)
 				goto done;
 		}
-		cb_lm_head_decode(model, heads, (size_t) k, logits, v, scratch);
+		cb_lm_head_decode(model, heads, (size_t) k, logits, v, scratch, cb_compute_threads(cc));
 	}
 
 	/* BeamSearchScorer.finalize */
@@ -398,14 +403,14 @@ cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 done:
 	for (int32_t b = 0; b < k; b++)
 		cb_decoder_free(decs[b]);
-	cb_free(scratch_block);
-	cb_free(heads);
-	cb_free(hyps.tokens);
-	cb_free(hyps.len);
-	cb_free(hyps.score);
-	cb_free(next_seqs);
-	cb_free(seqs);
-	cb_free(lp);
-	cb_free(logits);
+	cb_compute_free(cc, scratch_block);
+	cb_compute_free(cc, heads);
+	cb_compute_free(cc, hyps.tokens);
+	cb_compute_free(cc, hyps.len);
+	cb_compute_free(cc, hyps.score);
+	cb_compute_free(cc, next_seqs);
+	cb_compute_free(cc, seqs);
+	cb_compute_free(cc, lp);
+	cb_compute_free(cc, logits);
 	return st;
 }

@@ -63,9 +63,11 @@ cb_status	cb_beam_check_options(const cb_beam_options *opt, cb_error *err);
  * sequence r's new tokens at new_ids + r * max_new_tokens (its eos included
  * when it ended with one), their count in n_new[r], its score in scores[r]
  * (may be NULL), and the count in *n_returned.  The length limit is
- * cb_generate's.  Calls cb_check_interrupts() at every step.
+ * cb_generate's.  Runs under cc as cb_generate does (CB_ERR_CANCELED when
+ * its stop check says stop).
  */
-cb_status	cb_beam_search(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
+cb_status	cb_beam_search(const cb_compute *cc, const cb_model *model, const int32_t *prompt,
+						   int32_t prompt_len,
 						   const cb_generate_options *gen, const cb_beam_options *beam,
 						   int32_t *new_ids, int32_t *n_new, double *scores, int32_t *n_returned,
 						   cb_error *err);

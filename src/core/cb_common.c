@@ -23,6 +23,27 @@ libc_realloc(void *ptr, size_t size)
 static const cb_allocator libc_allocator = {libc_alloc, libc_realloc, free};
 static cb_allocator current_allocator = {libc_alloc, libc_realloc, free};
 static void (*interrupt_hook) (void) = NULL;
+static _Thread_local bool helper_thread = false;
+
+void
+cb_assert_fail(const char *cond, const char *file, int line)
+{
+	fprintf(stderr, "camembert core: assertion \"%s\" failed at %s:%d\n", cond, file, line);
+	fflush(stderr);
+	abort();
+}
+
+void
+cb_mark_helper_thread(void)
+{
+	helper_thread = true;
+}
+
+bool
+cb_on_helper_thread(void)
+{
+	return helper_thread;
+}
 
 cb_status
 cb_set_error(cb_error *err, cb_status status, const char *fmt,...)
@@ -72,6 +93,8 @@ cb_status_name(cb_status status)
 			return "limit exceeded";
 		case CB_ERR_ACCESS:
 			return "access denied";
+		case CB_ERR_CANCELED:
+			return "canceled";
 	}
 	return "unknown";
 }
@@ -85,6 +108,7 @@ cb_set_allocator(const cb_allocator *allocator)
 void *
 cb_malloc(size_t size)
 {
+	cb_assert(!helper_thread);
 	return current_allocator.alloc(size);
 }
 
@@ -96,6 +120,7 @@ cb_calloc(size_t count, size_t size)
 
 	if (!cb_mul_size(count, size, &total))
 		return NULL;
+	cb_assert(!helper_thread);
 	p = current_allocator.alloc(total);
 	if (p != NULL)
 		memset(p, 0, total);
@@ -105,6 +130,7 @@ cb_calloc(size_t count, size_t size)
 void *
 cb_realloc(void *ptr, size_t size)
 {
+	cb_assert(!helper_thread);
 	if (ptr == NULL)
 		return current_allocator.alloc(size);
 	return current_allocator.realloc(ptr, size);
@@ -138,14 +164,6 @@ cb_grow_array(void **ptr, size_t *cap, size_t need, size_t elem,
 	return CB_OK;
 }
 
-void
-cb_assert_fail(const char *cond, const char *file, int line)
-{
-	fprintf(stderr, "camembert core: assertion \"%s\" failed at %s:%d\n", cond, file, line);
-	fflush(stderr);
-	abort();
-}
-
 const char *
 cb_printable(const char *s, size_t len, char *buf, size_t bufsize)
 {
@@ -165,6 +183,7 @@ cb_printable(const char *s, size_t len, char *buf, size_t bufsize)
 void
 cb_free(void *ptr)
 {
+	cb_assert(!helper_thread);
 	if (ptr != NULL)
 		current_allocator.free(ptr);
 }

@@ -12,10 +12,14 @@
  *      that allocate in the current memory context, so an ERROR (which
  *      longjmps out of the core) leaks nothing.  cb_malloc returns NULL on
  *      failure and the caller reports CB_ERR_NOMEM.
- *   3. Long loops call cb_check_interrupts() at safe points (between layers,
- *      every few thousand pieces).  The PostgreSQL layer installs a hook that
- *      runs CHECK_FOR_INTERRUPTS(), which may longjmp: code must therefore not
+ *   3. Long loops call cb_check_interrupts() at safe points (every few
+ *      thousand pieces).  The PostgreSQL layer installs a hook that runs
+ *      CHECK_FOR_INTERRUPTS(), which may longjmp: code must therefore not
  *      hold anything but cb_malloc'ed memory when it calls it.
+ *
+ * The compute path (forward pass, generation, matrix products) takes these
+ * from an explicit compute context instead, with its thread count
+ * (compute.h); rules 2 and 3 are for the readers and the tokenizers.
  */
 #ifndef CB_COMMON_H
 #define CB_COMMON_H
@@ -33,7 +37,8 @@ typedef enum cb_status
 	CB_ERR_NOMEM,		/* an allocation failed */
 	CB_ERR_INVALID,		/* a bad argument from the caller */
 	CB_ERR_LIMIT,		/* a size or count over a documented limit */
-	CB_ERR_ACCESS		/* a file outside the directory it is confined to */
+	CB_ERR_ACCESS,		/* a file outside the directory it is confined to */
+	CB_ERR_CANCELED		/* the compute context's stop check said stop (compute.h) */
 } cb_status;
 
 #define CB_ERROR_MESSAGE_MAX 512
@@ -99,6 +104,14 @@ const char *cb_printable(const char *s, size_t len, char *buf, size_t bufsize);
 /* Interrupt hook (see rule 3). */
 void		cb_set_interrupt_hook(void (*hook) (void));
 void		cb_check_interrupts(void);
+
+/*
+ * The pool's helper threads (thread_pool.c) mark themselves at start: they
+ * only compute, and never allocate or check for interrupts (asserted in
+ * cb_malloc, cb_free and the compute context's calls).
+ */
+void		cb_mark_helper_thread(void);
+bool		cb_on_helper_thread(void);
 
 /* Overflow-checked size arithmetic: false on overflow. */
 static inline bool

@@ -1,12 +1,11 @@
 /*
- * forward.c — the CamemBERT forward pass (see forward.h).
+ * forward.c — the CamemBERT forward pass (see forward.h): the workspace,
+ * the model checks, and cb_forward (plan, layout, pack, embeddings, layers,
+ * heads), on the encoder layer of encoder_layer.c.
  *
  * Layout: the attended tokens of the batch are packed into rows
- * x[0 .. N) of a [N][H] matrix, sequence after sequence; every linear layer
- * is one matrix product over all rows (cb_kernel_matmul_nt: X · Wᵀ with W
- * row-major [out][in], read in place), and attention runs per sequence and
- * head with two small products (scores, then context) that read the heads in
- * place (leading dimension H).
+ * x[0 .. N) of a [N][H] matrix, sequence after sequence, on which every
+ * layer runs at once (encoder_layer.h).
  */
 #include "forward.h"
 #include "kernels.h"
@@ -24,6 +23,19 @@ cb_workspace_init(cb_workspace *ws)
 {
 	ws->block = NULL;
 	ws->size = 0;
+	ws->allocator = NULL;
+}
+
+static void
+workspace_free(cb_workspace *ws)
+{
+	cb_assert(!cb_on_helper_thread());
+	if (ws->block == NULL)
+		return;
+	if (ws->allocator != NULL)
+		ws->allocator->free(ws->block);
+	else
+		cb_free(ws->block);
 }
 
 void *
@@ -38,7 +50,7 @@ cb_workspace_data(const cb_workspace *ws)
 }
 
 cb_status
-cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err)
+cb_workspace_reserve(cb_workspace *ws, const cb_compute *cc, size_t bytes, cb_error *err)
 {
 	size_t		total;
 	void	   *block;
@@ -47,22 +59,22 @@ cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err)
 		return CB_OK;
 	if (!cb_add_size(bytes, WS_ALIGN, &total))
 		return cb_set_error(err, CB_ERR_LIMIT, "workspace of %zu bytes is too large", bytes);
-	block = cb_malloc(total);
+	block = cb_compute_alloc(cc, total);
 	if (block == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory allocating a %zu-byte forward workspace",
 							total);
-	cb_free(ws->block);
+	workspace_free(ws);
 	ws->block = block;
 	ws->size = bytes;
+	ws->allocator = cc != NULL ? cc->allocator : NULL;
 	return CB_OK;
 }
 
 void
 cb_workspace_release(cb_workspace *ws)
 {
-	cb_free(ws->block);
-	ws->block = NULL;
-	ws->size = 0;
+	workspace_free(ws);
+	cb_workspace_init(ws);
 }
 
 /*
@@ -177,319 +189,17 @@ cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len)
 }
 
 /* ------------------------------------------------------------------------ */
-/* building blocks */
-
-/* y[n][out] = x[n][in] · w[out][in]ᵀ + b (torch's addmm; b may be NULL);
- * scratch: cb_model_product_scratch_bytes(model, >= n) bytes. */
-static inline void
-linear(const float *x, size_t n, const cb_matrix *w, const float *b, float *y, size_t ldy,
-	   void *scratch)
-{
-	cb_matrix_product(x, w->cols, w, b, y, ldy, n, scratch);
-}
-
-/* Every weight matrix of a model, for sizing scratch (NULL-terminated). */
-static size_t
-model_matrices(const cb_model *model, const cb_matrix **out)
-{
-	size_t		n = 0;
-	const cb_layer_weights *l = model->config.num_hidden_layers > 0 ? &model->layers[0] : NULL;
-
-	if (l != NULL)
-	{
-		out[n++] = &l->query_w;
-		out[n++] = &l->key_w;
-		out[n++] = &l->value_w;
-		out[n++] = &l->attn_out_w;
-		out[n++] = &l->inter_w;
-		out[n++] = &l->out_w;
-	}
-	out[n++] = &model->lm_dense_w;
-	out[n++] = &model->lm_decoder_w;
-	out[n++] = &model->cls_dense_w;
-	out[n++] = &model->cls_out_w;
-	return n;
-}
-
-size_t
-cb_model_product_scratch_bytes(const cb_model *model, size_t n)
-{
-	const cb_matrix *m[10];
-	size_t		count = model_matrices(model, m),
-				most = 0;
-
-	/* every layer holds its matrices in the same formats and shapes as layer 0 */
-	for (size_t i = 0; i < count; i++)
-		if (m[i]->data != NULL)
-		{
-			size_t		b = cb_matrix_product_scratch(m[i], n);
-
-			if (b > most)
-				most = b;
-		}
-	return most;
-}
-
-void
-cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
-				size_t n, float *x)
-{
-	size_t		h = (size_t) model->config.hidden_size;
-	const float *type0 = model->token_type_embeddings;
-
-	for (size_t r = 0; r < n; r++)
-	{
-		const float *pe = model->position_embeddings + (size_t) positions[r] * h;
-		float	   *xr = x + r * h;
-
-		/* transformers: (inputs_embeds + token_type_embeddings) + position_embeddings */
-		cb_matrix_row(&model->word_embeddings, (size_t) ids[r], xr);
-		for (size_t c = 0; c < h; c++)
-			xr[c] = (xr[c] + type0[c]) + pe[c];
-	}
-	cb_kernel_layernorm(x, n, h, model->embeddings_ln_w, model->embeddings_ln_b,
-						model->config.layer_norm_eps);
-}
-
-/* floats of the products' scratch for n rows */
-static size_t
-product_scratch_floats(const cb_model *model, size_t n)
-{
-	return (cb_model_product_scratch_bytes(model, n) + sizeof(float) - 1) / sizeof(float);
-}
-
-size_t
-cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows, size_t max_queries,
-								size_t max_keys, int workers)
-{
-	const cb_config *cfg = &model->config;
-	size_t		h = (size_t) cfg->hidden_size,
-				i = (size_t) cfg->intermediate_size,
-				d = h / (size_t) cfg->num_attention_heads;
-	size_t		per_row,
-				total,
-				per_worker,
-				attention;
-
-	/* q (reused for dense outputs) + ctx + intermediate, per row; the matrix
-	 * products' packing scratch; per attention worker: scores and the
-	 * scores product's packing scratch */
-	if (workers < 1 ||
-		!cb_add_size(2 * h, i, &per_row) ||
-		!cb_mul_size(per_row, n_rows, &total) ||
-		!cb_mul_size(max_queries, max_keys, &per_worker) ||
-		!cb_add_size(per_worker, cb_kernel_matmul_pack_floats(max_queries, d), &per_worker) ||
-		!cb_mul_size(per_worker, (size_t) workers, &attention) ||
-		!cb_add_size(total, attention, &total) ||
-		!cb_add_size(total, product_scratch_floats(model, n_rows), &total) ||
-		!cb_add_size(total, 64, &total))
-		return 0;
-	return total;
-}
-
-/* The attention of one (sequence, head) pair: cb_encoder_layer's items. */
-typedef struct attention_job
-{
-	size_t		h,
-				d,
-				heads,
-				past;
-	float		scale;
-	int			causal;
-	const float *q,
-			   *k_store,
-			   *v_store;
-	const size_t *seq_off,
-			   *q_off;
-	const cb_attention_sink *sink;
-	const cb_query_subset *subset;
-	float	   *ctx;
-	float	   *work;			/* per worker: scores, then packing scratch */
-	size_t		work_floats,
-				scores_floats;
-} attention_job;
-
-static void
-attend_head(void *arg, size_t item, int worker)
-{
-	const attention_job *aj = arg;
-	size_t		h = aj->h,
-				d = aj->d,
-				s = item / aj->heads,
-				hd = item % aj->heads;
-	size_t		q0 = aj->q_off[s],
-				nq = aj->q_off[s + 1] - aj->q_off[s],
-				nk = aj->past + (aj->seq_off[s + 1] - aj->seq_off[s]);
-	float	   *scores = aj->work + (size_t) worker * aj->work_floats;
-	float	   *pack = scores + aj->scores_floats;
-	const float *qh = aj->q + q0 * h + hd * d;
-	const float *kh = aj->k_store + aj->seq_off[s] * h + hd * d;
-	const float *vh = aj->v_store + aj->seq_off[s] * h + hd * d;
-	const cb_attention_sink *sink = aj->sink;
-
-	if (nq == 0)
-		return;
-	cb_kernel_matmul_nt(qh, h, kh, h, NULL, aj->scale, scores, nk, nq, nk, d, pack);
-	for (size_t i = 0; i < nq; i++)
-	{
-		float	   *row = scores + i * nk;
-
-		if (aj->causal)
-		{
-			/* query i sits at key index past + (its row in the sequence) */
-			size_t		in_seq = aj->subset ? aj->subset->rows[q0 + i] - aj->seq_off[s] : i;
-			size_t		seen = aj->past + in_seq + 1;
-
-			cb_kernel_softmax(row, seen);
-			memset(row + seen, 0, (nk - seen) * sizeof(float));
-		}
-		else
-			cb_kernel_softmax(row, nk);
-	}
-	if (sink != NULL)
-	{
-		size_t		t = (size_t) sink->seq_len;
-		size_t		row0 = aj->seq_off[s];
-
-		for (size_t i = 0; i < nq; i++)
-		{
-			size_t		b = (size_t) sink->row_batch[row0 + i];
-			float	   *dst = sink->probs + ((b * aj->heads + hd) * t +
-											 (size_t) sink->row_time[row0 + i]) * t;
-
-			for (size_t j = 0; j < nk; j++)
-				dst[sink->row_time[row0 + j]] = scores[i * nk + j];
-		}
-	}
-	cb_kernel_matmul_nn(scores, nk, vh, h, aj->ctx + q0 * h + hd * d, h, nq, d, nk);
-}
-
-/* bias + GELU on blocks of rows: cb_encoder_layer's items for the FFN */
-#define GELU_BLOCK_ROWS 8
-
-typedef struct gelu_job
-{
-	float	   *x;
-	size_t		rows,
-				cols;
-	const float *bias;
-} gelu_job;
-
-static void
-gelu_rows(void *arg, size_t item, int worker)
-{
-	const gelu_job *gj = arg;
-	size_t		r0 = item * GELU_BLOCK_ROWS;
-	size_t		n = gj->rows - r0 < GELU_BLOCK_ROWS ? gj->rows - r0 : GELU_BLOCK_ROWS;
-
-	(void) worker;
-	cb_kernel_bias_gelu(gj->x + r0 * gj->cols, n, gj->cols, gj->bias);
-}
-
-void
-cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
-				 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
-				 float *k_store, float *v_store, size_t past, int causal,
-				 const cb_attention_sink *sink, const cb_query_subset *subset, float *scratch,
-				 int workers)
-{
-	const cb_config *cfg = &model->config;
-	size_t		h = (size_t) cfg->hidden_size,
-				inter = (size_t) cfg->intermediate_size,
-				heads = (size_t) cfg->num_attention_heads,
-				d = h / heads;
-	float		eps = cfg->layer_norm_eps;
-	float		scale = (float) (1.0 / sqrt((double) d));
-	float	   *q = scratch;
-	float	   *ctx = q + n_rows * h;
-	float	   *mid = ctx + n_rows * h;
-	float	   *pack = mid + n_rows * inter;
-	float	   *work = pack + product_scratch_floats(model, n_rows);
-	/* per attention worker (sized by cb_encoder_layer_scratch_floats) */
-	size_t		max_q = 0,
-				max_k = 0,
-				scores_floats,
-				work_floats;
-	double		attention_flops = 0;
-	/* the rows this layer outputs: all of x in place, or a subset */
-	float	   *xo = subset ? subset->out : x;
-	size_t		n_out = subset ? subset->n : n_rows;
-	const size_t *q_off = subset ? subset->seq_q_off : seq_off;
-
-	/* keys and values of every row go to the store at row past + r */
-	linear(x, n_rows, &lw->key_w, lw->key_b, k_store + past * h, h, pack);
-	linear(x, n_rows, &lw->value_w, lw->value_b, v_store + past * h, h, pack);
-	if (subset != NULL)
-		for (size_t j = 0; j < n_out; j++)
-			memcpy(xo + j * h, x + subset->rows[j] * h, h * sizeof(float));
-	if (n_out == 0)
-		return;
-	linear(xo, n_out, &lw->query_w, lw->query_b, q, h, pack);
-
-	/* the per-worker areas, laid out as cb_encoder_layer_scratch_floats sized
-	 * them, and the attention's FLOPs (two products per head) */
-	for (size_t s = 0; s < n_seq; s++)
-	{
-		size_t		nq = q_off[s + 1] - q_off[s],
-					nk = past + seq_off[s + 1] - seq_off[s];
-
-		if (nq > max_q)
-			max_q = nq;
-		if (nk > max_k)
-			max_k = nk;
-		attention_flops += 4.0 * (double) nq * (double) nk * (double) h;
-	}
-	scores_floats = max_q * max_k;
-	work_floats = scores_floats + cb_kernel_matmul_pack_floats(max_q, d);
-
-	/* attention, one (sequence, head) pair an item, spread over the workers */
-	{
-		attention_job aj = {h, d, heads, past, scale, causal, q, k_store, v_store, seq_off, q_off,
-			sink, subset, ctx, work, work_floats, scores_floats};
-
-		cb_kernel_parallel_for(n_seq * heads, workers, attention_flops, attend_head, &aj);
-	}
-
-	/* attention output dense + bias + residual + LayerNorm (q is free now) */
-	linear(ctx, n_out, &lw->attn_out_w, NULL, q, h, pack);
-	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->attn_out_b, lw->attn_ln_w,
-									  lw->attn_ln_b, eps);
-
-	/* feed-forward: dense + bias + GELU, dense + bias + residual + LayerNorm */
-	linear(xo, n_out, &lw->inter_w, NULL, mid, inter, pack);
-	{
-		gelu_job	gj = {mid, n_out, inter, lw->inter_b};
-
-		/* ~30 FLOPs an element (erf polynomial and exp) */
-		cb_kernel_parallel_for((n_out + GELU_BLOCK_ROWS - 1) / GELU_BLOCK_ROWS, workers,
-							   30.0 * (double) n_out * (double) inter, gelu_rows, &gj);
-	}
-	linear(mid, n_out, &lw->out_w, NULL, q, h, pack);
-	cb_kernel_bias_residual_layernorm(xo, q, n_out, h, lw->out_b, lw->out_ln_w,
-									  lw->out_ln_b, eps);
-}
-
-void
-cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp, void *scratch)
-{
-	size_t		h = (size_t) model->config.hidden_size;
-
-	linear(x, n, &model->lm_dense_w, NULL, tmp, h, scratch);
-	cb_kernel_bias_gelu(tmp, n, h, model->lm_dense_b);
-	cb_kernel_layernorm(tmp, n, h, model->lm_ln_w, model->lm_ln_b, model->config.layer_norm_eps);
-}
-
-void
-cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n, float *logits, size_t ld_logits,
-				  void *scratch)
-{
-	if (n == 0)
-		return;
-	linear(tmp, n, &model->lm_decoder_w, model->lm_decoder_b, logits, ld_logits, scratch);
-}
-
-/* ------------------------------------------------------------------------ */
-/* cb_forward */
+/* cb_forward, read top to bottom:
+ *
+ *   plan        check the model and the request, count the attended rows,
+ *               size every buffer (forward_plan)
+ *   layout      carve the buffers out of one workspace block
+ *   pack        the attended tokens as rows, their position ids
+ *   embeddings  word + token type + position, LayerNorm
+ *   layers      the encoder layers (the last one on the heads' rows only
+ *               when nothing else is wanted)
+ *   heads       LM head (all tokens, or some positions), classifier
+ */
 
 /* The packed rows of a batch. */
 typedef struct packed_batch
@@ -506,7 +216,46 @@ typedef struct packed_batch
 	int32_t    *flat_to_row;	/* [B * T]: row, or -1 for an unattended token */
 } packed_batch;
 
-/* First pass: validate the input, count rows. */
+/* What one call computes and how large everything is. */
+typedef struct forward_plan
+{
+	size_t		h,				/* hidden size */
+				n_layers,
+				batch,			/* B */
+				seq_len,		/* T */
+				bt,				/* B * T */
+				n_rows,			/* attended tokens */
+				max_len,		/* longest sequence in rows */
+				n_pos,			/* logit positions */
+				layer_floats,	/* the layers' scratch (and the heads' products') */
+				head_floats,	/* the heads' gathered rows and transforms */
+				n_sub;			/* rows the last layer outputs when subset_last */
+	bool		subset_last;	/* the last layer computes the heads' rows only */
+	int			threads;		/* for the products, attention and GELU */
+} forward_plan;
+
+/* Where everything of one call lives in the workspace. */
+typedef struct forward_layout
+{
+	packed_batch pb;
+	float	   *x,
+			   *k,
+			   *v,
+			   *scratch,
+			   *head;
+	/* the last layer's output rows when only the heads need them */
+	int32_t    *compact;		/* [N]: row -> index in sub_rows, or -1 */
+	size_t	   *sub_rows;		/* [n_sub] */
+	size_t	   *sub_off;		/* [B + 1] */
+	float	   *sub_x;			/* [n_sub][H] */
+	/* the rows the heads read: x, or sub_x through compact */
+	const float *final_x;
+	const int32_t *final_index; /* row -> index in final_x, NULL: identity */
+} forward_layout;
+
+/* ---- plan ---- */
+
+/* Validate the input ids and mask, count rows. */
 static cb_status
 count_rows(const cb_model *model, const cb_forward_input *in, size_t *n_rows, size_t *max_len,
 		   cb_error *err)
@@ -564,55 +313,6 @@ count_rows(const cb_model *model, const cb_forward_input *in, size_t *n_rows, si
 	return CB_OK;
 }
 
-/* Second pass: the packed rows, their position ids, and the maps. */
-static void
-fill_rows(const cb_model *model, const cb_forward_input *in, packed_batch *pb)
-{
-	int32_t		pad = model->config.pad_token_id;
-	size_t		r = 0;
-
-	for (int32_t b = 0; b < in->batch_size; b++)
-	{
-		size_t		base = (size_t) b * (size_t) in->seq_len;
-		int32_t		count = 0;
-
-		pb->seq_off[b] = r;
-		for (int32_t t = 0; t < in->seq_len; t++)
-		{
-			int32_t		id = in->input_ids[base + t];
-			int32_t		m = in->attention_mask ? in->attention_mask[base + t] : 1;
-
-			if (id != pad)
-				count++;
-			if (m == 1)
-			{
-				pb->ids[r] = id;
-				pb->positions[r] = id != pad ? pad + count : pad;
-				pb->row_batch[r] = b;
-				pb->row_time[r] = t;
-				pb->flat_to_row[base + t] = (int32_t) r;
-				r++;
-			}
-			else
-				pb->flat_to_row[base + t] = -1;
-		}
-	}
-	pb->seq_off[in->batch_size] = r;
-}
-
-/* Copy packed rows x [N][H] to out [B][T][H] (zeros at unattended tokens). */
-static void
-scatter_rows(const packed_batch *pb, const float *x, size_t h, float *out)
-{
-	size_t		bt = pb->batch * pb->seq_len;
-
-	if (pb->n_rows < bt)
-		memset(out, 0, bt * h * sizeof(float));
-	for (size_t r = 0; r < pb->n_rows; r++)
-		memcpy(out + ((size_t) pb->row_batch[r] * pb->seq_len + (size_t) pb->row_time[r]) * h,
-			   x + r * h, h * sizeof(float));
-}
-
 /* Check the input and output shapes against the model. */
 static cb_status
 check_request(const cb_model *model, const cb_forward_input *in, const cb_forward_output *out,
@@ -663,41 +363,148 @@ check_request(const cb_model *model, const cb_forward_input *in, const cb_forwar
 	return CB_OK;
 }
 
-/* Where everything of one call lives in the workspace. */
-typedef struct forward_layout
+static cb_status
+plan_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *in,
+			 const cb_forward_output *out, forward_plan *p, cb_error *err)
 {
-	packed_batch pb;
-	float	   *x,
-			   *k,
-			   *v,
-			   *scratch,
-			   *head;
-	/* the last layer's output rows when only the heads need them */
-	int32_t    *compact;		/* [N]: row -> index in sub_rows, or -1 */
-	size_t	   *sub_rows;		/* [n_sub] */
-	size_t	   *sub_off;		/* [B + 1] */
-	float	   *sub_x;			/* [n_sub][H] */
-} forward_layout;
+	cb_status	st;
+	size_t		head_rows,
+				head_floats;
+
+	memset(p, 0, sizeof(*p));
+	if ((st = cb_forward_check_model(model, err)) != CB_OK ||
+		(st = check_request(model, in, out, err)) != CB_OK ||
+		(st = count_rows(model, in, &p->n_rows, &p->max_len, err)) != CB_OK)
+		return st;
+	p->h = (size_t) model->config.hidden_size;
+	p->n_layers = (size_t) model->config.num_hidden_layers;
+	p->batch = (size_t) in->batch_size;
+	p->seq_len = (size_t) in->seq_len;
+	p->bt = p->batch * p->seq_len;
+	p->n_pos = (size_t) out->n_logit_positions;
+
+	/* scratch sizes (n_rows <= bt <= INT32_MAX, so these products fit) */
+	p->threads = cb_compute_threads(cc);
+	p->layer_floats = cb_encoder_layer_scratch_floats(model, p->n_rows, p->max_len, p->max_len,
+													  p->threads, p->threads);
+	if (p->layer_floats == 0)
+		return cb_set_error(err, CB_ERR_LIMIT, "a batch of %zu tokens is too large", p->n_rows);
+	/* the heads' products use the layers' scratch once the layers are done */
+	head_rows = p->n_pos > p->n_rows ? p->n_pos : p->n_rows;
+	if (head_rows < p->batch)
+		head_rows = p->batch;
+	head_floats = (cb_model_product_scratch_bytes(model, head_rows, p->threads) + sizeof(float) - 1) /
+		sizeof(float);
+	if (head_floats > p->layer_floats)
+		p->layer_floats = head_floats;
+	if (out->token_logits != NULL)
+		p->head_floats = p->n_rows * p->h;
+	if (p->n_pos > 0)
+		p->head_floats += 2 * p->n_pos * p->h;
+	if (out->class_logits != NULL)
+		p->head_floats += 2 * p->batch * p->h;
+
+	/* When nothing but the heads' rows is wanted from the last layer, it
+	 * computes those rows only (a classifier needs one row per sequence). */
+	p->subset_last = p->n_layers > 0 && out->hidden_states == NULL &&
+		out->last_hidden_state == NULL && out->attentions == NULL &&
+		out->token_logits == NULL && (out->class_logits != NULL || p->n_pos > 0);
+	if (p->subset_last)
+	{
+		p->n_sub = p->n_pos + (out->class_logits != NULL ? p->batch : 0);
+		if (p->n_sub > p->n_rows)
+			p->n_sub = p->n_rows;
+	}
+	return CB_OK;
+}
+
+/* ---- layout ---- */
 
 static void
-carve_layout(carve *cv, forward_layout *fl, size_t batch, size_t bt, size_t n_rows, size_t h,
-			 size_t layer_floats, size_t head_floats, size_t n_sub)
+carve_layout(carve *cv, const forward_plan *p, forward_layout *fl)
 {
+	size_t		n_rows = p->n_rows,
+				n_sub = p->n_sub;
+
 	fl->pb.ids = carve_take(cv, n_rows, sizeof(int32_t));
 	fl->pb.positions = carve_take(cv, n_rows, sizeof(int32_t));
 	fl->pb.row_batch = carve_take(cv, n_rows, sizeof(int32_t));
 	fl->pb.row_time = carve_take(cv, n_rows, sizeof(int32_t));
-	fl->pb.seq_off = carve_take(cv, batch + 1, sizeof(size_t));
-	fl->pb.flat_to_row = carve_take(cv, bt, sizeof(int32_t));
-	fl->x = carve_take(cv, n_rows, h * sizeof(float));
-	fl->k = carve_take(cv, n_rows, h * sizeof(float));
-	fl->v = carve_take(cv, n_rows, h * sizeof(float));
-	fl->scratch = carve_take(cv, layer_floats, sizeof(float));
-	fl->head = carve_take(cv, head_floats > 0 ? head_floats : 1, sizeof(float));
+	fl->pb.seq_off = carve_take(cv, p->batch + 1, sizeof(size_t));
+	fl->pb.flat_to_row = carve_take(cv, p->bt, sizeof(int32_t));
+	fl->x = carve_take(cv, n_rows, p->h * sizeof(float));
+	fl->k = carve_take(cv, n_rows, p->h * sizeof(float));
+	fl->v = carve_take(cv, n_rows, p->h * sizeof(float));
+	fl->scratch = carve_take(cv, p->layer_floats, sizeof(float));
+	fl->head = carve_take(cv, p->head_floats > 0 ? p->head_floats : 1, sizeof(float));
 	fl->compact = carve_take(cv, n_sub > 0 ? n_rows : 1, sizeof(int32_t));
 	fl->sub_rows = carve_take(cv, n_sub > 0 ? n_sub : 1, sizeof(size_t));
-	fl->sub_off = carve_take(cv, n_sub > 0 ? batch + 1 : 1, sizeof(size_t));
-	fl->sub_x = carve_take(cv, n_sub > 0 ? n_sub : 1, h * sizeof(float));
+	fl->sub_off = carve_take(cv, n_sub > 0 ? p->batch + 1 : 1, sizeof(size_t));
+	fl->sub_x = carve_take(cv, n_sub > 0 ? n_sub : 1, p->h * sizeof(float));
+}
+
+/* Size the buffers, reserve the workspace, point the layout into it. */
+static cb_status
+layout_forward(const cb_compute *cc, const forward_plan *p, cb_workspace *ws, forward_layout *fl,
+			   cb_error *err)
+{
+	carve		cv;
+	cb_status	st;
+
+	memset(&cv, 0, sizeof(cv));
+	memset(fl, 0, sizeof(*fl));
+	carve_layout(&cv, p, fl);
+	if (cv.overflow)
+		return cb_set_error(err, CB_ERR_LIMIT, "the workspace for %zu tokens is too large", p->n_rows);
+	st = cb_workspace_reserve(ws, cc, cv.used, err);
+	if (st != CB_OK)
+		return st;
+	memset(&cv, 0, sizeof(cv));
+	cv.base = cb_workspace_data(ws);
+	carve_layout(&cv, p, fl);
+	fl->pb.batch = p->batch;
+	fl->pb.seq_len = p->seq_len;
+	fl->pb.n_rows = p->n_rows;
+	fl->pb.max_len = p->max_len;
+	return CB_OK;
+}
+
+/* ---- pack ---- */
+
+/* The packed rows, their position ids, and the maps. */
+static void
+fill_rows(const cb_model *model, const cb_forward_input *in, packed_batch *pb)
+{
+	int32_t		pad = model->config.pad_token_id;
+	size_t		r = 0;
+
+	for (int32_t b = 0; b < in->batch_size; b++)
+	{
+		size_t		base = (size_t) b * (size_t) in->seq_len;
+		int32_t		count = 0;
+
+		pb->seq_off[b] = r;
+		for (int32_t t = 0; t < in->seq_len; t++)
+		{
+			int32_t		id = in->input_ids[base + t];
+			int32_t		m = in->attention_mask ? in->attention_mask[base + t] : 1;
+
+			if (id != pad)
+				count++;
+			if (m == 1)
+			{
+				pb->ids[r] = id;
+				pb->positions[r] = id != pad ? pad + count : pad;
+				pb->row_batch[r] = b;
+				pb->row_time[r] = t;
+				pb->flat_to_row[base + t] = (int32_t) r;
+				r++;
+			}
+			else
+				pb->flat_to_row[base + t] = -1;
+		}
+	}
+	pb->seq_off[in->batch_size] = r;
 }
 
 /* The rows the heads read (first token of each row for a classifier, the
@@ -730,14 +537,109 @@ select_head_rows(const packed_batch *pb, const cb_forward_output *out, forward_l
 	return n;
 }
 
+static void
+pack_batch(const cb_model *model, const cb_forward_input *in, const cb_forward_output *out,
+		   forward_plan *p, forward_layout *fl)
+{
+	fill_rows(model, in, &fl->pb);
+	fl->final_x = fl->x;
+	fl->final_index = NULL;
+	if (p->subset_last)
+	{
+		p->n_sub = select_head_rows(&fl->pb, out, fl);
+		fl->final_x = fl->sub_x;
+		fl->final_index = fl->compact;
+	}
+}
+
+/* Copy packed rows x [N][H] to out [B][T][H] (zeros at unattended tokens). */
+static void
+scatter_rows(const packed_batch *pb, const float *x, size_t h, float *out)
+{
+	size_t		bt = pb->batch * pb->seq_len;
+
+	if (pb->n_rows < bt)
+		memset(out, 0, bt * h * sizeof(float));
+	for (size_t r = 0; r < pb->n_rows; r++)
+		memcpy(out + ((size_t) pb->row_batch[r] * pb->seq_len + (size_t) pb->row_time[r]) * h,
+			   x + r * h, h * sizeof(float));
+}
+
+/* ---- embeddings ---- */
+
+static void
+embeddings(const cb_model *model, const forward_plan *p, const forward_layout *fl,
+		   const cb_forward_output *out)
+{
+	cb_embed_tokens(model, fl->pb.ids, fl->pb.positions, p->n_rows, fl->x);
+	cb_tap_emit(&out->tap, "embeddings", -1, p->n_rows, p->h, fl->x);
+	if (out->hidden_states != NULL)
+		scatter_rows(&fl->pb, fl->x, p->h, out->hidden_states);
+}
+
+/* ---- layers ---- */
+
+static cb_status
+encoder_layers(const cb_compute *cc, const cb_model *model, const forward_plan *p,
+			   const forward_layout *fl, const cb_forward_output *out, cb_error *err)
+{
+	size_t		heads = (size_t) model->config.num_attention_heads;
+	size_t		att_per_layer = p->bt * heads * p->seq_len;
+	cb_query_subset subset = {p->n_sub, fl->sub_rows, fl->sub_off, fl->sub_x};
+	cb_attention_sink sink = {NULL, (int32_t) p->seq_len, (int32_t) heads,
+		fl->pb.row_batch, fl->pb.row_time};
+
+	if (out->attentions != NULL)
+		memset(out->attentions, 0, p->n_layers * att_per_layer * sizeof(float));
+	for (size_t l = 0; l < p->n_layers; l++)
+	{
+		bool		last = l + 1 == p->n_layers;
+		cb_encoder_layer_args a = {
+			.model = model,
+			.weights = &model->layers[l],
+			.layer = (int) l,
+			.x = fl->x,
+			.n_rows = p->n_rows,
+			.n_seq = p->batch,
+			.seq_off = fl->pb.seq_off,
+			.k_store = fl->k,
+			.v_store = fl->v,
+			.past = 0,
+			.causal = model->config.is_decoder != 0,
+			.sink = out->attentions != NULL ? &sink : NULL,
+			.subset = p->subset_last && last ? &subset : NULL,
+			.scratch = fl->scratch,
+			.workers = p->threads,
+			.threads = p->threads,
+			.tap = &out->tap,
+		};
+
+		if (cb_compute_stopped(cc))
+			return cb_compute_canceled(err, "between encoder layers");
+		if (out->attentions != NULL)
+			sink.probs = out->attentions + l * att_per_layer;
+		cb_encoder_layer(&a);
+		if (out->hidden_states != NULL)
+			scatter_rows(&fl->pb, fl->x, p->h, out->hidden_states + (l + 1) * p->bt * p->h);
+	}
+	if (cb_compute_stopped(cc))
+		return cb_compute_canceled(err, "after the encoder layers");
+	if (out->last_hidden_state != NULL)
+		scatter_rows(&fl->pb, fl->x, p->h, out->last_hidden_state);
+	return CB_OK;
+}
+
+/* ---- heads ---- */
+
 /* LM head: logits at every attended token, zeros elsewhere. */
 static void
 token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, float *tmp,
-				 float *logits, void *scratch)
+				 float *logits, void *scratch, int threads, const cb_tap *tap)
 {
 	size_t		v = (size_t) model->config.vocab_size;
 
-	cb_lm_head_transform(model, x, pb->n_rows, tmp, scratch);
+	cb_lm_head_transform(model, x, pb->n_rows, tmp, scratch, threads);
+	cb_tap_emit(tap, "lm_head_transform", -1, pb->n_rows, (size_t) model->config.hidden_size, tmp);
 	for (size_t r = 0; r < pb->n_rows;)
 	{
 		size_t		run = 1;
@@ -749,7 +651,7 @@ token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, 
 			   pb->row_time[r + run] == pb->row_time[r] + (int32_t) run)
 			run++;
 		cb_lm_head_decode(model, tmp + r * model->config.hidden_size, run, logits + flat * v, v,
-						  scratch);
+						  scratch, threads);
 		r += run;
 	}
 	for (size_t f = 0; f < pb->batch * pb->seq_len; f++)
@@ -757,192 +659,97 @@ token_logits_all(const cb_model *model, const packed_batch *pb, const float *x, 
 			memset(logits + f * v, 0, v * sizeof(float));
 }
 
+/* The row the heads read for packed row r. */
+static const float *
+final_row(const forward_layout *fl, size_t r, size_t h)
+{
+	return fl->final_x + (fl->final_index ? (size_t) fl->final_index[r] : r) * h;
+}
+
+/* LM head at the listed positions only (fill-mask). */
+static void
+position_logits(const cb_model *model, const forward_plan *p, const forward_layout *fl,
+				const cb_forward_output *out, float *gathered)
+{
+	float	   *tmp = gathered + p->n_pos * p->h;
+
+	for (size_t i = 0; i < p->n_pos; i++)
+		memcpy(gathered + i * p->h,
+			   final_row(fl, (size_t) fl->pb.flat_to_row[out->logit_positions[i]], p->h),
+			   p->h * sizeof(float));
+	cb_lm_head_transform(model, gathered, p->n_pos, tmp, fl->scratch, p->threads);
+	cb_tap_emit(&out->tap, "lm_head_transform", -1, p->n_pos, p->h, tmp);
+	cb_lm_head_decode(model, tmp, p->n_pos, out->position_logits,
+					  (size_t) model->config.vocab_size, fl->scratch, p->threads);
+}
+
+/* Classification head: features[:, 0, :] → dense → tanh → out_proj.
+ * (count_rows made sure token 0 is attended.) */
+static void
+class_logits(const cb_model *model, const forward_plan *p, const forward_layout *fl,
+			 const cb_forward_output *out, float *gathered)
+{
+	float	   *tmp = gathered + p->batch * p->h;
+
+	for (size_t b = 0; b < p->batch; b++)
+		memcpy(gathered + b * p->h, final_row(fl, fl->pb.seq_off[b], p->h), p->h * sizeof(float));
+	cb_matrix_product(gathered, p->h, &model->cls_dense_w, NULL, tmp, p->h, p->batch, fl->scratch,
+					  p->threads);
+	cb_kernel_bias_tanh(tmp, p->batch, p->h, model->cls_dense_b);
+	cb_tap_emit(&out->tap, "classifier_dense", -1, p->batch, p->h, tmp);
+	cb_matrix_product(tmp, p->h, &model->cls_out_w, model->cls_out_b, out->class_logits,
+					  (size_t) model->config.num_labels, p->batch, fl->scratch, p->threads);
+}
+
+static void
+heads(const cb_model *model, const forward_plan *p, const forward_layout *fl,
+	  const cb_forward_output *out)
+{
+	float	   *head = fl->head;	/* carved for the heads asked for, in this order */
+
+	if (out->token_logits != NULL)
+	{
+		token_logits_all(model, &fl->pb, fl->x, head, out->token_logits, fl->scratch, p->threads,
+						 &out->tap);
+		head += p->n_rows * p->h;
+	}
+	if (p->n_pos > 0)
+	{
+		position_logits(model, p, fl, out, head);
+		head += 2 * p->n_pos * p->h;
+	}
+	if (out->class_logits != NULL)
+		class_logits(model, p, fl, out, head);
+}
+
+/* ---- the forward pass ---- */
+
 cb_status
-cb_forward(const cb_model *model, const cb_forward_input *input,
+cb_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *input,
 		   const cb_forward_output *output, cb_workspace *workspace, cb_error *err)
 {
-	const cb_config *c;
-	cb_status	st;
-	size_t		h,
-				n_rows = 0,
-				max_len = 0,
-				bt,
-				batch,
-				n_layers,
-				layer_floats,
-				head_floats = 0,
-				n_pos,
-				n_sub = 0;
-	bool		subset_last;
-	int			workers;		/* threads for attention and GELU */
+	forward_plan plan;
 	forward_layout fl;
-	const float *final_x;		/* the rows the heads read */
-	const int32_t *final_index;	/* row -> index in final_x, NULL: identity */
 	cb_workspace local;
 	cb_workspace *ws = workspace != NULL ? workspace : &local;
-	carve		cv;
+	cb_status	st;
 
-	st = cb_forward_check_model(model, err);
+	st = plan_forward(cc, model, input, output, &plan, err);
 	if (st != CB_OK)
 		return st;
-	st = check_request(model, input, output, err);
-	if (st != CB_OK)
-		return st;
-	st = count_rows(model, input, &n_rows, &max_len, err);
-	if (st != CB_OK)
-		return st;
-
-	c = &model->config;
-	h = (size_t) c->hidden_size;
-	n_layers = (size_t) c->num_hidden_layers;
-	batch = (size_t) input->batch_size;
-	bt = batch * (size_t) input->seq_len;
-	n_pos = (size_t) output->n_logit_positions;
-
-	/* scratch sizes (n_rows <= bt <= INT32_MAX, so these products fit) */
-	workers = cb_kernel_threads();
-	layer_floats = cb_encoder_layer_scratch_floats(model, n_rows, max_len, max_len, workers);
-	if (layer_floats == 0)
-		return cb_set_error(err, CB_ERR_LIMIT, "a batch of %zu tokens is too large", n_rows);
-	/* the heads' products use the layers' scratch once the layers are done */
-	{
-		size_t		head_rows = n_pos > n_rows ? n_pos : n_rows;
-		size_t		head_scratch = product_scratch_floats(model, head_rows > batch ? head_rows : batch);
-
-		if (head_scratch > layer_floats)
-			layer_floats = head_scratch;
-	}
-	if (output->token_logits != NULL)
-		head_floats = n_rows * h;
-	if (n_pos > 0)
-		head_floats += 2 * n_pos * h;
-	if (output->class_logits != NULL)
-		head_floats += 2 * batch * h;
-
-	/*
-	 * When nothing but the heads' rows is wanted from the last layer, it
-	 * computes those rows only (a classifier needs one row per sequence).
-	 */
-	subset_last = n_layers > 0 && output->hidden_states == NULL &&
-		output->last_hidden_state == NULL && output->attentions == NULL &&
-		output->token_logits == NULL && (output->class_logits != NULL || n_pos > 0);
-	if (subset_last)
-	{
-		n_sub = n_pos + (output->class_logits != NULL ? batch : 0);
-		if (n_sub > n_rows)
-			n_sub = n_rows;
-	}
-
-	memset(&cv, 0, sizeof(cv));
-	carve_layout(&cv, &fl, batch, bt, n_rows, h, layer_floats, head_floats, n_sub);
-	if (cv.overflow)
-		return cb_set_error(err, CB_ERR_LIMIT, "the workspace for %zu tokens is too large", n_rows);
 	if (workspace == NULL)
 		cb_workspace_init(&local);
-	st = cb_workspace_reserve(ws, cv.used, err);
+	st = layout_forward(cc, &plan, ws, &fl, err);
 	if (st != CB_OK)
 		return st;
-	memset(&cv, 0, sizeof(cv));
-	cv.base = cb_workspace_data(ws);
-	carve_layout(&cv, &fl, batch, bt, n_rows, h, layer_floats, head_floats, n_sub);
 
-	fl.pb.batch = batch;
-	fl.pb.seq_len = (size_t) input->seq_len;
-	fl.pb.n_rows = n_rows;
-	fl.pb.max_len = max_len;
-	fill_rows(model, input, &fl.pb);
-
-	/* embeddings */
-	cb_embed_tokens(model, fl.pb.ids, fl.pb.positions, n_rows, fl.x);
-	if (output->hidden_states != NULL)
-		scatter_rows(&fl.pb, fl.x, h, output->hidden_states);
-	if (output->attentions != NULL)
-		memset(output->attentions, 0,
-			   n_layers * bt * (size_t) c->num_attention_heads * (size_t) input->seq_len * sizeof(float));
-
-	final_x = fl.x;
-	final_index = NULL;
-	if (subset_last)
-	{
-		n_sub = select_head_rows(&fl.pb, output, &fl);
-		final_x = fl.sub_x;
-		final_index = fl.compact;
-	}
-
-	/* encoder layers */
-	for (size_t l = 0; l < n_layers; l++)
-	{
-		cb_attention_sink sink;
-		cb_query_subset subset = {n_sub, fl.sub_rows, fl.sub_off, fl.sub_x};
-
-		cb_check_interrupts();
-		if (output->attentions != NULL)
-		{
-			sink.probs = output->attentions +
-				l * batch * (size_t) c->num_attention_heads * (size_t) input->seq_len * (size_t) input->seq_len;
-			sink.seq_len = input->seq_len;
-			sink.num_heads = c->num_attention_heads;
-			sink.row_batch = fl.pb.row_batch;
-			sink.row_time = fl.pb.row_time;
-		}
-		cb_encoder_layer(model, &model->layers[l], fl.x, n_rows, batch, fl.pb.seq_off,
-						 fl.k, fl.v, 0, c->is_decoder != 0,
-						 output->attentions != NULL ? &sink : NULL,
-						 subset_last && l + 1 == n_layers ? &subset : NULL, fl.scratch, workers);
-		if (output->hidden_states != NULL)
-			scatter_rows(&fl.pb, fl.x, h, output->hidden_states + (l + 1) * bt * h);
-	}
-	cb_check_interrupts();
-	if (output->last_hidden_state != NULL)
-		scatter_rows(&fl.pb, fl.x, h, output->last_hidden_state);
-
-	/* heads */
-	{
-		float	   *head = fl.head;
-
-		if (output->token_logits != NULL)
-		{
-			token_logits_all(model, &fl.pb, fl.x, head, output->token_logits, fl.scratch);
-			head += n_rows * h;
-		}
-		if (n_pos > 0)
-		{
-			float	   *gathered = head,
-					   *tmp = head + n_pos * h;
-
-			for (size_t i = 0; i < n_pos; i++)
-			{
-				size_t		r = (size_t) fl.pb.flat_to_row[output->logit_positions[i]];
-
-				memcpy(gathered + i * h, final_x + (final_index ? (size_t) final_index[r] : r) * h,
-					   h * sizeof(float));
-			}
-			cb_lm_head_transform(model, gathered, n_pos, tmp, fl.scratch);
-			cb_lm_head_decode(model, tmp, n_pos, output->position_logits, (size_t) c->vocab_size,
-							  fl.scratch);
-			head += 2 * n_pos * h;
-		}
-		if (output->class_logits != NULL)
-		{
-			float	   *gathered = head,
-					   *tmp = head + batch * h;
-
-			/* features[:, 0, :] (count_rows made sure token 0 is attended) */
-			for (size_t b = 0; b < batch; b++)
-			{
-				size_t		r = fl.pb.seq_off[b];
-
-				memcpy(gathered + b * h, final_x + (final_index ? (size_t) final_index[r] : r) * h,
-					   h * sizeof(float));
-			}
-			linear(gathered, batch, &model->cls_dense_w, NULL, tmp, h, fl.scratch);
-			cb_kernel_bias_tanh(tmp, batch, h, model->cls_dense_b);
-			linear(tmp, batch, &model->cls_out_w, model->cls_out_b, output->class_logits,
-				   (size_t) c->num_labels, fl.scratch);
-		}
-	}
+	pack_batch(model, input, output, &plan, &fl);
+	embeddings(model, &plan, &fl, output);
+	st = encoder_layers(cc, model, &plan, &fl, output, err);
+	if (st == CB_OK)
+		heads(model, &plan, &fl, output);
 
 	if (workspace == NULL)
 		cb_workspace_release(&local);
-	return CB_OK;
+	return st;
 }

@@ -34,33 +34,41 @@
  * heads read (after the keys and values of every row): for a classifier, one
  * row per sequence.
  *
- * Speed: every matrix product is one call of cb_kernel_matmul_nt/_nn
- * (matmul_f32.h: AVX-512 / AVX2 micro-kernels that read the weights in place,
- * else cblas_sgemm; threads follow OPENBLAS_NUM_THREADS); bias + GELU and
- * bias + residual + LayerNorm are fused passes; no copy of the activations
- * between layers.
+ * Speed: every matrix product is one call of cb_matrix_product (matrix.h:
+ * AVX-512 / AVX2 micro-kernels that read the weights in place, else
+ * cblas_sgemm), on the threads of the compute context (compute.h); bias +
+ * GELU and bias + residual + LayerNorm are fused passes; no copy of the
+ * activations between layers.
  *
  * Scratch memory: one block, sized once per call, in a cb_workspace that the
  * caller may keep between calls (it then only grows), or NULL for a block
- * allocated and freed inside the call.  Between layers the forward pass calls
- * cb_check_interrupts(), holding only cb_malloc'ed memory.
+ * allocated and freed inside the call; allocated with the compute context's
+ * allocator.  Between layers the forward pass runs the context's stop check
+ * (cb_compute_stopped), holding only that block: stopped, it returns
+ * CB_ERR_CANCELED.
  */
 #ifndef CB_FORWARD_H
 #define CB_FORWARD_H
 
 #include "cb_common.h"
+#include "compute.h"
+#include "encoder_layer.h"
 #include "model.h"
 
-/* A reusable scratch block (cb_malloc'ed, 64-byte aligned inside). */
+/* A reusable scratch block (64-byte aligned inside), from a compute
+ * context's allocator. */
 typedef struct cb_workspace
 {
-	void	   *block;			/* as returned by cb_malloc */
+	void	   *block;			/* as returned by the allocator */
 	size_t		size;			/* usable bytes from the aligned start */
+	const cb_allocator *allocator;	/* the one that allocated block (NULL: cb_malloc) */
 } cb_workspace;
 
 void		cb_workspace_init(cb_workspace *ws);
-/* Make at least `bytes` usable bytes available (contents are not kept). */
-cb_status	cb_workspace_reserve(cb_workspace *ws, size_t bytes, cb_error *err);
+/* Make at least `bytes` usable bytes available (contents are not kept),
+ * allocating with cc's allocator. */
+cb_status	cb_workspace_reserve(cb_workspace *ws, const cb_compute *cc, size_t bytes,
+								 cb_error *err);
 /* 64-byte aligned start of the block (NULL when empty). */
 void	   *cb_workspace_data(const cb_workspace *ws);
 void		cb_workspace_release(cb_workspace *ws);
@@ -94,15 +102,20 @@ typedef struct cb_forward_output
 
 	/* Sequence classification models only: [B][num_labels]. */
 	float	   *class_logits;
+
+	/* Optional: sees every op's output (fn NULL: none). */
+	cb_tap		tap;
 } cb_forward_output;
 
 /*
- * Run the model.  Errors: CB_ERR_INVALID (bad ids, mask, shapes, a sequence
- * too long, an output the architecture does not have), CB_ERR_FORMAT (a model
- * whose configuration or weights are inconsistent), CB_ERR_NOMEM,
- * CB_ERR_LIMIT (a batch too large to size).
+ * Run the model under the compute context cc (compute.h; NULL: one thread,
+ * cb_malloc, never stops).  Errors: CB_ERR_INVALID (bad ids, mask, shapes,
+ * a sequence too long, an output the architecture does not have),
+ * CB_ERR_FORMAT (a model whose configuration or weights are inconsistent),
+ * CB_ERR_NOMEM, CB_ERR_LIMIT (a batch too large to size), CB_ERR_CANCELED
+ * (cc's stop check said stop; the outputs are then incomplete).
  */
-cb_status	cb_forward(const cb_model *model, const cb_forward_input *input,
+cb_status	cb_forward(const cb_compute *cc, const cb_model *model, const cb_forward_input *input,
 					   const cb_forward_output *output, cb_workspace *workspace,
 					   cb_error *err);
 
@@ -114,75 +127,5 @@ cb_status	cb_forward_check_model(const cb_model *model, cb_error *err);
  * products of one forward pass over `tokens` tokens grouped in sequences of
  * `seq_len` tokens, without heads: for benchmarks. */
 double		cb_forward_flops(const cb_model *model, int64_t tokens, int32_t seq_len);
-
-/*
- * Internals shared with generate.c (the KV-cache decoder).
- */
-
-/* Scratch floats needed by cb_encoder_layer for n_rows new rows, at most
- * max_queries new rows and max_keys keys per sequence, and `workers`
- * attention threads (0 on overflow). */
-size_t		cb_encoder_layer_scratch_floats(const cb_model *model, size_t n_rows,
-											size_t max_queries, size_t max_keys, int workers);
-
-/* Bytes of scratch any weight product of the model needs for n rows
- * (cb_matrix_product_scratch of its largest need, at the current thread
- * count); the encoder layer's scratch includes it. */
-size_t		cb_model_product_scratch_bytes(const cb_model *model, size_t n);
-
-/* Embeddings of `n` tokens with the given position ids into x [n][H]. */
-void		cb_embed_tokens(const cb_model *model, const int32_t *ids, const int32_t *positions,
-							size_t n, float *x);
-
-/*
- * One encoder layer on x [n_rows][H] (in place).  The rows form n_seq
- * sequences: sequence s has rows seq_off[s] .. seq_off[s+1]-1 of x.
- * Keys/values: the projections of the rows are written to k_store/v_store
- * starting at row `past` (row past + r for row r of x); sequence s attends to
- * the keys k_store[seq_off[s] .. seq_off[s] + past + n_s) (so `past` > 0
- * requires n_seq == 1: a KV cache).  Query i of a sequence sees all its keys,
- * or with `causal` the keys up to past + i.
- * sink: NULL, or where to copy the attention probabilities (past must be 0,
- * subset NULL).
- * subset: NULL to update every row of x in place; else the layer computes
- * the output of the listed rows only (into subset->out; keys and values are
- * still computed for every row): the last layer needs no more rows than the
- * heads read.
- * scratch holds cb_encoder_layer_scratch_floats floats, sized for `workers`
- * (>= 1): attention (one item per sequence and head) and bias + GELU run on
- * up to that many threads (cb_kernel_parallel_for) when the work is large
- * enough.
- */
-typedef struct cb_query_subset
-{
-	size_t		n;				/* rows to output */
-	const size_t *rows;			/* [n]: rows of x, ascending, grouped by sequence */
-	const size_t *seq_q_off;	/* [n_seq + 1]: sequence s owns rows[seq_q_off[s] ..] */
-	float	   *out;			/* [n][H]: the layer's output for those rows */
-} cb_query_subset;
-
-typedef struct cb_attention_sink
-{
-	float	   *probs;			/* [B][A][T][T] of this layer */
-	int32_t		seq_len;		/* T */
-	int32_t		num_heads;		/* A */
-	const int32_t *row_batch;	/* row -> b */
-	const int32_t *row_time;	/* row -> t */
-} cb_attention_sink;
-
-void		cb_encoder_layer(const cb_model *model, const cb_layer_weights *lw,
-							 float *x, size_t n_rows, size_t n_seq, const size_t *seq_off,
-							 float *k_store, float *v_store, size_t past, int causal,
-							 const cb_attention_sink *sink, const cb_query_subset *subset,
-							 float *scratch, int workers);
-
-/* The LM head on rows x [n][H] -> logits: dense, GELU, LayerNorm (into
- * tmp [n][H]), then tmp · word_embeddingsᵀ + lm_head.bias.  Output row i is
- * written at logits + i * ld_logits (ld_logits >= V).  scratch:
- * cb_model_product_scratch_bytes(model, >= n) bytes. */
-void		cb_lm_head_transform(const cb_model *model, const float *x, size_t n, float *tmp,
-								 void *scratch);
-void		cb_lm_head_decode(const cb_model *model, const float *tmp, size_t n,
-							  float *logits, size_t ld_logits, void *scratch);
 
 #endif							/* CB_FORWARD_H */

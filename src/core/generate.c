@@ -3,6 +3,7 @@
  */
 #include "generate.h"
 #include "config.h"
+#include "encoder_layer.h"
 #include "forward.h"
 #include "logits_processors.h"
 #include "row_ops.h"
@@ -65,6 +66,7 @@ cb_rng_uniform(cb_rng *rng)
 
 struct cb_decoder
 {
+	const cb_compute *cc;		/* the caller's, for the decoder's life */
 	const cb_model *model;
 	int32_t		capacity;		/* tokens the cache holds */
 	int32_t		length;			/* tokens fed so far */
@@ -110,7 +112,8 @@ max_sequence(const cb_config *c)
 }
 
 cb_status
-cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out, cb_error *err)
+cb_decoder_create(const cb_compute *cc, const cb_model *model, int32_t capacity, cb_decoder **out,
+				  cb_error *err)
 {
 	cb_status	st;
 	cb_decoder *dec;
@@ -135,7 +138,7 @@ cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out, cb_
 	cap = (size_t) capacity;
 
 	/* one attention worker: a decoding step has one query row */
-	scratch_floats = cb_encoder_layer_scratch_floats(model, cap, cap, cap, 1);
+	scratch_floats = cb_encoder_layer_scratch_floats(model, cap, cap, cap, 1, cb_compute_threads(cc));
 	if (scratch_floats == 0 ||
 		!cb_mul_size(cap, h, &x_floats) ||
 		!cb_mul_size(x_floats, 2 * (size_t) model->config.num_hidden_layers, &kv_floats) ||
@@ -147,12 +150,13 @@ cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out, cb_
 		!cb_add_size(tmp, sizeof(cb_decoder) + 64, &total))
 		return cb_set_error(err, CB_ERR_LIMIT, "a decoder of %d tokens is too large", capacity);
 
-	p = cb_malloc(total);
+	p = cb_compute_alloc(cc, total);
 	if (p == NULL)
 		return cb_set_error(err, CB_ERR_NOMEM, "out of memory allocating a %zu-byte KV cache", total);
 	dec = (cb_decoder *) p;
 	memset(dec, 0, sizeof(*dec));
 	dec->block = p;
+	dec->cc = cc;
 	dec->model = model;
 	dec->capacity = capacity;
 	dec->length = 0;
@@ -180,7 +184,7 @@ void
 cb_decoder_free(cb_decoder *dec)
 {
 	if (dec != NULL)
-		cb_free(dec->block);
+		cb_compute_free(dec->cc, dec->block);
 }
 
 void
@@ -232,6 +236,7 @@ decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logit
 {
 	const cb_model *model = dec->model;
 	const cb_config *c = &model->config;
+	int			threads = cb_compute_threads(dec->cc);
 	size_t		h = (size_t) c->hidden_size,
 				cap = (size_t) dec->capacity,
 				past = (size_t) dec->length;
@@ -281,10 +286,17 @@ decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logit
 		float	   *k = dec->kv + (size_t) l * 2 * cap * h;
 		float	   *v = k + cap * h;
 
-		cb_check_interrupts();
-		cb_encoder_layer(model, &model->layers[l], dec->x, (size_t) n, 1, seq_off,
-						 k, v, past, 1, NULL, l + 1 == c->num_hidden_layers ? &subset : NULL,
-						 dec->scratch, 1);
+		cb_encoder_layer_args a = {
+			.model = model, .weights = &model->layers[l], .layer = l,
+			.x = dec->x, .n_rows = (size_t) n, .n_seq = 1, .seq_off = seq_off,
+			.k_store = k, .v_store = v, .past = past, .causal = true,
+			.subset = l + 1 == c->num_hidden_layers ? &subset : NULL,
+			.scratch = dec->scratch, .workers = 1, .threads = threads,
+		};
+
+		if (cb_compute_stopped(dec->cc))
+			return cb_compute_canceled(err, "between decoder layers");
+		cb_encoder_layer(&a);
 	}
 	dec->length += n;
 	if (next_logits != NULL || head_out != NULL)
@@ -292,9 +304,11 @@ decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logit
 		const float *final = c->num_hidden_layers > 0 ? dec->last : dec->x + (size_t) (n - 1) * h;
 
 		/* the layers' scratch is free now (sized for cap >= 1 rows) */
-		cb_lm_head_transform(model, final, 1, head_out != NULL ? head_out : dec->head, dec->scratch);
+		cb_lm_head_transform(model, final, 1, head_out != NULL ? head_out : dec->head, dec->scratch,
+							 threads);
 		if (head_out == NULL)
-			cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch);
+			cb_lm_head_decode(model, dec->head, 1, next_logits, (size_t) c->vocab_size, dec->scratch,
+							  threads);
 	}
 	return CB_OK;
 }
@@ -528,7 +542,7 @@ cb_generate_default_options(const cb_model *model, cb_generate_options *opt)
 }
 
 cb_status
-cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
+cb_generate(const cb_compute *cc, const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 			const cb_generate_options *opt, int32_t *new_ids, int32_t *n_new,
 			cb_generate_step_fn on_step, void *arg, cb_error *err)
 {
@@ -575,15 +589,15 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	sample = opt->temperature > 0.0f;
 	v = (size_t) model->config.vocab_size;
 
-	st = cb_decoder_create(model, capacity, &dec, err);
+	st = cb_decoder_create(cc, model, capacity, &dec, err);
 	if (st != CB_OK)
 		return st;
-	logits = cb_malloc(v * sizeof(float));
-	seq = cb_malloc((size_t) capacity * sizeof(int32_t));
+	logits = cb_compute_alloc(cc, v * sizeof(float));
+	seq = cb_compute_alloc(cc, (size_t) capacity * sizeof(int32_t));
 	if (sample)
 	{
-		ids = cb_malloc(v * sizeof(int32_t));
-		probs = cb_malloc(v * sizeof(double));
+		ids = cb_compute_alloc(cc, v * sizeof(int32_t));
+		probs = cb_compute_alloc(cc, v * sizeof(double));
 	}
 	if (logits == NULL || seq == NULL || (sample && (ids == NULL || probs == NULL)))
 	{
@@ -601,7 +615,11 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	{
 		int32_t		next;
 
-		cb_check_interrupts();
+		if (cb_compute_stopped(cc))
+		{
+			st = cb_compute_canceled(err, "generation");
+			goto done;
+		}
 		if (cb_decoder_length(dec) >= limit)
 			break;				/* the next token would have no position */
 		if (on_step != NULL)
@@ -621,10 +639,10 @@ cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
 	*n_new = produced;
 
 done:
-	cb_free(probs);
-	cb_free(ids);
-	cb_free(seq);
-	cb_free(logits);
+	cb_compute_free(cc, probs);
+	cb_compute_free(cc, ids);
+	cb_compute_free(cc, seq);
+	cb_compute_free(cc, logits);
 	cb_decoder_free(dec);
 	return st;
 }

@@ -35,6 +35,7 @@
 #define CB_GENERATE_H
 
 #include "cb_common.h"
+#include "compute.h"
 #include "model.h"
 
 /* ------------------------------------------------------------------------ */
@@ -60,9 +61,11 @@ cb_status	cb_generate_check_model(const cb_model *model, cb_error *err);
 
 /* A decoder for one sequence of at most `capacity` tokens (capacity is
  * clamped to what max_position_embeddings allows).  The model must be a
- * causal LM (is_decoder with an lm_head). */
-cb_status	cb_decoder_create(const cb_model *model, int32_t capacity, cb_decoder **out,
-							  cb_error *err);
+ * causal LM (is_decoder with an lm_head).  It allocates, computes and checks
+ * for interrupts under cc (compute.h; NULL: one thread, cb_malloc, never
+ * stops), which must live as long as the decoder. */
+cb_status	cb_decoder_create(const cb_compute *cc, const cb_model *model, int32_t capacity,
+							  cb_decoder **out, cb_error *err);
 void		cb_decoder_free(cb_decoder *dec);
 void		cb_decoder_reset(cb_decoder *dec);	/* forget every token */
 int32_t		cb_decoder_length(const cb_decoder *dec);
@@ -77,7 +80,9 @@ cb_status	cb_decoder_copy(cb_decoder *dst, const cb_decoder *src, cb_error *err)
  * Append n >= 1 tokens and, if next_logits is not NULL, write the logits
  * [vocab_size] predicting the token after the last one.  CB_ERR_INVALID for a
  * bad id, more tokens than the capacity, or a position id past
- * max_position_embeddings.  Calls cb_check_interrupts() between layers.
+ * max_position_embeddings.  Runs the context's stop check between layers:
+ * CB_ERR_CANCELED when it says stop (the decoder is then unusable: reset
+ * it).
  */
 cb_status	cb_decoder_append(cb_decoder *dec, const int32_t *ids, int32_t n, float *next_logits,
 							  cb_error *err);
@@ -128,9 +133,12 @@ typedef void (*cb_generate_step_fn) (void *arg, int32_t step, const float *logit
  * eos token, after max_new_tokens, or when the sequence reaches the longest
  * the model accepts (max_position_embeddings - pad_token_id - 1 tokens,
  * which must be at least 2: else CB_ERR_FORMAT).
- * on_step may be NULL.  Calls cb_check_interrupts() at every step.
+ * on_step may be NULL.  Runs under cc (compute.h; NULL: one thread,
+ * cb_malloc, never stops), its stop check at every step and between layers
+ * (CB_ERR_CANCELED).
  */
-cb_status	cb_generate(const cb_model *model, const int32_t *prompt, int32_t prompt_len,
+cb_status	cb_generate(const cb_compute *cc, const cb_model *model, const int32_t *prompt,
+						int32_t prompt_len,
 						const cb_generate_options *opt, int32_t *new_ids, int32_t *n_new,
 						cb_generate_step_fn on_step, void *arg, cb_error *err);
 

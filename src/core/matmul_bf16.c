@@ -214,14 +214,14 @@ cb_bf16_product_scratch(const cb_matrix *w, size_t n)
 
 void
 cb_bf16_product_on(const cb_bf16_kernel *k, const float *x, size_t ldx, const cb_matrix *w,
-				   const float *bias, float *y, size_t ldy, size_t n, void *scratch)
+				   const float *bias, float *y, size_t ldy, size_t n, void *scratch, int threads)
 {
 	bf16_job	jb;
-	int			threads = cb_kernel_threads();
 	size_t		tiles;
 
 	if (n == 0 || w->rows == 0)
 		return;
+	threads = cb_kernel_clamp_threads(threads);
 	memset(&jb, 0, sizeof(jb));
 	jb.k = k;
 	jb.xs = cb_align64(scratch);
@@ -252,7 +252,7 @@ cb_bf16_product_on(const cb_bf16_kernel *k, const float *x, size_t ldx, const cb
 
 void
 cb_bf16_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-				float *y, size_t ldy, size_t n, void *scratch)
+				float *y, size_t ldy, size_t n, void *scratch, int threads)
 {
-	cb_bf16_product_on(cb_bf16_kernel_current(), x, ldx, w, bias, y, ldy, n, scratch);
+	cb_bf16_product_on(cb_bf16_kernel_current(), x, ldx, w, bias, y, ldy, n, scratch, threads);
 }

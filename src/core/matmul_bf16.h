@@ -102,6 +102,6 @@ const cb_bf16_kernel *cb_bf16_kernel_named(const char *name);
 /* cb_bf16_product on a given path (scratch: cb_bf16_product_scratch). */
 void		cb_bf16_product_on(const cb_bf16_kernel *k, const float *x, size_t ldx,
 							   const cb_matrix *w, const float *bias, float *y, size_t ldy,
-							   size_t n, void *scratch);
+							   size_t n, void *scratch, int threads);
 
 #endif							/* CB_MATMUL_BF16_H */

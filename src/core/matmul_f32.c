@@ -256,7 +256,7 @@ cb_kernel_matmul_pack_floats(size_t n, size_t in)
 void
 cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 					const float *bias, float alpha, float *y, size_t ldy,
-					size_t n, size_t out, size_t in, float *pack)
+					size_t n, size_t out, size_t in, float *pack, int threads)
 {
 	mm_isa		isa = current_isa();
 
@@ -286,14 +286,14 @@ cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 #ifdef CB_HAVE_X86_KERNELS
 	{
 		mm_job		jb = {x, ldx, w, ldw, bias, alpha, y, ldy, n, out, in, isa, NULL, 0, 0, 0, 0};
-		int			threads;
+		int			wanted = threads;
 
 		if (isa == MM_ISA_AVX512 && pack != NULL && n >= MM_PACK_MIN_ROWS && in > 0)
 		{
 			float	   *xt = (float *) (((uintptr_t) pack + 63) & ~(uintptr_t) 63);
 
 			threads = cb_threads_for(2.0 * (double) (n < MM_PACK_ROWS ? n : MM_PACK_ROWS) *
-									 (double) out * (double) in, (out + OP_MR - 1) / OP_MR);
+									 (double) out * (double) in, (out + OP_MR - 1) / OP_MR, wanted);
 			jb.xt = xt;
 			jb.chunk = chunk_columns(out, OP_MR, threads);
 			for (size_t g0 = 0; g0 < n; g0 += MM_PACK_ROWS)
@@ -306,13 +306,14 @@ cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 			}
 			return;
 		}
-		threads = cb_threads_for(2.0 * (double) n * (double) out * (double) in, (out + 5) / 6);
+		threads = cb_threads_for(2.0 * (double) n * (double) out * (double) in, (out + 5) / 6, wanted);
 		jb.chunk = chunk_columns(out, isa == MM_ISA_AVX512 ? 6 : 3, threads);
 		atomic_store(&jb.next, 0);
 		cb_pool_run(nt_part, &jb, threads);
 	}
 #else
 	(void) pack;
+	(void) threads;
 #endif
 }
 

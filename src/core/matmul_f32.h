@@ -17,8 +17,8 @@
  *   matmul_f32_avx2.c     AVX2+FMA tiles
  *   matmul_f32_kernels.h  what the drivers see of the tiles
  *
- * A product large enough to share runs on cb_kernel_threads() threads of the
- * pool (thread_pool.h), which share its output columns.
+ * A product large enough to share runs on up to the `threads` it is given,
+ * threads of the pool (thread_pool.h), which share its output columns.
  *
  * CAMEMBERT_KERNELS=blas|avx2|avx512 in the environment (read once:
  * cpu_features.h) selects a code path the CPU supports, for tests and
@@ -37,10 +37,12 @@
  * pack: NULL, or cb_kernel_matmul_pack_floats(n, in) floats of scratch (any
  * alignment) that lets the AVX-512 path use its faster kernel for products
  * of 13 rows or more (it transposes up to 128 rows of x there at a time).
+ * threads: at most this many threads of the pool share the product (the
+ * compute context's count, cb_compute_threads; 1 inside a parallel item).
  */
 void		cb_kernel_matmul_nt(const float *x, size_t ldx, const float *w, size_t ldw,
 								const float *bias, float alpha, float *y, size_t ldy,
-								size_t n, size_t out, size_t in, float *pack);
+								size_t n, size_t out, size_t in, float *pack, int threads);
 size_t		cb_kernel_matmul_pack_floats(size_t n, size_t in);
 
 /*

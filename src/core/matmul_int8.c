@@ -357,7 +357,7 @@ int8_item(void *arg, size_t item, int worker)
 
 void
 cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-				float *y, size_t ldy, size_t n, void *scratch)
+				float *y, size_t ldy, size_t n, void *scratch, int threads)
 {
 	int8_path	path = current_path();
 	size_t		cols4 = cb_round_up(w->cols, 4);
@@ -365,7 +365,6 @@ cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bia
 	uint8_t    *qx = cb_align64(sx + n);
 	int8_work	wk;
 	size_t		items;
-	int			threads;
 
 	if (n == 0 || w->rows == 0)
 		return;
@@ -401,7 +400,7 @@ cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bia
 	 * most 24 blocks (the rows of activations a kernel keeps in cache are
 	 * reused across the item's blocks).
 	 */
-	threads = cb_kernel_threads();
+	threads = cb_kernel_clamp_threads(threads);
 	wk.panel = wk.blocks / (4 * (size_t) threads) / 4 * 4;
 	wk.panel = wk.panel < 4 ? 4 : (wk.panel > 24 ? 24 : wk.panel);
 	items = (wk.blocks + wk.panel - 1) / wk.panel;

@@ -216,9 +216,9 @@ worker_floats(const cb_matrix *w, size_t n, size_t block)
 }
 
 size_t
-cb_widen_product_scratch(const cb_matrix *w, size_t n)
+cb_widen_product_scratch(const cb_matrix *w, size_t n, int threads)
 {
-	int			threads = cb_kernel_threads();
+	threads = cb_kernel_clamp_threads(threads);
 
 	return (size_t) threads * worker_floats(w, n, block_rows(w->rows, n, threads)) * sizeof(float) + 64;
 }
@@ -248,19 +248,20 @@ widen_item(void *arg, size_t item, int worker)
 	float	   *pack = on_blas() ? NULL : wide + m * w->cols;
 
 	widen(w->format, (const uint16_t *) w->data + j * w->cols, m * w->cols, wide);
+	/* on this thread alone: the items share the threads */
 	cb_kernel_matmul_nt(jb->x, jb->ldx, wide, w->cols, jb->bias != NULL ? jb->bias + j : NULL, 1.0f,
-						jb->y + j, jb->ldy, jb->n, m, w->cols, pack);
+						jb->y + j, jb->ldy, jb->n, m, w->cols, pack, 1);
 }
 
 void
 cb_widen_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-				 float *y, size_t ldy, size_t n, void *scratch)
+				 float *y, size_t ldy, size_t n, void *scratch, int threads)
 {
 	widen_job	jb;
-	int			threads = cb_kernel_threads();
 
 	if (n == 0 || w->rows == 0)
 		return;
+	threads = cb_kernel_clamp_threads(threads);
 	jb.x = x;
 	jb.ldx = ldx;
 	jb.w = w;

@@ -323,7 +323,7 @@ cb_matrix_row(const cb_matrix *m, size_t row, float *out)
 /* ---- products -------------------------------------------------------------------- */
 
 size_t
-cb_matrix_product_scratch(const cb_matrix *w, size_t n)
+cb_matrix_product_scratch(const cb_matrix *w, size_t n, int threads)
 {
 	switch (w->format)
 	{
@@ -331,7 +331,7 @@ cb_matrix_product_scratch(const cb_matrix *w, size_t n)
 			return cb_kernel_matmul_pack_floats(n, w->cols) * sizeof(float);
 		case CB_MATRIX_F16:
 		case CB_MATRIX_BF16:
-			return cb_widen_product_scratch(w, n);
+			return cb_widen_product_scratch(w, n, threads);
 		case CB_MATRIX_BF16_PACKED:
 			return cb_bf16_product_scratch(w, n);
 		case CB_MATRIX_INT8_PACKED:
@@ -342,23 +342,23 @@ cb_matrix_product_scratch(const cb_matrix *w, size_t n)
 
 void
 cb_matrix_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-				  float *y, size_t ldy, size_t n, void *scratch)
+				  float *y, size_t ldy, size_t n, void *scratch, int threads)
 {
 	switch (w->format)
 	{
 		case CB_MATRIX_F32:
 			cb_kernel_matmul_nt(x, ldx, w->data, w->cols, bias, 1.0f, y, ldy, n, w->rows, w->cols,
-								scratch);
+								scratch, threads);
 			break;
 		case CB_MATRIX_F16:
 		case CB_MATRIX_BF16:
-			cb_widen_product(x, ldx, w, bias, y, ldy, n, scratch);
+			cb_widen_product(x, ldx, w, bias, y, ldy, n, scratch, threads);
 			break;
 		case CB_MATRIX_BF16_PACKED:
-			cb_bf16_product(x, ldx, w, bias, y, ldy, n, scratch);
+			cb_bf16_product(x, ldx, w, bias, y, ldy, n, scratch, threads);
 			break;
 		case CB_MATRIX_INT8_PACKED:
-			cb_int8_product(x, ldx, w, bias, y, ldy, n, scratch);
+			cb_int8_product(x, ldx, w, bias, y, ldy, n, scratch, threads);
 			break;
 	}
 }

@@ -112,14 +112,14 @@ void		cb_matrix_row(const cb_matrix *m, size_t row, float *out);
 /*
  * y[i][j] = sum_k x[i][k] * W[j][k] + bias[j]   for i < n, j < rows, k < cols
  * bias may be NULL (0); rows of x and y start ldx and ldy floats apart; y
- * must not overlap x.  scratch: cb_matrix_product_scratch(m, n) bytes (any
- * alignment), valid for the thread count in effect (cb_kernel_threads())
- * when it was sized.  Large products are shared between the kernel
- * threads, as cb_kernel_matmul_nt's are.
+ * must not overlap x.  scratch: cb_matrix_product_scratch(m, n, threads)
+ * bytes (any alignment), sized for the same `threads`.  Large products are
+ * shared between up to `threads` kernel threads (the compute context's
+ * count, cb_compute_threads), as cb_kernel_matmul_nt's are.
  */
 void		cb_matrix_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-							  float *y, size_t ldy, size_t n, void *scratch);
-size_t		cb_matrix_product_scratch(const cb_matrix *w, size_t n);
+							  float *y, size_t ldy, size_t n, void *scratch, int threads);
+size_t		cb_matrix_product_scratch(const cb_matrix *w, size_t n, int threads);
 
 /* The code path a format's products take now (e.g. "avx512-vnni",
  * "avx-vnni", "portable", "avx512-bf16", "avx512"): for tests and bench. */

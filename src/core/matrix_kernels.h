@@ -21,19 +21,19 @@
 
 #include "matrix.h"
 
-size_t		cb_widen_product_scratch(const cb_matrix *w, size_t n);
+size_t		cb_widen_product_scratch(const cb_matrix *w, size_t n, int threads);
 void		cb_widen_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-							 float *y, size_t ldy, size_t n, void *scratch);
+							 float *y, size_t ldy, size_t n, void *scratch, int threads);
 const char *cb_widen_path(void);
 
 size_t		cb_bf16_product_scratch(const cb_matrix *w, size_t n);
 void		cb_bf16_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-							float *y, size_t ldy, size_t n, void *scratch);
+							float *y, size_t ldy, size_t n, void *scratch, int threads);
 const char *cb_bf16_path(void);
 
 size_t		cb_int8_product_scratch(const cb_matrix *w, size_t n);
 void		cb_int8_product(const float *x, size_t ldx, const cb_matrix *w, const float *bias,
-							float *y, size_t ldy, size_t n, void *scratch);
+							float *y, size_t ldy, size_t n, void *scratch, int threads);
 const char *cb_int8_path(void);
 
 /* Round a size up to a multiple of a power of two. */

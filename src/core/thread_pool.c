@@ -3,6 +3,7 @@
  * the pool, cb_kernel_parallel_for, and how many threads some work is worth.
  */
 #include "thread_pool.h"
+#include "cb_common.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -11,8 +12,6 @@
 #include <pthread.h>
 #include <signal.h>
 #endif
-
-extern int	openblas_get_num_threads(void);
 
 #define POOL_MAX_THREADS 16		/* the caller and at most 15 helpers */
 
@@ -79,6 +78,8 @@ static void *
 pool_worker(void *self)
 {
 	unsigned	seen = pool.start_generation[(intptr_t) self];	/* written before pthread_create */
+
+	cb_mark_helper_thread();	/* never allocates: cb_common.h */
 
 	for (;;)
 	{
@@ -233,33 +234,22 @@ cb_threads_worth(int t, double flops, double min_share)
 
 /* Threads for a product of `flops` with `blocks` column blocks. */
 int
-cb_threads_for(double flops, size_t blocks)
+cb_threads_for(double flops, size_t blocks, int threads)
 {
 	/* below ~1 MFLOP a share is a few microseconds: waking a helper costs as much */
-	int			t = cb_threads_worth(cb_kernel_threads(), flops, 5e5);
+	int			t = cb_threads_worth(cb_kernel_clamp_threads(threads), flops, 5e5);
 
 	while (t > 1 && blocks < (size_t) (2 * t))
 		t--;
 	return t;
 }
 
-static int	kernel_threads = 0;	/* 0: follow OpenBLAS's setting */
-
-void
-cb_kernel_set_threads(int threads)
-{
-	kernel_threads = threads;
-}
-
 int
-cb_kernel_threads(void)
+cb_kernel_clamp_threads(int threads)
 {
-	int			t;
-
 	if (blas_path())
 		return 1;
-	t = kernel_threads > 0 ? kernel_threads : openblas_get_num_threads();
-	return t < 1 ? 1 : (t > POOL_MAX_THREADS ? POOL_MAX_THREADS : t);
+	return threads < 1 ? 1 : (threads > POOL_MAX_THREADS ? POOL_MAX_THREADS : threads);
 }
 
 /* A worker of cb_kernel_parallel_for gets at least this many FLOPs (a share

@@ -2,11 +2,10 @@
  * thread_pool.h — the threads the kernels compute on (thread_pool.c).
  *
  * The calling thread and helper threads of a small pool created on first
- * use, with every signal blocked, that only compute and wait.  How many:
- * openblas_get_num_threads() (OPENBLAS_NUM_THREADS, or
- * openblas_set_num_threads, which camembert.threads calls), or the count
- * given to cb_kernel_set_threads(); fewer when the work would give a thread
- * too little to do.  One thread of a process uses the pool at a time; a
+ * use, with every signal blocked, that only compute and wait (they never
+ * allocate: cb_common.h).  How many: the count each call is given (the
+ * compute context's, compute.h), at most 16; fewer when the work would give
+ * a thread too little to do.  One thread of a process uses the pool at a time; a
  * second thread calling meanwhile computes alone.  On the cblas code path
  * (a CPU with neither AVX2 nor AVX-512, or CAMEMBERT_KERNELS=blas:
  * cpu_features.h) everything runs on the calling thread, OpenBLAS having
@@ -31,11 +30,9 @@ typedef void (*cb_kernel_item_fn) (void *arg, size_t item, int worker);
 void		cb_kernel_parallel_for(size_t items, int workers, double flops,
 								   cb_kernel_item_fn fn, void *arg);
 
-/* Threads a product or cb_kernel_parallel_for may use now (>= 1): the
- * count given to cb_kernel_set_threads() (before any call,
- * openblas_get_num_threads()), at most 16; 1 on the cblas code path. */
-int			cb_kernel_threads(void);
-void		cb_kernel_set_threads(int threads);
+/* The threads a product may use when `threads` are wanted: in [1, 16];
+ * 1 on the cblas code path. */
+int			cb_kernel_clamp_threads(int threads);
 
 /* ---- for the kernels of the core ---- */
 
@@ -57,8 +54,8 @@ void		cb_pool_run(cb_pool_fn fn, void *arg, int threads);
 int			cb_threads_worth(int t, double flops, double min_share);
 
 /* Threads for a product of `flops` whose work splits into `blocks` parts
- * (column blocks): cb_kernel_threads(), fewer while a thread's share would
- * be under 0.5 MFLOP or under two blocks. */
-int			cb_threads_for(double flops, size_t blocks);
+ * (column blocks): cb_kernel_clamp_threads(threads), fewer while a
+ * thread's share would be under 0.5 MFLOP or under two blocks. */
+int			cb_threads_for(double flops, size_t blocks, int threads);
 
 #endif							/* CB_THREAD_POOL_H */

@@ -8,6 +8,7 @@
  * and a beam of one equal to greedy search.
  */
 #include "unit.h"
+#include "support/ut_compute.h"
 #include "support/golden_model.h"
 
 #include "beam_search.h"
@@ -78,12 +79,12 @@ test_golden(void)
 		n_items++;
 		if (bo.num_beams > 1)
 		{
-			CHECK_EQ_INT(cb_beam_search(model, prompt, (int32_t) np, &gen, &bo, got, n_new, scores,
+			CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, (int32_t) np, &gen, &bo, got, n_new, scores,
 										&n_ret, &err), CB_OK);
 		}
 		else
 		{
-			CHECK_EQ_INT(cb_generate(model, prompt, (int32_t) np, &gen, got, &n_new[0], NULL, NULL, &err),
+			CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, (int32_t) np, &gen, got, &n_new[0], NULL, NULL, &err),
 						 CB_OK);
 			n_ret = 1;
 		}
@@ -173,33 +174,33 @@ test_options_and_greedy(void)
 
 	cb_generate_default_options(model, &gen);
 	cb_beam_default_options(&bo);
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
 	/* a beam of one is greedy search */
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
 	CHECK(n_ret == 1 && n_new[0] == n_greedy && memcmp(beam, greedy, sizeof(int32_t) * n_greedy) == 0);
 
 	bo.num_beams = 0;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
 	CHECK(strstr(err.message, "between 1 and 64") != NULL);
 	bo.num_beams = CB_MAX_BEAMS + 1;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
 	bo.num_beams = 2;
 	bo.num_return_sequences = 3;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
 	bo.num_return_sequences = 2;
 	bo.length_penalty = NAN;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
 	bo.length_penalty = 1.0;
 	gen.repetition_penalty = 0.0f;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_ERR_INVALID);
 	gen.repetition_penalty = 1.0f;
 	gen.no_repeat_ngram_size = -1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_ERR_INVALID);
 	gen.no_repeat_ngram_size = 0;
 	/* no new token: no sequence */
 	gen.max_new_tokens = 0;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
 	CHECK_EQ_INT(n_ret, 0);
 	/* a prompt that fills every position: no sequence, as greedy search gives
 	 * no token */
@@ -210,12 +211,12 @@ test_options_and_greedy(void)
 		for (int32_t i = 0; i < limit; i++)
 			full[i] = prompt[i % 5];
 		gen.max_new_tokens = 3;
-		CHECK_EQ_INT(cb_beam_search(model, full, limit, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
+		CHECK_EQ_INT(cb_beam_search(ut_compute(), model, full, limit, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
 		CHECK_EQ_INT(n_ret, 0);
-		CHECK_EQ_INT(cb_generate(model, full, limit, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
+		CHECK_EQ_INT(cb_generate(ut_compute(), model, full, limit, &gen, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
 		CHECK_EQ_INT(n_greedy, 0);
 		/* one position left: one token */
-		CHECK_EQ_INT(cb_beam_search(model, full, limit - 1, &gen, &bo, beam, n_new, scores, &n_ret, &err),
+		CHECK_EQ_INT(cb_beam_search(ut_compute(), model, full, limit - 1, &gen, &bo, beam, n_new, scores, &n_ret, &err),
 					 CB_OK);
 		CHECK(n_ret == 2 && n_new[0] == 1 && n_new[1] == 1);
 		free(full);
@@ -224,7 +225,7 @@ test_options_and_greedy(void)
 	 * ending with it or running to the limit */
 	gen.max_new_tokens = MAX_NEW;
 	gen.eos_token_id = 7035;
-	CHECK_EQ_INT(cb_beam_search(model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
+	CHECK_EQ_INT(cb_beam_search(ut_compute(), model, prompt, 5, &gen, &bo, beam, n_new, scores, &n_ret, &err), CB_OK);
 	CHECK_EQ_INT(n_ret, 2);
 	for (int32_t r = 0; r < n_ret; r++)
 		CHECK(n_new[r] >= 1 && n_new[r] <= MAX_NEW &&

@@ -8,6 +8,7 @@
  * transformers in float32, an independent float64 forward is within 6.4e-6).
  */
 #include "unit.h"
+#include "support/ut_compute.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
 #include "support/ut_alloc.h"
@@ -163,7 +164,7 @@ run(golden *g, int32_t batch, int32_t seq_len, const int32_t *ids, const int32_t
 	cb_status	st;
 
 	cb_clear_error(&err);
-	st = cb_forward(g->m, &in, out, &g->ws, &err);
+	st = cb_forward(ut_compute(), g->m, &in, out, &g->ws, &err);
 	if (st != CB_OK)
 		fprintf(stderr, "cb_forward(%s): %s\n", g->name, err.message);
 	return st;
@@ -1008,34 +1009,70 @@ check_losses(golden *g)
 
 static int	interrupt_calls;
 
-static void
-count_interrupt(void)
+/* the compute context's stop check: counts, says stop at the *arg-th call (0: never) */
+static bool
+count_stop(void *arg)
 {
+	const int  *stop_at = arg;
+
 	interrupt_calls++;
+	return *stop_at > 0 && interrupt_calls >= *stop_at;
 }
 
-/* cb_forward calls the interrupt hook between layers and allocates only
- * through cb_malloc, freeing everything it allocated. */
+/* the core's plain allocator, which the compute path must not use */
+static long plain_allocations;
+
+static void *
+plain_alloc(size_t size)
+{
+	plain_allocations++;
+	return malloc(size ? size : 1);
+}
+
+static void *
+plain_realloc(void *p, size_t size)
+{
+	plain_allocations++;
+	return realloc(p, size ? size : 1);
+}
+
+/* cb_forward runs the context's stop check between layers and allocates
+ * only through the context's allocator, freeing everything it allocated;
+ * a stop check that says stop ends it with CB_ERR_CANCELED, leaving nothing
+ * allocated. */
 static void
 check_hooks(golden *g)
 {
+	static const cb_allocator plain = {plain_alloc, plain_realloc, free};
 	golden_case *gc = &g->cases[2];
 	float	   *last = malloc((size_t) gc->length * (size_t) g->m->config.hidden_size * sizeof(float));
 	cb_forward_output out;
 	cb_forward_input in = {1, gc->length, gc->ids, NULL};
 	cb_error	err;
+	int			stop_at = 0;
+	cb_compute	cc = *ut_compute();
 
+	cc.allocator = &ut_counting_allocator;
+	cc.stop = count_stop;
+	cc.stop_arg = &stop_at;
 	memset(&out, 0, sizeof(out));
 	out.last_hidden_state = last;
 	interrupt_calls = 0;
 	ut_alloc_reset();
-	cb_set_interrupt_hook(count_interrupt);
-	cb_set_allocator(&ut_counting_allocator);
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, NULL, &err), CB_OK);
-	cb_set_allocator(NULL);
-	cb_set_interrupt_hook(NULL);
+	plain_allocations = 0;
+	cb_set_allocator(&plain);
+	CHECK_EQ_INT(cb_forward(&cc, g->m, &in, &out, NULL, &err), CB_OK);
 	CHECK(interrupt_calls >= g->m->config.num_hidden_layers);
 	CHECK_EQ_INT(ut_alloc.live, 0);
+	CHECK(plain_allocations == 0);
+
+	stop_at = 2;
+	interrupt_calls = 0;
+	CHECK_EQ_INT(cb_forward(&cc, g->m, &in, &out, NULL, &err), CB_ERR_CANCELED);
+	CHECK_EQ_INT(interrupt_calls, 2);
+	CHECK_EQ_INT(ut_alloc.live, 0);
+	CHECK(plain_allocations == 0);
+	cb_set_allocator(NULL);
 	free(last);
 }
 
@@ -1059,29 +1096,29 @@ check_errors(golden *g)
 
 	/* exactly the limit passes; one more is rejected */
 	in = (cb_forward_input) {1, limit, ids, NULL};
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_OK);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_OK);
 	in.seq_len = limit + 1;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	CHECK(strstr(err.message, "longer") != NULL);
 	/* a trailing literal <pad> does not take a position */
 	ids[limit] = c->pad_token_id;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_OK);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_OK);
 	ids[limit] = 11;
 
 	in = (cb_forward_input) {1, 4, ids, mask};
 	ids[2] = c->vocab_size;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	ids[2] = -1;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	ids[2] = 12;
 	mask[3] = 2;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	mask[3] = 1;
 	in.batch_size = 0;
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	in.batch_size = 1;
 	memset(mask, 0, sizeof(mask));
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_ERR_INVALID);
 	mask[0] = mask[1] = mask[2] = mask[3] = 1;
 	if (g->kind == KIND_LM)
 	{
@@ -1089,7 +1126,7 @@ check_errors(golden *g)
 		cb_forward_output o2 = out;
 
 		o2.class_logits = cls;
-		CHECK_EQ_INT(cb_forward(g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
+		CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
 	}
 	else
 	{
@@ -1098,17 +1135,17 @@ check_errors(golden *g)
 		float		cls[8];
 
 		o2.token_logits = dummy;
-		CHECK_EQ_INT(cb_forward(g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
+		CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
 		/* left padding is refused for classifiers */
 		mask[0] = 0;
 		o2.token_logits = NULL;
 		o2.class_logits = cls;
-		CHECK_EQ_INT(cb_forward(g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
+		CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &o2, &g->ws, &err), CB_ERR_INVALID);
 		mask[0] = 1;
 	}
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, &g->ws, &err), CB_OK);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, &g->ws, &err), CB_OK);
 	/* without a workspace */
-	CHECK_EQ_INT(cb_forward(g->m, &in, &out, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_forward(ut_compute(), g->m, &in, &out, NULL, &err), CB_OK);
 	free(ids);
 	free(hidden);
 }

@@ -4,12 +4,14 @@
  * generate(), greedy, max_new_tokens=20, 5 prompts x 2 encodings).
  */
 #include "unit.h"
+#include "support/ut_compute.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
 #include "support/ut_alloc.h"
 
 #include "forward.h"
 #include "generate.h"
+#include "beam_search.h"
 #include "row_ops.h"
 
 #define CLM "build/golden/models/clm/"
@@ -334,7 +336,7 @@ test_greedy_golden(void)
 		cb_generate_default_options(model, &opt);
 		opt.max_new_tokens = MAX_STEPS;
 		log.steps = 0;
-		CHECK_EQ_INT(cb_generate(model, prompt, (int32_t) np, &opt, got, &n_new, record_step, &log, &err),
+		CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, (int32_t) np, &opt, got, &n_new, record_step, &log, &err),
 					 CB_OK);
 		CHECK_EQ_INT(n_new, nw);
 		CHECK_EQ_INT(log.steps, nw);
@@ -373,7 +375,7 @@ test_greedy_golden(void)
 			out.logit_positions = &last;
 			out.n_logit_positions = 1;
 			out.position_logits = full;
-			CHECK_EQ_INT(cb_forward(model, &in, &out, &ws, &err), CB_OK);
+			CHECK_EQ_INT(cb_forward(ut_compute(), model, &in, &out, &ws, &err), CB_OK);
 			snprintf(where, sizeof(where), "item %zu step %d recomputed", it, s);
 			ut_diff_add(&d_recompute, log.logits + (size_t) s * v, full, v, where);
 		}
@@ -414,18 +416,18 @@ test_sampling_model(void)
 	cb_generate_default_options(model, &opt);
 	opt.max_new_tokens = 30;
 	opt.eos_token_id = -1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, greedy, &ng, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, greedy, &ng, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(ng, 30);
 
 	opt.temperature = 1.0f;
 	opt.top_k = 50;
 	opt.top_p = 0.95f;
 	opt.seed = 1234;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, a, &na, NULL, NULL, &err), CB_OK);
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, a, &na, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
 	CHECK(na == 30 && nb == 30 && memcmp(a, b, sizeof(a)) == 0);
 	opt.seed = 1235;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
 	CHECK(nb == 30 && memcmp(a, b, sizeof(a)) != 0);
 	CHECK(memcmp(a, greedy, sizeof(a)) != 0);
 
@@ -434,7 +436,7 @@ test_sampling_model(void)
 	opt.top_p = 1.0f;
 	opt.temperature = 1.7f;
 	opt.seed = 99;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
 	CHECK(nb == 30 && memcmp(b, greedy, sizeof(b)) == 0);
 
 	/* eos stops generation (ids include the eos) */
@@ -442,7 +444,7 @@ test_sampling_model(void)
 	cb_generate_default_options(model, &opt);
 	opt.max_new_tokens = 30;
 	opt.eos_token_id = greedy[3];
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
 	{
 		int32_t		first = 0;
 
@@ -451,21 +453,21 @@ test_sampling_model(void)
 		CHECK_EQ_INT(nb, first + 1);
 	}
 	opt.max_new_tokens = 0;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(nb, 0);
 
 	/* bad options */
 	cb_generate_default_options(model, &opt);
 	opt.top_p = 0.0f;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
 	opt.top_p = 1.0f;
 	opt.top_k = -1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
 	opt.top_k = 0;
 	opt.max_new_tokens = -1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 5, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
 	opt.max_new_tokens = 3;
-	CHECK_EQ_INT(cb_generate(model, prompt, 0, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 0, &opt, b, &nb, NULL, NULL, &err), CB_ERR_INVALID);
 }
 
 /* The decoder: chunked appends equal one append; limits. */
@@ -481,7 +483,7 @@ test_decoder(void)
 	ut_diff		d;
 	int32_t		limit = model->config.max_position_embeddings - model->config.pad_token_id - 1;
 
-	CHECK_EQ_INT(cb_decoder_create(model, 8, &dec, &err), CB_OK);
+	CHECK_EQ_INT(cb_decoder_create(ut_compute(), model, 8, &dec, &err), CB_OK);
 	if (dec == NULL)
 		return;
 	CHECK_EQ_INT(cb_decoder_append(dec, ids, 8, one, &err), CB_OK);
@@ -503,7 +505,7 @@ test_decoder(void)
 	cb_decoder_free(dec);
 
 	/* capacity is clamped to the position limit */
-	CHECK_EQ_INT(cb_decoder_create(model, 100000, &dec, &err), CB_OK);
+	CHECK_EQ_INT(cb_decoder_create(ut_compute(), model, 100000, &dec, &err), CB_OK);
 	CHECK_EQ_INT(cb_decoder_capacity(dec), limit);
 	cb_decoder_free(dec);
 
@@ -513,7 +515,7 @@ test_decoder(void)
 
 		if (ut_load_model("build/golden/models/mlm", &mlm) == 0)
 		{
-			CHECK_EQ_INT(cb_decoder_create(&mlm.model, 8, &dec, &err), CB_ERR_INVALID);
+			CHECK_EQ_INT(cb_decoder_create(ut_compute(), &mlm.model, 8, &dec, &err), CB_ERR_INVALID);
 			ut_unload_model(&mlm);
 		}
 		else
@@ -532,9 +534,9 @@ test_decoder(void)
 		cb_generate_default_options(model, &opt);
 		opt.max_new_tokens = 8;
 		opt.eos_token_id = -1;
-		CHECK_EQ_INT(cb_generate(model, prompt, limit - 3, &opt, out, &n, NULL, NULL, &err), CB_OK);
+		CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, limit - 3, &opt, out, &n, NULL, NULL, &err), CB_OK);
 		CHECK_EQ_INT(n, 3);
-		CHECK_EQ_INT(cb_generate(model, prompt, limit, &opt, out, &n, NULL, NULL, &err), CB_OK);
+		CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, limit, &opt, out, &n, NULL, NULL, &err), CB_OK);
 		CHECK_EQ_INT(n, 0);
 		free(prompt);
 	}
@@ -544,35 +546,68 @@ test_decoder(void)
 
 static int	interrupt_calls;
 
-static void
-count_interrupt(void)
+/* the compute context's stop check: counts, says stop at the *arg-th call (0: never) */
+static bool
+count_stop(void *arg)
 {
+	const int  *stop_at = arg;
+
 	interrupt_calls++;
+	return *stop_at > 0 && interrupt_calls >= *stop_at;
 }
 
-/* cb_generate checks interrupts at every step and frees what it allocates */
+/* cb_generate and cb_beam_search run the context's stop check at every step
+ * and allocate through its allocator, freeing what they allocate; stopped,
+ * they return CB_ERR_CANCELED and leave nothing allocated */
 static void
 test_hooks(void)
 {
 	int32_t		prompt[] = {5, 280, 113, 109};
-	int32_t		out[10],
-				n = 0;
+	int32_t		out[2 * 10],
+				n = 0,
+				n_beams[2],
+				n_ret = 0;
 	cb_generate_options opt;
+	cb_beam_options bo;
 	cb_error	err;
+	int			stop_at = 0;
+	cb_compute	cc = *ut_compute();
 
+	cc.allocator = &ut_counting_allocator;
+	cc.stop = count_stop;
+	cc.stop_arg = &stop_at;
 	cb_generate_default_options(model, &opt);
 	opt.max_new_tokens = 10;
 	opt.eos_token_id = -1;
 	opt.temperature = 0.8f;
 	interrupt_calls = 0;
 	ut_alloc_reset();
-	cb_set_interrupt_hook(count_interrupt);
-	cb_set_allocator(&ut_counting_allocator);
-	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, out, &n, NULL, NULL, &err), CB_OK);
-	cb_set_allocator(NULL);
-	cb_set_interrupt_hook(NULL);
+	CHECK_EQ_INT(cb_generate(&cc, model, prompt, 4, &opt, out, &n, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(n, 10);
 	CHECK(interrupt_calls >= 10);
+	CHECK_EQ_INT(ut_alloc.live, 0);
+
+	stop_at = 7;
+	interrupt_calls = 0;
+	CHECK_EQ_INT(cb_generate(&cc, model, prompt, 4, &opt, out, &n, NULL, NULL, &err), CB_ERR_CANCELED);
+	CHECK_EQ_INT(interrupt_calls, 7);
+	CHECK_EQ_INT(ut_alloc.live, 0);
+
+	opt.temperature = 0.0f;
+	cb_beam_default_options(&bo);
+	bo.num_beams = 2;
+	bo.num_return_sequences = 2;
+	stop_at = 0;
+	interrupt_calls = 0;
+	CHECK_EQ_INT(cb_beam_search(&cc, model, prompt, 4, &opt, &bo, out, n_beams, NULL, &n_ret, &err), CB_OK);
+	CHECK_EQ_INT(n_ret, 2);
+	CHECK(interrupt_calls >= 10);
+	CHECK_EQ_INT(ut_alloc.live, 0);
+	stop_at = 9;
+	interrupt_calls = 0;
+	CHECK_EQ_INT(cb_beam_search(&cc, model, prompt, 4, &opt, &bo, out, n_beams, NULL, &n_ret, &err),
+				 CB_ERR_CANCELED);
+	CHECK_EQ_INT(interrupt_calls, 9);
 	CHECK_EQ_INT(ut_alloc.live, 0);
 }
 
@@ -631,10 +666,10 @@ test_tiny_temperature_generate(void)
 	cb_generate_default_options(model, &opt);
 	opt.max_new_tokens = 12;
 	opt.eos_token_id = -1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 4, &opt, greedy, &n_greedy, NULL, NULL, &err), CB_OK);
 	opt.temperature = 1e-39f;
 	opt.seed = 1;
-	CHECK_EQ_INT(cb_generate(model, prompt, 4, &opt, tiny, &n_tiny, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), model, prompt, 4, &opt, tiny, &n_tiny, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(n_tiny, n_greedy);
 	CHECK(n_greedy == 12 && memcmp(greedy, tiny, sizeof(greedy)) == 0);
 }
@@ -661,20 +696,20 @@ test_short_position_table(void)
 	for (int32_t room = -1; room < 2; room++)
 	{
 		m.config.max_position_embeddings = m.config.pad_token_id + 1 + room;
-		CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_ERR_FORMAT);
+		CHECK_EQ_INT(cb_generate(ut_compute(), &m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_ERR_FORMAT);
 		CHECK_EQ_INT(n, 0);
 		CHECK(strstr(err.message, "max_position_embeddings") != NULL);
-		CHECK_EQ_INT(cb_decoder_create(&m, 4, &dec, &err), CB_ERR_FORMAT);
+		CHECK_EQ_INT(cb_decoder_create(ut_compute(), &m, 4, &dec, &err), CB_ERR_FORMAT);
 		CHECK(dec == NULL);
 		cb_decoder_free(dec);
 		dec = NULL;
 	}
 	m.config.max_position_embeddings = m.config.pad_token_id + 3;
-	CHECK_EQ_INT(cb_generate(&m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), &m, prompt, 1, &opt, out, &n, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(n, 1);
-	CHECK_EQ_INT(cb_generate(&m, prompt, 2, &opt, out, &n, NULL, NULL, &err), CB_OK);
+	CHECK_EQ_INT(cb_generate(ut_compute(), &m, prompt, 2, &opt, out, &n, NULL, NULL, &err), CB_OK);
 	CHECK_EQ_INT(n, 0);
-	CHECK_EQ_INT(cb_generate(&m, prompt, 3, &opt, out, &n, NULL, NULL, &err), CB_ERR_INVALID);
+	CHECK_EQ_INT(cb_generate(ut_compute(), &m, prompt, 3, &opt, out, &n, NULL, NULL, &err), CB_ERR_INVALID);
 }
 
 int

@@ -13,6 +13,7 @@
  */
 #include "matmul_f32.h"
 #include "unit.h"
+#include "support/ut_compute.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,7 +54,7 @@ check_nt(size_t n, size_t out, size_t in, bool with_bias, float alpha, bool with
 	float		sentinel = y[n * ldy];
 	double		worst = 0;
 
-	cb_kernel_matmul_nt(x, ldx, w, ldw, bias, alpha, y, ldy, n, out, in, pack);
+	cb_kernel_matmul_nt(x, ldx, w, ldw, bias, alpha, y, ldy, n, out, in, pack, ut_threads());
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < out; j++)
 		{
@@ -171,14 +172,14 @@ test_nt_empty(void)
 				y[4] = {9, 9, 9, 9};
 
 	/* in == 0: y = bias (or 0) */
-	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 2, 2, 0, NULL);
+	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 2, 2, 0, NULL, ut_threads());
 	CHECK(y[0] == 0.5f && y[1] == -2.0f && y[2] == 0.5f && y[3] == -2.0f);
-	cb_kernel_matmul_nt(x, 2, w, 2, NULL, 1.0f, y, 2, 2, 2, 0, NULL);
+	cb_kernel_matmul_nt(x, 2, w, 2, NULL, 1.0f, y, 2, 2, 2, 0, NULL, ut_threads());
 	CHECK(y[0] == 0.0f && y[3] == 0.0f);
 	/* n == 0 or out == 0: nothing written */
 	y[0] = 7;
-	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 0, 2, 2, NULL);
-	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 2, 0, 2, NULL);
+	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 0, 2, 2, NULL, ut_threads());
+	cb_kernel_matmul_nt(x, 2, w, 2, b, 1.0f, y, 2, 2, 0, 2, NULL, ut_threads());
 	CHECK(y[0] == 7.0f);
 }
 
@@ -199,7 +200,6 @@ test_nn_shapes(void)
 			}
 }
 
-extern int	openblas_get_num_threads(void);
 
 int
 main(void)
@@ -213,7 +213,7 @@ main(void)
 #endif
 
 	snprintf(name, sizeof(name), "test_kernels_%s_threads_%s%s", cb_kernel_isa(),
-			 openblas_get_num_threads() > 1 ? "many" : "one", sanitizer);
+			 ut_threads() > 1 ? "many" : "one", sanitizer);
 	RUN(test_nt_shapes);
 	RUN(test_nt_large);
 	RUN(test_nt_empty);

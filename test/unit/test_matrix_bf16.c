@@ -37,9 +37,13 @@
 #include "matrix.h"
 #include "matrix_kernels.h"
 #include "unit.h"
+#include "support/ut_compute.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* the products' thread count: the tests' (ut_threads), or test_threads' own */
+static int	threads_now = 1;
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 
@@ -519,7 +523,7 @@ emulate(const problem *p, size_t i, size_t j)
 static int
 check_product(const problem *p, const cb_bf16_kernel *k, const char *what)
 {
-	size_t		scratch_bytes = cb_matrix_product_scratch(&p->m, p->n);
+	size_t		scratch_bytes = cb_matrix_product_scratch(&p->m, p->n, threads_now);
 	char	   *scratch = malloc(scratch_bytes + 1);
 	float	   *y = malloc((p->n * p->ldy + 1) * sizeof(float));
 	int			bad = 0;
@@ -531,9 +535,9 @@ check_product(const problem *p, const cb_bf16_kernel *k, const char *what)
 		y[i] = -7.25f;
 	/* scratch at an odd address: any alignment must do */
 	if (k != NULL)
-		cb_bf16_product_on(k, p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1);
+		cb_bf16_product_on(k, p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1, threads_now);
 	else
-		cb_matrix_product(p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1);
+		cb_matrix_product(p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1, threads_now);
 	for (size_t i = 0; i < p->n; i++)
 		for (size_t j = 0; j < p->ldy; j++)
 		{
@@ -668,10 +672,10 @@ test_threads(void)
 	{
 		char	   *scratch;
 
-		cb_kernel_set_threads(t);
-		scratch = malloc(cb_matrix_product_scratch(&p.m, p.n));
+		threads_now = t;
+		scratch = malloc(cb_matrix_product_scratch(&p.m, p.n, threads_now));
 		memset(yt, 0, p.n * p.ldy * sizeof(float));
-		cb_matrix_product(p.x, p.ldx, &p.m, p.bias, t == 1 ? y1 : yt, p.ldy, p.n, scratch);
+		cb_matrix_product(p.x, p.ldx, &p.m, p.bias, t == 1 ? y1 : yt, p.ldy, p.n, scratch, threads_now);
 		if (t > 1)
 		{
 			int			diff = 0;
@@ -688,7 +692,7 @@ test_threads(void)
 		}
 		free(scratch);
 	}
-	cb_kernel_set_threads(0);
+	threads_now = ut_threads();
 	free(y1);
 	free(yt);
 	free_problem(&p);
@@ -719,14 +723,14 @@ test_special(void)
 		 * weights are never all zero over a pair here) */
 		{
 			problem		p = make_problem(6, 33, 10, false, 1.0f);
-			size_t		scratch_bytes = cb_matrix_product_scratch(&p.m, p.n);
+			size_t		scratch_bytes = cb_matrix_product_scratch(&p.m, p.n, threads_now);
 			char	   *scratch = malloc(scratch_bytes);
 			float	   *y = malloc(p.n * p.ldy * sizeof(float));
 			int			bad = 0;
 
 			p.x[1 * p.ldx + 4] = NAN;
 			p.x[3 * p.ldx + 9] = INFINITY;
-			cb_bf16_product_on(k, p.x, p.ldx, &p.m, p.bias, y, p.ldy, p.n, scratch);
+			cb_bf16_product_on(k, p.x, p.ldx, &p.m, p.bias, y, p.ldy, p.n, scratch, threads_now);
 			for (size_t j = 0; j < p.rows; j++)
 			{
 				float		w = weight(&p, j, 9);
@@ -753,22 +757,21 @@ test_special(void)
 
 		cb_matrix_encode_rows(CB_MATRIX_BF16_PACKED, 3, 0, blob, 0, 3, x);
 		m = cb_matrix_view(CB_MATRIX_BF16_PACKED, 3, 0, blob);
-		scratch = malloc(cb_matrix_product_scratch(&m, 2) + 1);
+		scratch = malloc(cb_matrix_product_scratch(&m, 2, threads_now) + 1);
 		for (int i = 0; i < 6; i++)
 			y[i] = 9;
-		cb_matrix_product(x, 1, &m, bias, y, 3, 2, scratch);
+		cb_matrix_product(x, 1, &m, bias, y, 3, 2, scratch, threads_now);
 		CHECK(y[0] == 0.5f && y[1] == -1.0f && y[2] == 2.0f && y[3] == 0.5f && y[5] == 2.0f);
-		cb_matrix_product(x, 1, &m, NULL, y, 3, 2, scratch);
+		cb_matrix_product(x, 1, &m, NULL, y, 3, 2, scratch, threads_now);
 		CHECK(y[0] == 0.0f && y[4] == 0.0f);
 		y[0] = 9;
-		cb_matrix_product(x, 1, &m, bias, y, 3, 0, scratch);
+		cb_matrix_product(x, 1, &m, bias, y, 3, 0, scratch, threads_now);
 		CHECK(y[0] == 9.0f);
 		free(scratch);
 		free(blob);
 	}
 }
 
-extern int	openblas_get_num_threads(void);
 
 int
 main(void)
@@ -781,8 +784,9 @@ main(void)
 	const char *sanitizer = "";
 #endif
 
+	threads_now = ut_threads();
 	snprintf(name, sizeof(name), "test_matrix_bf16_%s_threads_%s%s", cb_matrix_path(CB_MATRIX_BF16_PACKED),
-			 openblas_get_num_threads() > 1 ? "many" : "one", sanitizer);
+			 ut_threads() > 1 ? "many" : "one", sanitizer);
 	RUN(test_bf16_rounding);
 	RUN(test_f16_rounding);
 	RUN(test_encodings);

@@ -23,9 +23,13 @@
 #include "kernels.h"
 #include "matrix.h"
 #include "unit.h"
+#include "support/ut_compute.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* the products' thread count: the tests' (ut_threads), or test_threads' own */
+static int	threads_now = 1;
 
 static uint64_t rng = 0x2545F4914F6CDD1DULL;
 
@@ -231,9 +235,9 @@ run_product(const product_case *pc, const float *x_in, const float *w_in, double
 	cb_matrix_encode_rows(CB_MATRIX_INT8_PACKED, rows, cols, blob, 0, rows, w);
 	m = cb_matrix_view(CB_MATRIX_INT8_PACKED, rows, cols, blob);
 	/* exactly the bytes asked for, at an odd address */
-	scratch_bytes = cb_matrix_product_scratch(&m, n);
+	scratch_bytes = cb_matrix_product_scratch(&m, n, threads_now);
 	scratch = xmalloc(scratch_bytes + 1);
-	cb_matrix_product(x, ldx, &m, bias, y, ldy, n, scratch + 1);
+	cb_matrix_product(x, ldx, &m, bias, y, ldy, n, scratch + 1, threads_now);
 
 	for (size_t i = 0; i < n; i++)
 	{
@@ -500,8 +504,8 @@ test_special_rows(void)
 		bias[j] = uniform();
 	cb_matrix_encode_rows(CB_MATRIX_INT8_PACKED, rows, cols, blob, 0, rows, w);
 	m = cb_matrix_view(CB_MATRIX_INT8_PACKED, rows, cols, blob);
-	scratch = xmalloc(cb_matrix_product_scratch(&m, 6));
-	cb_matrix_product(x, cols, &m, bias, y, rows, 6, scratch);
+	scratch = xmalloc(cb_matrix_product_scratch(&m, 6, threads_now));
+	cb_matrix_product(x, cols, &m, bias, y, rows, 6, scratch, threads_now);
 	for (size_t j = 0; j < rows; j++)
 	{
 		nan_ok += isnan(y[0 * rows + j]) && isnan(y[1 * rows + j]) && isnan(y[2 * rows + j]);
@@ -545,16 +549,15 @@ test_empty(void)
 	m = cb_matrix_view(CB_MATRIX_INT8_PACKED, 3, 0, blob);
 	for (int i = 0; i < 8; i++)
 		y[i] = -7.0f;
-	CHECK(cb_matrix_product_scratch(&m, 2) <= sizeof(scratch));
-	cb_matrix_product(x, 1, &m, bias, y, 3, 0, scratch);
+	CHECK(cb_matrix_product_scratch(&m, 2, threads_now) <= sizeof(scratch));
+	cb_matrix_product(x, 1, &m, bias, y, 3, 0, scratch, threads_now);
 	CHECK(y[0] == -7.0f);
-	cb_matrix_product(x, 1, &m, bias, y, 4, 2, scratch);
+	cb_matrix_product(x, 1, &m, bias, y, 4, 2, scratch, threads_now);
 	CHECK(y[0] == 0.5f && y[1] == -1.0f && y[2] == 2.0f && y[3] == -7.0f);
 	CHECK(y[4] == 0.5f && y[5] == -1.0f && y[6] == 2.0f && y[7] == -7.0f);
 	free(blob);
 }
 
-extern int	openblas_get_num_threads(void);
 
 int
 main(void)
@@ -567,8 +570,9 @@ main(void)
 	const char *sanitizer = "";
 #endif
 
+	threads_now = ut_threads();
 	snprintf(name, sizeof(name), "test_matrix_int8_%s_threads_%s%s", cb_matrix_path(CB_MATRIX_INT8_PACKED),
-			 cb_kernel_threads() > 1 ? "many" : "one", sanitizer);
+			 cb_kernel_clamp_threads(ut_threads()) > 1 ? "many" : "one", sanitizer);
 	RUN(test_path);
 	RUN(test_roundtrip);
 	RUN(test_shapes);

@@ -20,9 +20,13 @@
 #include "kernels.h"
 #include "matrix.h"
 #include "unit.h"
+#include "support/ut_compute.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* the products' thread count: the tests' (ut_threads), or test_threads' own */
+static int	threads_now = 1;
 
 static uint64_t rng = 0xD1B54A32D192ED03ULL;
 
@@ -150,14 +154,14 @@ check(const problem *p, const char *what, float **y_out)
 	float	   *y = malloc(ny * sizeof(float)),
 			   *ref = malloc(ny * sizeof(float)),
 			   *pack = malloc(cb_kernel_matmul_pack_floats(p->n, p->cols) * sizeof(float));
-	char	   *scratch = malloc(cb_matrix_product_scratch(&p->m, p->n) + 1);
+	char	   *scratch = malloc(cb_matrix_product_scratch(&p->m, p->n, threads_now) + 1);
 	int			bad = 0;
 
 	for (size_t i = 0; i < ny; i++)
 		y[i] = ref[i] = -3.5f;
 	cb_kernel_matmul_nt(p->x, p->ldx, p->wide, p->cols, p->bias, 1.0f, ref, p->ldy, p->n, p->rows,
-						p->cols, pack);
-	cb_matrix_product(p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1);
+						p->cols, pack, threads_now);
+	cb_matrix_product(p->x, p->ldx, &p->m, p->bias, y, p->ldy, p->n, scratch + 1, threads_now);
 	for (size_t i = 0; i < ny; i++)
 		if (!(same(y[i], ref[i]) ||
 			  /* the cblas path: equal up to float rounding (matmul_widen.c) */
@@ -230,7 +234,7 @@ test_threads(void)
 
 	for (int t = 1; t <= 4; t++)
 	{
-		cb_kernel_set_threads(t);
+		threads_now = t;
 		for (size_t f = 0; f < 2; f++)
 			for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
 			{
@@ -244,7 +248,7 @@ test_threads(void)
 				free_problem(&p);
 			}
 	}
-	cb_kernel_set_threads(0);
+	threads_now = ut_threads();
 }
 
 /*
@@ -308,7 +312,6 @@ test_nonfinite(void)
 	}
 }
 
-extern int	openblas_get_num_threads(void);
 
 int
 main(void)
@@ -321,8 +324,9 @@ main(void)
 	const char *sanitizer = "";
 #endif
 
+	threads_now = ut_threads();
 	snprintf(name, sizeof(name), "test_matrix_widen_%s_threads_%s%s", cb_matrix_path(CB_MATRIX_F16),
-			 openblas_get_num_threads() > 1 ? "many" : "one", sanitizer);
+			 ut_threads() > 1 ? "many" : "one", sanitizer);
 	RUN(test_n);
 	RUN(test_shapes);
 	RUN(test_threads);

@@ -21,6 +21,7 @@
  *     validation of the child's report.
  */
 #include "unit.h"
+#include "support/ut_compute.h"
 #include "support/npy.h"
 #include "support/golden_model.h"
 #include "support/ut_files.h"
@@ -149,7 +150,7 @@ check_forward(const tf_case *tc)
 			out.token_logits = logits;
 		else
 			out.class_logits = cls;
-		if (cb_forward(m, &in, &out, &ws, &err) != CB_OK)
+		if (cb_forward(ut_compute(), m, &in, &out, &ws, &err) != CB_OK)
 		{
 			CHECK_MSG(false, "%s case %zu: %s", tc->dir, ci, err.message);
 			continue;
