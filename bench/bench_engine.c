@@ -61,30 +61,7 @@
 #include <string.h>
 #include <time.h>
 
-extern int	openblas_get_num_threads(void);
-
-/*
- * The compute context (compute.h): its thread count is OPENBLAS_NUM_THREADS
- * (openblas_get_num_threads), the bench's way of choosing threads.  A core
- * from before the context (BENCH_CORE_DIR) read that setting itself.
- */
-#if __has_include("compute.h")
-#include "compute.h"
-#define BENCH_HAS_COMPUTE 1
-#define BENCH_CC bench_compute(),
-static const cb_compute *
-bench_compute(void)
-{
-	static cb_compute cc;
-
-	cc = cb_compute_serial();
-	cc.threads = openblas_get_num_threads();
-	return &cc;
-}
-#else
-#define BENCH_HAS_COMPUTE 0
-#define BENCH_CC
-#endif
+#include "bench_compute.h"
 
 /* --precision (NULL: cb_model_load_dir).  A core from before cb_precision
  * (BENCH_CORE_DIR) has no CB_PRECISION_NAMES: the option is then refused. */

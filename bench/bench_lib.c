@@ -14,30 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern int	openblas_get_num_threads(void);
-
-/*
- * The compute context (compute.h): its thread count is OPENBLAS_NUM_THREADS
- * (openblas_get_num_threads), the bench's way of choosing threads.  A core
- * from before the context (BENCH_CORE_DIR) read that setting itself.
- */
-#if __has_include("compute.h")
-#include "compute.h"
-#define BENCH_HAS_COMPUTE 1
-#define BENCH_CC bench_compute(),
-static const cb_compute *
-bench_compute(void)
-{
-	static cb_compute cc;
-
-	cc = cb_compute_serial();
-	cc.threads = openblas_get_num_threads();
-	return &cc;
-}
-#else
-#define BENCH_HAS_COMPUTE 0
-#define BENCH_CC
-#endif
+#include "bench_compute.h"
 
 /* the core's name of its matrix-product code path (matmul_f32.h; weak: a core from before it has none) */
 extern const char *cb_kernel_isa(void) __attribute__((weak));

@@ -143,7 +143,7 @@ fi
 
 # 3. the driver and the library (when a source is newer), the inputs, the texts
 if [ ! -x "$BIN" ] || [ ! -f "$LIB" ] ||
-	[ -n "$(find "$CORE_DIR" "$ROOT/bench/bench_engine.c" "$ROOT/bench/bench_lib.c" -newer "$LIB" -name '*.[ch]' | head -1)" ]; then
+	[ -n "$(find "$CORE_DIR" "$ROOT/bench" -maxdepth 1 -newer "$LIB" -name '*.[ch]' | head -1)" ]; then
 	log "building bench_engine and libcbbench.so from $CORE_DIR (-O2, as PGXS builds the extension)"
 	cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -I"$CORE_DIR" $HDF5_CFLAGS -o "$BIN" \
 		"$ROOT/bench/bench_engine.c" "$CORE_DIR"/[a-z]*.c $HDF5_LIBS -lopenblas -lm -lpthread
