@@ -4,15 +4,19 @@
     /usr/bin/python3 models/train/build_corpus.py [WORK_DIR]   (default build/models-train)
 
 Installs (apt-get, as root, only what is missing) the packages below, renders
-every man page they ship with groff to plain UTF-8 text, and writes into
+every man page they ship with groff to plain UTF-8 text, downloads (apt-get
+download) and unpacks into WORK_DIR/game/ the Battle for Wesnoth packages
+(their message catalogs only; the game is not installed), and writes into
 WORK_DIR/corpus/:
 
   fr_lm.jsonl       French prose lines for the tokenizer, the masked LM and the
-                    causal LM: manpages-fr + debian-reference-fr + debian-faq-fr.
-                    {"doc", "split": "train"|"test", "text"}
+                    causal LM: manpages-fr, debian-reference-fr, debian-faq-fr,
+                    the programs' message catalogs, the Debian Administrator's
+                    Handbook, the game's dialogue and stories.
+                    {"doc", "source", "split": "train"|"test", "text"}
   langid.jsonl      sentences labelled fr/de/es/en for the language classifier,
-                    from manpages-fr / manpages-de / manpages-es / manpages.
-                    {"doc", "lang", "split": "train"|"val"|"test", "text"}
+                    from the same kinds of text in the four languages.
+                    {"doc", "lang", "source", "split": "train"|"val"|"test", "text"}
   stats.json        counts (pages, lines, bytes, sentences per split and language)
 
 Everything is deterministic: files are processed in sorted order, splits are
@@ -39,6 +43,12 @@ import sys
 GETTEXT_PACKAGES = ["coreutils", "findutils", "grep", "sed", "tar", "diffutils", "bash", "apt",
                     "dpkg", "adduser", "man-db", "util-linux-locales", "libc-l10n", "gnupg-l10n",
                     "libglib2.0-data", "libgtk-3-common", "libgweather-4-common"]
+# Conversation: the dialogue, stories and help of the game Battle for Wesnoth, in
+# the same four languages (English msgid).  Its packages would pull in the whole
+# game: they are downloaded (apt-get download) and unpacked into WORK, not installed.
+GAME_PACKAGES = ["wesnoth-1.16-data"] + ["wesnoth-1.16-" + c for c in (
+    "did", "dm", "dw", "ei", "httt", "l", "low", "nr", "sof", "sota", "sotbe", "thot", "trow",
+    "tsg", "ttb", "utbs")]
 HANDBOOK_PACKAGE = "debian-handbook"
 HANDBOOK_DIRS = {"fr": "fr-FR", "de": "de-DE", "es": "es-ES", "en": "en-US"}
 HANDBOOK_ROOT = "/usr/share/doc/debian-handbook/html"
@@ -237,11 +247,18 @@ FORMAT_SPEC = re.compile(r"%(?:\d+\$)?[-#0 +']*(?:\d+|\*)?(?:\.\d+)?(?:hh|h|ll|l
 MO_OPTION = re.compile(r"^\s*-[\w\[\]=<>.,-]*(?:,? -[\w\[\]=<>.,-]*)*\s{2,}")
 
 
+# typography that differs between the catalogs of one message and says nothing
+# of its language: French no-break spaces before ?!:; (NFKC makes them spaces
+# for the tokenizers anyway) and the typographic apostrophe of the English msgids
+TYPOGRAPHY = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2019": "'"})
+
+
 def message_lines(text):
     """Usable lines of one catalog message: no format directive, markup or
-    option table; mnemonic underscores removed; whitespace normalised."""
+    option table; mnemonic underscores removed; whitespace and apostrophes
+    normalised."""
     out = []
-    for l in text.split("\n"):
+    for l in text.translate(TYPOGRAPHY).split("\n"):
         l = MO_OPTION.sub("", l)
         if FORMAT_SPEC.search(l) or re.search(r"\w_\w|__|http|[/\\|]", l):
             continue
@@ -263,6 +280,37 @@ def gettext_catalog(path):
             continue
         out.setdefault(msgid.split("\x04")[-1], cat[k])
     return out
+
+
+def game_catalogs(work):
+    """{lang: [.mo path]} of the game packages, downloaded and unpacked into
+    WORK/game (once); and the packages' versions."""
+    root = os.path.join(work, "game")
+    debs = os.path.join(root, "debs")
+    os.makedirs(debs, exist_ok=True)
+    if not all(any(f.startswith(p + "_") for f in os.listdir(debs)) for p in GAME_PACKAGES):
+        subprocess.run(["apt-get", "download", "-q"] + GAME_PACKAGES, cwd=debs, check=True)
+    versions, out = {}, {}
+    for deb in sorted(os.listdir(debs)):
+        pkg = deb.split("_")[0]
+        if pkg not in GAME_PACKAGES:
+            continue
+        r = subprocess.run(["dpkg-deb", "-f", os.path.join(debs, deb), "Version"], capture_output=True,
+                           text=True, check=True)
+        versions[pkg] = r.stdout.strip()
+        tree = os.path.join(root, "tree")
+        os.makedirs(tree, exist_ok=True)
+        r = subprocess.run(["dpkg-deb", "-c", os.path.join(debs, deb)], capture_output=True, text=True,
+                           check=True)
+        mos = [l.split()[-1] for l in r.stdout.split("\n")
+               if re.search(r"/locale/(fr|de|es)/LC_MESSAGES/[^/]+\.mo$", l)]
+        if not all(os.path.isfile(os.path.join(tree, m)) for m in mos):
+            with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", os.path.join(debs, deb)],
+                                  stdout=subprocess.PIPE) as tar_in:
+                subprocess.run(["tar", "-x", "-C", tree] + mos, stdin=tar_in.stdout, check=True)
+        for m in mos:
+            out.setdefault(m.split("/locale/")[1].split("/")[0], []).append(os.path.join(tree, m))
+    return {k: sorted(v) for k, v in out.items()}, versions
 
 
 class ParagraphParser(html.parser.HTMLParser):
@@ -410,18 +458,32 @@ def main():
                     n += 1
         stats["gettext"][pkg] = {"version": package_version(pkg), "translations": n}
         log(f"gettext: {pkg} {n} translations")
-    n_lm = 0
-    for (pkg, dom, msgid), tr in sorted(messages.items()):
-        key = f"{pkg}:{dom}:{msgid}"
-        split = everyday_split(msgid)  # the same message in two catalogs: one split
-        for lang, text in [("en", msgid)] + sorted(tr.items()):
-            for line in message_lines(text):
-                if is_everyday_sentence(line, lang):
-                    sentences[lang].append(("gettext:" + key, line, "gettext", split))
-                if lang == "fr" and is_prose(line, "fr", 3):
-                    fr_lm.append(("gettext:" + key, line, "gettext", "test" if split == "test" else "train"))
-                    n_lm += 1
-    stats["gettext_messages"] = {"messages": len(messages), "fr_lm_lines": n_lm}
+    # The game's catalogs: a source of their own ("game"); a long message (a
+    # story, a speech) gives one langid sentence per sentence.
+    game_files, stats["game_packages"] = game_catalogs(work)
+    game_messages = {}
+    for lang, files in sorted(game_files.items()):
+        for f in files:
+            dom = os.path.basename(f)[:-3]
+            for msgid, msgstr in gettext_catalog(f).items():
+                if msgstr and msgstr != msgid:
+                    game_messages.setdefault(("wesnoth", dom, msgid), {})[lang] = msgstr
+    log(f"game: {len(game_messages)} messages")
+    for source, msgs in (("gettext", messages), ("game", game_messages)):
+        n_lm = 0
+        for (pkg, dom, msgid), tr in sorted(msgs.items()):
+            key = f"{pkg}:{dom}:{msgid}"
+            split = everyday_split(msgid)  # the same message in two catalogs: one split
+            for lang, text in [("en", msgid)] + sorted(tr.items()):
+                for line in message_lines(text):
+                    parts = SENT_SPLIT.split(line) if source == "game" else [line]
+                    for part in parts:
+                        if is_everyday_sentence(part, lang):
+                            sentences[lang].append((source + ":" + key, part, source, split))
+                    if lang == "fr" and is_prose(line, "fr", 3):
+                        fr_lm.append((source + ":" + key, line, source, "test" if split == "test" else "train"))
+                        n_lm += 1
+        stats[source + "_messages"] = {"messages": len(msgs), "fr_lm_lines": n_lm}
 
     # The Debian Administrator's Handbook: a page (same file name in every
     # language) is held out in all four languages.

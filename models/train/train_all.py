@@ -68,11 +68,12 @@ CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dr
 # training sentences per language taken from each source (man pages, gettext
 # catalogs, the Debian Administrator's Handbook)
 LANGID = dict(steps=250, max_tokens=2048, lr=3e-4, warmup=20, weight_decay=0.01, dropout=0.1,
-              train_per_lang={"man": 5000, "gettext": 4000, "handbook": 3000})
+              train_per_lang={"man": 5000, "gettext": 4000, "handbook": 3000, "game": 4000})
 LANGS = ["fr", "de", "es", "en"]
 # held-out French LM text, by kind: technical (man pages, debian-reference,
 # debian-faq) and everyday (UI messages of the gettext catalogs, the handbook)
-LM_KINDS = {"technical": ("man", "doc"), "gettext": ("gettext",), "handbook": ("handbook",)}
+LM_KINDS = {"technical": ("man", "doc"), "gettext": ("gettext",), "handbook": ("handbook",),
+            "game": ("game",)}
 EVERYDAY_TEST = os.path.join(HERE, "everyday_test.tsv")
 # hand-written everyday sentences for choosing the recipe (the test file measures
 # once, at the end); neither is in any training line (build_corpus.py)
@@ -89,7 +90,7 @@ LANGID_CONTINUE = dict(steps=60, max_tokens=1024, lr=3e-4, warmup=5, weight_deca
 # (the default of a from-scratch run).  character_coverage 1.0: every character of
 # the training sentences gets a piece (at 0.9995 the rarer ones -- Spanish '¿' '¡',
 # French 'œ' -- became <unk>, which is no sign of any language)
-LANGID_SCRATCH = dict(steps=400, max_tokens=1024, lr=1e-3, warmup=40, weight_decay=0.01,
+LANGID_SCRATCH = dict(steps=1200, max_tokens=1024, lr=1e-3, warmup=40, weight_decay=0.01,
                       dropout=0.1, train_per_lang=LANGID["train_per_lang"],
                       character_coverage=1.0, short_spans=0.5)
 # short_spans: for that share of the training sentences of 5+ words, a random
@@ -408,6 +409,8 @@ def main():
     ap.add_argument("--langid-per-source", metavar="SRC=N,...",
                     help="override LANGID_SCRATCH's training sentences per language and source, "
                          "e.g. man=5000,gettext=8000,handbook=3000 (a recipe comparison)")
+    ap.add_argument("--langid-steps", type=int, metavar="N",
+                    help="override LANGID_SCRATCH's steps (a recipe comparison)")
     ap.add_argument("--eval-only", action="store_true",
                     help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
@@ -418,6 +421,8 @@ def main():
         args.langid_tokenizer = True
     if args.langid_short_spans is not None:
         LANGID_SCRATCH["short_spans"] = args.langid_short_spans
+    if args.langid_steps is not None:
+        LANGID_SCRATCH["steps"] = args.langid_steps
     if args.langid_per_source:
         LANGID_SCRATCH["train_per_lang"] = {k: int(v) for k, v in
                                             (x.split("=") for x in args.langid_per_source.split(","))}
