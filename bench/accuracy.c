@@ -14,7 +14,8 @@
  * --corpus: the directory models/train/build_corpus.py writes (fr_lm.jsonl,
  * langid.jsonl); only their "test" split of technical text is read (records
  * whose "source" is "man" or "doc", or that have none: the everyday text of
- * issue 19, "gettext" and "handbook", has its own figures in models/README.md).  The evaluation follows
+ * issue 19, "gettext", "handbook" and "game", has its own figures in
+ * models/README.md).  The evaluation follows
  * models/train/train_all.py exactly, so that float32 must reproduce the
  * figures of models/README.md (checked, "harness" lines):
  *

@@ -11,7 +11,8 @@ Steps (every random choice comes from a generator seeded below):
   1. SentencePiece BPE tokenizer, 8000 pieces, on the French training lines;
   2. fr-clm:  CamembertForCausalLM from random init, next-token loss;
   3. fr-mlm:  CamembertForMaskedLM initialised from fr-clm, 15 % masking (80/10/10);
-  4. langid:  CamembertForSequenceClassification fr/de/es/en, encoder from fr-mlm;
+  4. langid:  CamembertForSequenceClassification fr/de/es/en, from random init
+              with its own tokenizer on its sentences of the four languages;
   5. each model's weights rounded to float16, held-out metrics computed with
      the rounded weights (what is shipped), HF model directory written to OUT.
 A summary (hyper-parameters, sizes, times, metrics) goes to WORK/report.json.
@@ -62,7 +63,7 @@ MAX_POS = MAX_LEN + 2    # max_position_embeddings
 SP_VOCAB = 8000
 
 ARCH = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768)
-MLM = dict(steps=1100, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
+MLM = dict(steps=1800, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0,
            mask_prob=0.15)
 CLM = dict(steps=900, max_tokens=2048, lr=1e-3, warmup=50, weight_decay=0.01, dropout=0.0)
 # training sentences per language taken from each source (man pages, gettext
@@ -278,12 +279,16 @@ def mlm_eval(model, tok, seqs, seed):
             "cross_entropy": round(ce / total, 4)}
 
 
-def clm_eval(model, seqs):
+def clm_eval(model, seqs, word_start=None):
     """Perplexity per token: exp(mean CE of predicting every token after <s>,
-    </s> included)."""
+    </s> included).  With word_start (a bool per id: the piece begins a word,
+    '▁'), also per word: exp(the same total CE / the words of the text), a
+    figure two tokenizers can be compared by (each cuts the same words into a
+    different number of tokens)."""
     ce = 0.0
     n = 0
     correct = 0
+    words = sum(int(word_start[torch.tensor(s)].sum()) for s in seqs) if word_start is not None else 0
     with torch.no_grad():
         for b in eval_batches(seqs):
             ids, am = pad([seqs[i] for i in b])
@@ -294,8 +299,11 @@ def clm_eval(model, seqs):
             ce += c
             correct += k
             n += keep.sum().item()
-    return {"predicted_tokens": n, "cross_entropy": round(ce / n, 4),
-            "perplexity": round(math.exp(ce / n), 2), "top1_accuracy": round(correct / n, 4)}
+    out = {"predicted_tokens": n, "cross_entropy": round(ce / n, 4),
+           "perplexity": round(math.exp(ce / n), 2), "top1_accuracy": round(correct / n, 4)}
+    if words:
+        out.update(words=words, perplexity_per_word=round(math.exp(ce / words), 1))
+    return out
 
 
 def cls_eval(model, items):
@@ -411,6 +419,9 @@ def main():
                          "e.g. man=5000,gettext=8000,handbook=3000 (a recipe comparison)")
     ap.add_argument("--langid-steps", type=int, metavar="N",
                     help="override LANGID_SCRATCH's steps (a recipe comparison)")
+    ap.add_argument("--heldout-tokens", type=int, metavar="N",
+                    help="with --continue-from: at most N held-out LM tokens per kind (default "
+                         "8000; 0: all, as a run from scratch)")
     ap.add_argument("--eval-only", action="store_true",
                     help="with --continue-from: no training at all, only the evaluation")
     args = ap.parse_args()
@@ -475,6 +486,8 @@ def main():
         seqs = chunk(tok.encode_pieces_ids(r["text"]))
         (train_seqs if r["split"] == "train" else test_by_kind[kind_of[r["source"]]]).extend(seqs)
     heldout_tokens = 1000 if args.quick < 1 else 8000 if cont else HELDOUT_TOKENS
+    if cont and args.heldout_tokens is not None:
+        heldout_tokens = args.heldout_tokens or None
     for k, v in test_by_kind.items():
         if heldout_tokens is None:
             break
@@ -496,8 +509,10 @@ def main():
                                  "test_tokens": {k: sum(map(len, v)) for k, v in test_by_kind.items()}}
     log("fr sequences", report["fr_lm_sequences"])
 
+    word_start = torch.tensor([tok.piece(i).startswith("\u2581") for i in range(tok.vocab_size)])
+
     def clm_evals(model):
-        return {k: clm_eval(model, v) for k, v in test_by_kind.items()}
+        return {k: clm_eval(model, v, word_start) for k, v in test_by_kind.items()}
 
     def mlm_evals(model):
         return {k: mlm_each_position(model, tok, v) if k.startswith("everyday_")
@@ -530,7 +545,7 @@ def main():
     report["clm"]["heldout_fp16"] = clm_evals(clm)
     report["clm"]["greedy_examples"] = {p: greedy(clm, tok, p) for p in [
         "La commande ls", "Le fichier", "Cette option", "Debian est", "Bonjour", "Il fait",
-        "Je voudrais", "Le train"]}
+        "Je voudrais", "Le train", "Mon ami", "Merci"]}
     log("clm", report["clm"]["heldout_fp16"], report["clm"]["greedy_examples"])
     gen_cfg = json.dumps({"_from_model_config": True, "bos_token_id": BOS, "eos_token_id": EOS,
                           "pad_token_id": PAD, "transformers_version": "4.37.0.dev0"},
@@ -571,6 +586,8 @@ def main():
         "Le noyau <mask> gère les processus.",
         "Paris est la <mask> de la France.",
         "Bonjour, comment <mask> ?",
+        "Bonjour, comment allez-<mask> ?",
+        "Nous allons <mask> demain matin.",
         "Il fait très <mask> aujourd'hui.",
         "Je voudrais un <mask>, s'il vous plaît.",
         "Voulez-vous vraiment <mask> ce fichier ?",
