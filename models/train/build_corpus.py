@@ -289,7 +289,15 @@ def game_catalogs(work):
     debs = os.path.join(root, "debs")
     os.makedirs(debs, exist_ok=True)
     if not all(any(f.startswith(p + "_") for f in os.listdir(debs)) for p in GAME_PACKAGES):
-        subprocess.run(["apt-get", "download", "-q"] + GAME_PACKAGES, cwd=debs, check=True)
+        cmd = ["apt-get", "download", "-q"] + GAME_PACKAGES
+        if subprocess.run(cmd, cwd=debs).returncode != 0:
+            # package lists missing or stale (every other package already installed,
+            # so ensure_packages() did not update them)
+            if os.geteuid() != 0:
+                sys.exit("apt-get download failed; run as root (apt-get update) or download: "
+                         + " ".join(GAME_PACKAGES))
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(cmd, cwd=debs, check=True)
     versions, out = {}, {}
     for deb in sorted(os.listdir(debs)):
         pkg = deb.split("_")[0]

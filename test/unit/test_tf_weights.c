@@ -1,6 +1,6 @@
 /*
  * test_tf_weights.c — TensorFlow weight files (tf_h5.c, tf_names.c and their
- * use by model_image.c) against the golden TF directories
+ * use by model_files.c) against the golden TF directories
  * test/golden/models/{mlm_tf_h5, mlm_tf_h5_sharded, mlm_tf_safetensors,
  * cls3_tf_h5, clm_tf_h5}, whose expected outputs are those of their source
  * models (mlm, cls3, clm: test/golden/README and shared golden README,
