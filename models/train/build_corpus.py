@@ -269,6 +269,10 @@ def message_lines(text):
     return out
 
 
+# a translated catalog, in a package's file list
+MO_PATH = r"/locale/(fr|de|es)/LC_MESSAGES/[^/]+\.mo$"
+
+
 def gettext_catalog(path):
     """msgid -> msgstr of a .mo file (context dropped, plural forms: the first)."""
     with open(path, "rb") as fh:
@@ -282,9 +286,22 @@ def gettext_catalog(path):
     return out
 
 
+def add_catalog(messages, pkg, path):
+    """Add the translations of the .mo file PATH (.../locale/LANG/LC_MESSAGES/DOMAIN.mo)
+    to messages {(pkg, domain, msgid): {lang: msgstr}}; returns how many."""
+    lang = path.split("/locale/")[1].split("/")[0]
+    dom = os.path.basename(path)[:-3]
+    n = 0
+    for msgid, msgstr in gettext_catalog(path).items():
+        if msgstr and msgstr != msgid:
+            messages.setdefault((pkg, dom, msgid), {})[lang] = msgstr
+            n += 1
+    return n
+
+
 def game_catalogs(work):
-    """{lang: [.mo path]} of the game packages, downloaded and unpacked into
-    WORK/game (once); and the packages' versions."""
+    """The .mo paths of the game packages, downloaded and unpacked into
+    WORK/game (once), sorted; and the packages' versions."""
     root = os.path.join(work, "game")
     debs = os.path.join(root, "debs")
     os.makedirs(debs, exist_ok=True)
@@ -298,7 +315,9 @@ def game_catalogs(work):
                          + " ".join(GAME_PACKAGES))
             subprocess.run(["apt-get", "update", "-qq"], check=True)
             subprocess.run(cmd, cwd=debs, check=True)
-    versions, out = {}, {}
+    tree = os.path.join(root, "tree")
+    os.makedirs(tree, exist_ok=True)
+    versions, out = {}, []
     for deb in sorted(os.listdir(debs)):
         pkg = deb.split("_")[0]
         if pkg not in GAME_PACKAGES:
@@ -306,19 +325,15 @@ def game_catalogs(work):
         r = subprocess.run(["dpkg-deb", "-f", os.path.join(debs, deb), "Version"], capture_output=True,
                            text=True, check=True)
         versions[pkg] = r.stdout.strip()
-        tree = os.path.join(root, "tree")
-        os.makedirs(tree, exist_ok=True)
         r = subprocess.run(["dpkg-deb", "-c", os.path.join(debs, deb)], capture_output=True, text=True,
                            check=True)
-        mos = [l.split()[-1] for l in r.stdout.split("\n")
-               if re.search(r"/locale/(fr|de|es)/LC_MESSAGES/[^/]+\.mo$", l)]
+        mos = [l.split()[-1] for l in r.stdout.split("\n") if re.search(MO_PATH, l)]
         if not all(os.path.isfile(os.path.join(tree, m)) for m in mos):
             with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", os.path.join(debs, deb)],
                                   stdout=subprocess.PIPE) as tar_in:
                 subprocess.run(["tar", "-x", "-C", tree] + mos, stdin=tar_in.stdout, check=True)
-        for m in mos:
-            out.setdefault(m.split("/locale/")[1].split("/")[0], []).append(os.path.join(tree, m))
-    return {k: sorted(v) for k, v in out.items()}, versions
+        out.extend(os.path.join(tree, m) for m in mos)
+    return sorted(out), versions
 
 
 class ParagraphParser(html.parser.HTMLParser):
@@ -457,25 +472,16 @@ def main():
     stats["gettext"] = {}
     for pkg in GETTEXT_PACKAGES:
         n = 0
-        for f in package_files(pkg, r"/locale/(fr|de|es)/LC_MESSAGES/[^/]+\.mo$"):
-            lang = f.split("/locale/")[1].split("/")[0]
-            dom = os.path.basename(f)[:-3]
-            for msgid, msgstr in gettext_catalog(f).items():
-                if msgstr and msgstr != msgid:
-                    messages.setdefault((pkg, dom, msgid), {})[lang] = msgstr
-                    n += 1
+        for f in package_files(pkg, MO_PATH):
+            n += add_catalog(messages, pkg, f)
         stats["gettext"][pkg] = {"version": package_version(pkg), "translations": n}
         log(f"gettext: {pkg} {n} translations")
     # The game's catalogs: a source of their own ("game"); a long message (a
     # story, a speech) gives one langid sentence per sentence.
     game_files, stats["game_packages"] = game_catalogs(work)
     game_messages = {}
-    for lang, files in sorted(game_files.items()):
-        for f in files:
-            dom = os.path.basename(f)[:-3]
-            for msgid, msgstr in gettext_catalog(f).items():
-                if msgstr and msgstr != msgid:
-                    game_messages.setdefault(("wesnoth", dom, msgid), {})[lang] = msgstr
+    for f in game_files:
+        add_catalog(game_messages, "wesnoth", f)
     log(f"game: {len(game_messages)} messages")
     for source, msgs in (("gettext", messages), ("game", game_messages)):
         n_lm = 0
